@@ -1,0 +1,45 @@
+# Two entry points: `make demo` and `make test`. Each sets everything up first and is idempotent:
+# stamp files in .venv record finished steps, so a second run skips them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# llama.cpp's default -march=native build uses AMX kernels that segfault on these machines: build portable.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
+DEMO_HOME ?= .demo-home
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# CPU torch first: an unpinned torch pulled by sentence-transformers would resolve to a multi-GB CUDA build.
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	touch $@
+
+$(VENV)/.llama: | $(VENV)/.torch
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(BIN)/pip install --quiet llama-cpp-python==0.3.36
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.llama
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	rm -rf $(DEMO_HOME)
+	LOGO_HOME=$(DEMO_HOME) $(BIN)/python -m logo_cli.demo sample_histories
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check logo_cli tests bench
+	$(BIN)/mypy logo_cli
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,337 @@
+"""The command line: parse, call one library function, render. The one place errors become exit codes.
+
+stdout carries data only (JSON lines, or the answer text); everything for people goes to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import orjson
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import ExitCode, LogoError, UsageError
+
+EPILOG_LINK = "Docs: README.md · exit codes: 0 ok, 1 bug, 2 usage, 3 bad data, 4 not found, 5 model, 6 store, 7 busy, 130 interrupted"
+
+
+def _stderr() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+class LogoGroup(TyperGroup):
+    """Maps LogoError to its exit code and Ctrl-C to 130, with a short message and no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LogoError as exc:
+            console = _stderr()
+            console.print(f"[bold red]Error:[/] {exc.message}", soft_wrap=True)
+            if exc.hint:
+                console.print(exc.hint, soft_wrap=True)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            _stderr().print("Interrupted.")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+app = typer.Typer(
+    cls=LogoGroup,
+    name="logo",
+    help=(
+        "Personalized answers from a local LLM, from each user's own history (local memory) and what everyone "
+        "shares (global memory).\n\n"
+        "Typical run:\n\n"
+        "  logo ingest histories.jsonl        # user histories -> local memory\n\n"
+        "  logo build-global                  # cluster everyone -> global memory\n\n"
+        '  logo ask --user maya "What should I cook tonight?"'
+    ),
+    epilog=EPILOG_LINK,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", envvar="LOGO_HOME", help="Data folder (store + global memory). [env: LOGO_HOME]",
+                 show_default="platform user data dir"),
+]
+EmbedderOpt = Annotated[
+    str | None,
+    typer.Option("--embedder", envvar="LOGO_EMBEDDER",
+                 help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2). [env: LOGO_EMBEDDER]"),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", envvar="LOGO_MODEL",
+                 help="GGUF model file (default: packaged SmolLM2-135M-Instruct Q4_1). [env: LOGO_MODEL]"),
+]
+
+
+def _settings(home: Path | None, embedder: str | None = None, model: str | None = None) -> Any:
+    from .config import Settings
+
+    settings = Settings()
+    if home is not None:
+        settings.home = home
+    if embedder:
+        settings.embedder = embedder
+    if model:
+        settings.model = model
+    return settings
+
+
+def _emit(obj: Any) -> None:
+    """One JSON line on stdout."""
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"logo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------------------------------- ingest
+
+
+@app.command(
+    "ingest",
+    epilog="Example: logo ingest sample_histories/histories.jsonl\n\nExample: cat export.jsonl | logo ingest -",
+)
+def ingest_cli(
+    files: Annotated[list[str], typer.Argument(help="JSONL files of records; - reads stdin.", show_default=False)],
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Report bad lines on stderr and go on.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records embedded and written at once.")] = 256,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Add user histories to local memory (records -> embeddings -> on-disk Chroma store).
+
+    Each line is a JSON object: user (or user_id), text (or query + response), and optional timestamp,
+    id, item, rating, label, meta. Re-ingesting the same records adds nothing. A bad line stops the run
+    with FILE:LINE: reason and exit code 3; the records before it are kept. Prints one JSON summary line:
+    read, added, duplicates, invalid, users.
+    """
+    from .embed import load_embedder
+    from .ingest import IngestInterrupted, count_lines, ingest
+    from .store import Store
+
+    settings = _settings(home, embedder)
+    model = load_embedder(settings.embedder_spec())
+    store = Store(settings.store_dir)
+    console = _stderr()
+    progress = None
+    task = None
+    if console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=console, transient=True)
+        progress.start()
+        task = progress.add_task("ingest", total=count_lines(files))
+
+    def on_batch(summary: Any) -> None:
+        if progress is not None and task is not None:
+            progress.update(task, completed=summary.read + summary.invalid)
+
+    try:
+        summary = ingest(files, store, model, skip_invalid=skip_invalid, batch_size=batch_size, on_batch=on_batch)
+    except IngestInterrupted as exc:
+        if progress is not None:
+            progress.stop()
+        _emit({**exc.summary.to_json(), "error": exc.message})
+        raise
+    finally:
+        if progress is not None:
+            progress.stop()
+    for problem in summary.problems:
+        console.print(f"[yellow]skipped[/] {problem}", soft_wrap=True)
+    if summary.invalid > len(summary.problems):
+        console.print(f"... and {summary.invalid - len(summary.problems)} more invalid lines")
+    _emit(summary.to_json())
+
+
+# --------------------------------------------------------------------------------------------- build-global
+
+
+@app.command("build-global", epilog="Example: logo build-global --seed 0\n\nExample: logo build-global --clusters 12")
+def build_global_cli(
+    clusters: Annotated[int | None, typer.Option("--clusters", min=1, help="Force k interest clusters (default: chosen by silhouette).")] = None,
+    communities: Annotated[int | None, typer.Option("--communities", min=1, help="Force the number of user communities (default: automatic).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same clusters.")] = 0,
+    min_users: Annotated[int, typer.Option("--min-users", min=1, help="Clusters from fewer distinct users are private: never shown to others.")] = 3,
+    segments: Annotated[int, typer.Option("--segments", min=0, help="Time periods for each cluster's popularity trend.")] = 4,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Cluster everyone's records into global memory: interest clusters, user profiles, communities.
+
+    Each cluster gets keywords (class-based TF-IDF), its most shared items, rating mean, size and number of
+    users; each user a cluster distribution and diversity (normalized entropy); users with similar
+    distributions form communities. Written as a new version and switched atomically. Prints one JSON line.
+    """
+    from .embed import load_embedder
+    from .global_memory import BuildOptions, build_global
+    from .store import Store
+
+    settings = _settings(home, embedder)
+    model = load_embedder(settings.embedder_spec())
+    console = _stderr()
+    options = BuildOptions(clusters=clusters, communities=communities, seed=seed, min_users=min_users, segments=segments)
+    if console.is_terminal:
+        with console.status("building global memory") as status:
+            memory = build_global(Store(settings.store_dir), model.id, model.dim, settings.global_dir, options,
+                                  progress=lambda msg: status.update(msg))
+    else:
+        memory = build_global(Store(settings.store_dir), model.id, model.dim, settings.global_dir, options)
+    _emit(memory.summary())
+
+
+# ----------------------------------------------------------------------------------------------------- ask
+
+
+def _parse_at(value: str | None) -> float | None:
+    if value is None:
+        return None
+    from .records import parse_time
+
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise UsageError(f"--at: {exc}", "Give an ISO 8601 time (2025-06-01T00:00:00Z) or epoch seconds.") from None
+
+
+@app.command(
+    "ask",
+    epilog=(
+        'Example: logo ask --user maya "What should I cook tonight?"\n\n'
+        'Example: logo ask --user maya --json "Any film for tonight?" | jq .answer\n\n'
+        'Example: echo \'{"user": "maya", "query": "A book for the train?"}\' | logo ask -'
+    ),
+)
+def ask_cli(
+    question: Annotated[str | None, typer.Argument(help="The question; - (or piped stdin) reads JSONL {user, query, id, at}.", show_default=False)] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Whose memory to use. Unknown users are cold-start users.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, memory used, weights, flags, tokens, timings.")] = False,
+    memory: Annotated[str, typer.Option("--memory", help="Memory sources: logo (both), local, global or none.")] = "logo",
+    at: Annotated[str | None, typer.Option("--at", help="Answer as of this time (ISO 8601 or epoch s): later records are ignored.")] = None,
+    explain: Annotated[bool, typer.Option("--explain", "-e", help="Show on stderr which memory was used and why.")] = False,
+    show_prompt: Annotated[bool, typer.Option("--show-prompt", help="Include the prompt messages in the JSON.")] = False,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest answer, in tokens.")] = 160,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 gives reproducible answers.")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    local_k: Annotated[int, typer.Option("--local-k", min=0, help="Most of the user's records in the prompt.")] = 4,
+    global_k: Annotated[int, typer.Option("--global-k", min=0, help="Most population clusters in the prompt.")] = 3,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Answer a question for one user, from their history and the population's global memory.
+
+    The mediator weighs local against global memory: cold-start users and off-profile questions from
+    biased users lean on global memory. On a terminal the answer streams; --json prints one object with
+    the answer and everything that went into it.
+    """
+    from .ask import Asker, GenerationOptions, Question
+    from .mediator import MEMORY_MODES, MediatorOptions
+
+    if memory not in MEMORY_MODES:
+        raise UsageError(f"--memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}.")
+    batch = question == "-" or (question is None and not sys.stdin.isatty())
+    if not batch and question is None:
+        raise UsageError("Give a question, or - to read JSONL questions from stdin.", 'Example: logo ask --user maya "..."')
+    if not batch and not user:
+        raise UsageError("--user is required for a single question.", 'Example: logo ask --user maya "..."')
+
+    when = _parse_at(at)
+    settings = _settings(home, embedder, model)
+    options = MediatorOptions(memory=memory, local_k=local_k, global_k=global_k)  # type: ignore[arg-type]
+    asker = Asker(settings, options, GenerationOptions(max_tokens=max_tokens, temperature=temperature, seed=seed))
+
+    if batch:
+        for item in _batch_questions(user, when):
+            _emit(asker.answer(item).to_json(include_prompt=show_prompt))
+        return
+
+    assert user is not None and question is not None
+    item = Question(user=user, query=question, at=when)
+    stream = not as_json and sys.stdout.isatty()
+    result = asker.answer(item, on_token=(lambda t: (sys.stdout.write(t), sys.stdout.flush())) if stream else None)
+    if as_json:
+        _emit(result.to_json(include_prompt=show_prompt))
+    elif stream:
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(result.answer + "\n")
+    if explain:
+        _explain(result)
+
+
+def _batch_questions(default_user: str | None, default_at: float | None) -> Any:
+    from .ask import Question
+    from .errors import BadRecord
+    from .records import parse_time, read_jsonl_objects
+
+    for line, obj in read_jsonl_objects("-"):
+        if not isinstance(obj, dict):
+            raise BadRecord("<stdin>", line, "expected a JSON object")
+        user = obj.get("user") or obj.get("user_id") or default_user
+        query = obj.get("query") or obj.get("question")
+        if not isinstance(user, str | int) or not str(user).strip():
+            raise BadRecord("<stdin>", line, "missing `user` (or pass --user)")
+        if not isinstance(query, str) or not query.strip():
+            raise BadRecord("<stdin>", line, "missing or empty `query`")
+        when = default_at
+        if obj.get("at") is not None:
+            try:
+                when = parse_time(obj["at"])
+            except ValueError as exc:
+                raise BadRecord("<stdin>", line, f"field `at`: {exc}") from None
+        yield Question(user=str(user), query=query, id=str(obj["id"]) if obj.get("id") is not None else None, at=when)
+
+
+def _explain(result: Any) -> None:
+    ctx = result.context
+    console = _stderr()
+    flags = [name for name in ("cold_start", "biased", "off_profile") if getattr(ctx, name)]
+    if ctx.conflicts:
+        flags.append(f"{len(ctx.conflicts)} conflict(s)")
+    console.print(
+        f"[dim]memory {ctx.memory}: local {ctx.weights['local']:.2f} / global {ctx.weights['global']:.2f}"
+        f" · history {ctx.history_size} records · {' '.join(flags) or 'regular'}[/]"
+    )
+    for hit in ctx.local:
+        text = hit.record.text.replace("\n", " ")[:90]
+        console.print(f"[dim]  local  {hit.score:.2f}  {hit.record.item or ''} {text}[/]", soft_wrap=True)
+    for use in ctx.global_:
+        c = use.cluster
+        console.print(f"[dim]  global {use.score:.2f}  cluster {c.id} ({c.users} users): {', '.join(c.keywords[:5])} [{use.source}][/]", soft_wrap=True)
+    if ctx.community is not None:
+        console.print(f"[dim]  community {ctx.community.id} ({ctx.community.size} users, via {ctx.community_source})[/]")
+    if ctx.evidence:
+        console.print(f"[dim]  evidence {ctx.evidence}[/]")
+    t = result.timings_ms
+    console.print(f"[dim]  tokens prompt {result.usage.prompt_tokens}, answer {result.usage.completion_tokens} · {t['total'] / 1000:.1f} s[/]")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,107 @@
+"""Stream records -> batches -> embeddings -> store. Idempotent: a record already stored is counted, not added.
+
+Each batch is written in one call after its embeddings are computed, so an interruption loses at most the
+batch in flight, and a re-run adds exactly what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .embed import Embedder
+from .errors import BadRecord
+from .records import InvalidLine, Record, read_records
+from .store import Store
+
+DEFAULT_BATCH = 256
+
+
+@dataclass
+class IngestSummary:
+    read: int = 0
+    added: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    users: int = 0
+    embedder: str = ""
+    problems: list[str] = field(default_factory=list)  # the first few skipped lines, for people
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("problems")
+        return out
+
+
+class IngestInterrupted(BadRecord):
+    """A bad line stopped the run; `summary` says what was stored before it."""
+
+    summary: IngestSummary
+
+
+def ingest(
+    paths: Sequence[str],
+    store: Store,
+    embedder: Embedder,
+    *,
+    skip_invalid: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+    on_batch: Callable[[IngestSummary], None] | None = None,
+) -> IngestSummary:
+    summary = IngestSummary(embedder=embedder.id)
+    store.open(embedder.id, embedder.dim, create=True)
+    users: set[str] = set()
+    batch: dict[str, Record] = {}
+
+    def flush() -> None:
+        if not batch:
+            return
+        fresh_ids = set(batch) - store.existing_ids(list(batch))
+        fresh = [r for uid, r in batch.items() if uid in fresh_ids]
+        summary.duplicates += len(batch) - len(fresh)
+        if fresh:
+            store.add(fresh, embedder.embed([r.embedding_text() for r in fresh]))
+        summary.added += len(fresh)
+        batch.clear()
+        if on_batch:
+            on_batch(summary)
+
+    try:
+        for item in read_records(paths, skip_invalid=skip_invalid):
+            if isinstance(item, InvalidLine):
+                summary.invalid += 1
+                if len(summary.problems) < 20:
+                    summary.problems.append(str(item))
+                continue
+            summary.read += 1
+            users.add(item.user)
+            if item.uid in batch:
+                summary.duplicates += 1  # the same record twice in one batch
+                continue
+            batch[item.uid] = item
+            if len(batch) >= batch_size:
+                flush()
+    except BadRecord as exc:
+        flush()  # keep every good record before the bad line
+        summary.users = len(users)
+        error = IngestInterrupted(exc.source, exc.line, exc.reason)
+        error.summary = summary
+        raise error from None
+    flush()
+    summary.users = len(users)
+    return summary
+
+
+def count_lines(paths: Iterable[str]) -> int | None:
+    """Total lines of the input files, for a progress bar; None when reading stdin."""
+    total = 0
+    for path in paths:
+        if path == "-":
+            return None
+        try:
+            with open(path, "rb") as fh:
+                total += sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        except OSError:
+            return None
+    return total

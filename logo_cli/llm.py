@@ -1,0 +1,143 @@
+"""Generators: a protocol, the in-process llama.cpp backend (loaded once per process), and a fake for tests.
+
+Prompts are chat messages rendered with the model's own chat template (from the GGUF metadata), so token
+counts are exact and a constant system message forms a prefix llama.cpp can reuse between questions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import ModelError
+
+Message = dict[str, str]
+FAKE_MODEL = "fake"
+GGUF_MAGIC = b"GGUF"
+REPEAT_PENALTY = 1.3  # small models loop on a phrase without it (seen with SmolLM2-135M at 1.0)
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Generator(Protocol):
+    id: str
+    n_ctx: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def render(self, messages: Sequence[Message]) -> str: ...
+
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int, temperature: float, seed: int, usage: Usage
+    ) -> Iterator[str]: ...
+
+
+class FakeGenerator:
+    """Answers by quoting the question: deterministic and instant, for tests that do not test the model."""
+
+    id = FAKE_MODEL
+    n_ctx = 2048
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return "\n".join(f"<{m['role']}>\n{m['content']}" for m in messages) + "\n<assistant>\n"
+
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int, temperature: float, seed: int, usage: Usage
+    ) -> Iterator[str]:
+        usage.prompt_tokens = self.count_tokens(self.render(messages))
+        words = ("Fake answer to: " + messages[-1]["content"].splitlines()[-1]).split()[:max_tokens]
+        for word in words:
+            usage.completion_tokens += 1
+            yield word + " "
+
+
+class LlamaCppGenerator:
+    """A GGUF model run in process by llama-cpp-python."""
+
+    def __init__(self, path: str, *, n_ctx: int = 2048, n_threads: int | None = None) -> None:
+        check_gguf(path)
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ModelError("llama-cpp-python is not installed.", "Run `make setup`.") from exc
+        threads = n_threads or os.cpu_count() or 1  # llama-cpp-python defaults to half the cores
+        try:
+            self._llm: Any = Llama(
+                model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
+            )
+        except Exception as exc:
+            raise ModelError(f"{path}: llama.cpp could not load this model: {exc}") from exc
+        self.path = path
+        self.n_ctx = n_ctx
+        name = self._llm.metadata.get("general.name") or Path(path).stem
+        self.id = f"llama.cpp:{Path(path).name}" if name == Path(path).stem else f"llama.cpp:{Path(path).name} ({name})"
+        self._template = self._chat_template()
+
+    def _chat_template(self) -> Any:
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        source = self._llm.metadata.get("tokenizer.chat_template") or CHATML
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        return env.from_string(source)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return str(
+            self._template.render(messages=list(messages), add_generation_prompt=True, bos_token="", eos_token="")
+        )
+
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int, temperature: float, seed: int, usage: Usage
+    ) -> Iterator[str]:
+        tokens = self._llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True)
+        usage.prompt_tokens = len(tokens)
+        if len(tokens) + max_tokens > self.n_ctx:
+            max_tokens = max(self.n_ctx - len(tokens), 1)
+        chunks = self._llm.create_completion(
+            prompt=tokens, max_tokens=max_tokens, temperature=temperature, seed=seed, stream=True,
+            stop=["<|im_end|>", "<|endoftext|>"], repeat_penalty=REPEAT_PENALTY,
+        )
+        for chunk in chunks:
+            usage.completion_tokens += 1
+            text = chunk["choices"][0]["text"]
+            if text:
+                yield text
+
+
+def check_gguf(path: str) -> None:
+    """Fail before any work when the file is missing or is not a GGUF."""
+    file = Path(path)
+    if not file.is_file():
+        raise ModelError(f"{path}: no such model file.", "Pass --model PATH to a local .gguf file.")
+    with file.open("rb") as fh:
+        if fh.read(4) != GGUF_MAGIC:
+            raise ModelError(f"{path}: not a GGUF file.", "llama.cpp needs a .gguf model; convert or download one.")
+
+
+_CACHE: dict[tuple[str, int, int | None], Generator] = {}
+
+
+def load_generator(path: str, *, n_ctx: int = 2048, n_threads: int | None = None) -> Generator:
+    """`fake` for the test generator, otherwise a GGUF path. Loaded once per process."""
+    key = (path, n_ctx, n_threads)
+    if key not in _CACHE:
+        _CACHE[key] = FakeGenerator() if path == FAKE_MODEL else LlamaCppGenerator(
+            path, n_ctx=n_ctx, n_threads=n_threads
+        )
+    return _CACHE[key]

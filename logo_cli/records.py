@@ -1,0 +1,234 @@
+"""Input records: the schema, validation, and streaming JSONL reading (orjson).
+
+A record is one thing a user did or said: `user` (alias `user_id`) plus `text`, or a LaMP-style
+`query` + `response`; optionally `timestamp` (ISO 8601 or epoch seconds), `id`, `item`, `rating`,
+`label` and a flat `meta` object. Every problem is reported as `FILE:LINE: reason`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from .errors import BadRecord, NotFound
+
+Scalar = str | int | float | bool
+KNOWN_FIELDS = {"user", "user_id", "text", "query", "response", "timestamp", "id", "item", "rating", "label", "meta"}
+MAX_TEXT_CHARS = 20_000  # longer texts are cut: the embedder reads ~256 tokens and prompts must stay small
+
+
+@dataclass(frozen=True)
+class Record:
+    user: str
+    text: str
+    uid: str  # stable store id: from `id`, else a content hash, so re-ingesting adds nothing
+    source_id: str | None = None
+    timestamp: float | None = None  # epoch seconds, UTC
+    item: str | None = None
+    rating: float | None = None
+    label: str | None = None
+    meta: dict[str, Scalar] = field(default_factory=dict)
+
+    def embedding_text(self) -> str:
+        """What the embedder reads: the item's title helps clustering when the text does not name it."""
+        if self.item and self.item.lower() not in self.text.lower():
+            return f"{self.item}: {self.text}"
+        return self.text
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"user": self.user, "text": self.text, "id": self.source_id or self.uid}
+        if self.timestamp is not None:
+            out["timestamp"] = format_time(self.timestamp)
+        for key in ("item", "rating", "label"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.meta:
+            out["meta"] = self.meta
+        return out
+
+
+@dataclass(frozen=True)
+class InvalidLine:
+    source: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.reason}"
+
+
+def format_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: Any) -> float:
+    """ISO 8601 (naive means UTC) or epoch seconds, as a number or a numeric string. Raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a time")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        except ValueError:
+            raise ValueError(f"{value!r} is neither ISO 8601 nor epoch seconds") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.timestamp()
+    raise ValueError(f"expected ISO 8601 text or epoch seconds, got {type(value).__name__}")
+
+
+def _content_uid(user: str, key: str) -> str:
+    return "r" + hashlib.blake2b(f"{user}\x1f{key}".encode(), digest_size=12).hexdigest()
+
+
+def _string(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and key in {"user", "user_id", "id"}:
+        return str(value)  # numeric ids are common in exports (LaMP, MovieLens)
+    if not isinstance(value, str):
+        raise ValueError(f"field `{key}` must be a string, got {type(value).__name__}")
+    return value
+
+
+def parse_record(obj: Any) -> Record:
+    """Validate one decoded JSON value. Raises ValueError with a reason that names the field at fault."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    user = _string(obj, "user")
+    if user is None:
+        user = _string(obj, "user_id")
+    if user is None or not user.strip():
+        raise ValueError("missing or empty `user` (or `user_id`)")
+    user = user.strip()
+
+    text = _string(obj, "text")
+    if text is None:
+        query, response = _string(obj, "query"), _string(obj, "response")
+        if query and response and query.strip() and response.strip():
+            text = f"Q: {query.strip()}\nA: {response.strip()}"
+        elif query is not None or response is not None:
+            raise ValueError("`query` needs a non-empty `response` (or give `text`)")
+    if text is None or not text.strip():
+        raise ValueError("missing or empty `text` (or `query` + `response`)")
+    text = text.strip()[:MAX_TEXT_CHARS]
+
+    timestamp = None
+    if obj.get("timestamp") is not None:
+        try:
+            timestamp = parse_time(obj["timestamp"])
+        except ValueError as exc:
+            raise ValueError(f"field `timestamp`: {exc}") from None
+
+    rating = obj.get("rating")
+    if rating is not None:
+        if isinstance(rating, bool) or not isinstance(rating, int | float) or not math.isfinite(rating):
+            raise ValueError(f"field `rating` must be a finite number, got {rating!r}")
+        rating = float(rating)
+
+    meta = obj.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("field `meta` must be an object")
+    for key, value in meta.items():
+        if not isinstance(value, str | int | float | bool) or (isinstance(value, float) and not math.isfinite(value)):
+            raise ValueError(f"field `meta.{key}` must be a string, number or boolean (meta is flat)")
+
+    source_id = _string(obj, "id")
+    ts_key = "" if timestamp is None else repr(timestamp)
+    uid = _content_uid(user, f"id\x1f{source_id}" if source_id else f"{text}\x1f{ts_key}")
+    return Record(
+        user=user,
+        text=text,
+        uid=uid,
+        source_id=source_id,
+        timestamp=timestamp,
+        item=_string(obj, "item") or None,
+        rating=rating,
+        label=_string(obj, "label") or None,
+        meta=meta,
+    )
+
+
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a UTF-8 BOM from Windows tools
+        yield number, raw
+
+
+def read_records(paths: Iterable[str], *, skip_invalid: bool = False) -> Iterator[Record | InvalidLine]:
+    """Stream records from JSONL files (`-` is stdin). Blank lines are skipped.
+
+    A bad line raises BadRecord, or with `skip_invalid` is yielded as an InvalidLine for the caller to report.
+    """
+    for path in paths:
+        source = "<stdin>" if path == "-" else path
+        if path == "-":
+            yield from _read_stream(sys.stdin.buffer, source, skip_invalid)
+            continue
+        file = Path(path)
+        if file.is_dir():
+            raise NotFound(f"{path}: is a directory, not a JSONL file.", "Pass the .jsonl files inside it.")
+        try:
+            stream = file.open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"{path}: no such file.", "Check the path, or use - to read from stdin.") from None
+        with stream:
+            yield from _read_stream(stream, source, skip_invalid)
+
+
+def _read_stream(stream: BinaryIO, source: str, skip_invalid: bool) -> Iterator[Record | InvalidLine]:
+    for number, raw in _lines(stream):
+        if not raw.strip():
+            continue
+        try:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"not UTF-8 (byte {exc.start})") from None
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"invalid JSON: {exc}") from None
+            yield parse_record(obj)
+        except ValueError as exc:
+            if not skip_invalid:
+                raise BadRecord(source, number, str(exc)) from None
+            yield InvalidLine(source, number, str(exc))
+
+
+def read_jsonl_objects(path: str) -> Iterator[tuple[int, Any]]:
+    """Decode a JSONL file of arbitrary objects (questions, eval sets); bad lines raise BadRecord."""
+    source = "<stdin>" if path == "-" else path
+    if path == "-":
+        stream: BinaryIO = sys.stdin.buffer
+    else:
+        try:
+            stream = Path(path).open("rb")
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound(f"{path}: no such file.") from None
+    for number, raw in _lines(stream):
+        if not raw.strip():
+            continue
+        try:
+            yield number, orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRecord(source, number, f"invalid JSON: {exc}") from None

@@ -1,0 +1,205 @@
+"""Local memory on disk: the only module that imports chromadb.
+
+One collection holds every user's records (cosine space), filtered by `user` at query time. The collection
+is stamped with the embedder id, its dimension and the schema version, so a store is never silently mixed
+with vectors from another model or read by an older logo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .errors import StoreError
+from .records import Record
+
+SCHEMA_VERSION = 1
+COLLECTION = "records"
+
+
+@dataclass(frozen=True)
+class Hit:
+    record: Record
+    score: float  # cosine similarity to the query
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[Record]
+    embeddings: np.ndarray
+
+
+def _metadata(record: Record) -> dict[str, Any]:
+    meta: dict[str, Any] = {"user": record.user}
+    if record.timestamp is not None:
+        meta["ts"] = record.timestamp
+    for key in ("item", "rating", "label"):
+        value = getattr(record, key)
+        if value is not None:
+            meta[key] = value
+    if record.source_id is not None:
+        meta["rid"] = record.source_id
+    if record.meta:
+        meta["meta"] = orjson.dumps(record.meta).decode()
+    return meta
+
+
+def _record(uid: str, text: str, meta: dict[str, Any]) -> Record:
+    return Record(
+        user=meta["user"],
+        text=text,
+        uid=uid,
+        source_id=meta.get("rid"),
+        timestamp=meta.get("ts"),
+        item=meta.get("item"),
+        rating=meta.get("rating"),
+        label=meta.get("label"),
+        meta=orjson.loads(meta["meta"]) if meta.get("meta") else {},
+    )
+
+
+def user_filter(user: str | None = None, before: float | None = None) -> dict[str, Any] | None:
+    """A Chroma `where` clause: one user's records, and only those strictly before `before` (epoch s)."""
+    clauses: list[dict[str, Any]] = []
+    if user is not None:
+        clauses.append({"user": user})
+    if before is not None:
+        clauses.append({"ts": {"$lt": before}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class Store:
+    """A Chroma PersistentClient under `path`. `exists()` tells whether anything was ever ingested."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._collection: Any = None
+
+    def exists(self) -> bool:
+        return (self.path / "chroma.sqlite3").is_file()
+
+    def _client(self) -> Any:
+        from .config import force_offline
+
+        force_offline()
+        import chromadb
+        from chromadb.config import Settings
+
+        try:
+            return chromadb.PersistentClient(
+                path=str(self.path), settings=Settings(anonymized_telemetry=False, allow_reset=False)
+            )
+        except Exception as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}", "Check LOGO_HOME and permissions.") from exc
+
+    def open(self, embedder_id: str, dim: int, *, create: bool) -> Store:
+        """Open (or create) the collection and check its stamp against the embedder in use."""
+        if self._collection is not None:
+            return self
+        if not create and not self.exists():
+            raise StoreError(f"{self.path}: no store here yet.", "Run `logo ingest FILE.jsonl` first.")
+        client = self._client()
+        stamp = {"logo_schema": SCHEMA_VERSION, "embedder": embedder_id, "dim": dim}
+        try:
+            collection = client.get_or_create_collection(
+                COLLECTION, metadata=stamp, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+            )
+        except Exception as exc:
+            raise StoreError(f"{self.path}: cannot open the records collection: {exc}") from exc
+        found = dict(collection.metadata or {})
+        if int(found.get("logo_schema", 0)) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: this store was written by a newer logo (schema {found['logo_schema']}).",
+                "Upgrade logo, or point LOGO_HOME at another folder.",
+            )
+        if found.get("embedder") != embedder_id or int(found.get("dim", -1)) != dim:
+            raise StoreError(
+                f"{self.path}: the store was built with embedder {found.get('embedder')} "
+                f"(dim {found.get('dim')}), not {embedder_id} (dim {dim}).",
+                "Use the same --embedder as when you ingested, or ingest into a new LOGO_HOME.",
+            )
+        self._collection = collection
+        return self
+
+    @property
+    def collection(self) -> Any:
+        if self._collection is None:
+            raise RuntimeError("Store.open() must be called first")
+        return self._collection
+
+    def stamp(self) -> dict[str, Any]:
+        return dict(self.collection.metadata or {})
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        return set(self.collection.get(ids=list(ids), include=[])["ids"])
+
+    def add(self, records: Sequence[Record], embeddings: np.ndarray) -> None:
+        if not records:
+            return
+        self.collection.add(
+            ids=[r.uid for r in records],
+            embeddings=embeddings,
+            documents=[r.text for r in records],
+            metadatas=[_metadata(r) for r in records],
+        )
+
+    def user_embeddings(self, user: str, before: float | None = None) -> np.ndarray:
+        """All of the user's vectors (as of `before`): their history size and the input of their profile."""
+        got = self.collection.get(where=user_filter(user, before), include=["embeddings"])
+        if not got["ids"]:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.asarray(got["embeddings"], dtype=np.float32)
+
+    def user_records(self, user: str, before: float | None = None) -> list[Record]:
+        got = self.collection.get(where=user_filter(user, before), include=["documents", "metadatas"])
+        return [_record(u, d, m) for u, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
+
+    def search_user(
+        self, user: str, vector: np.ndarray, k: int, before: float | None = None
+    ) -> tuple[list[Hit], np.ndarray]:
+        """The user's k records nearest the vector, best first, with their vectors.
+
+        The `user` filter is what keeps users apart; results are checked again before they are returned.
+        """
+        if k <= 0:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        result = self.collection.query(
+            query_embeddings=[vector], n_results=k, where=user_filter(user, before),
+            include=["documents", "metadatas", "distances", "embeddings"],
+        )
+        hits, vectors = [], []
+        for uid, doc, meta, dist, emb in zip(
+            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0],
+            result["embeddings"][0], strict=True,
+        ):
+            if meta.get("user") != user:
+                continue  # never leak another user's record, whatever the index returned
+            hits.append(Hit(_record(uid, doc, meta), 1.0 - float(dist)))
+            vectors.append(emb)
+        return hits, np.asarray(vectors, dtype=np.float32)
+
+    def pages(self, page_size: int = 5000) -> Iterator[Page]:
+        """Every record with its embedding, page by page, so memory stays bounded as the store grows."""
+        offset = 0
+        while True:
+            batch = self.collection.get(
+                limit=page_size, offset=offset, include=["documents", "metadatas", "embeddings"]
+            )
+            ids = batch["ids"]
+            if not ids:
+                return
+            records = [_record(u, d, m) for u, d, m in zip(ids, batch["documents"], batch["metadatas"], strict=True)]
+            yield Page(records, np.asarray(batch["embeddings"], dtype=np.float32))
+            offset += len(ids)
