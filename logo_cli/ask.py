@@ -15,11 +15,11 @@ from . import global_memory
 from .config import Settings
 from .embed import Embedder, load_embedder
 from .errors import GlobalMemoryMissing, StoreError, UsageError
-from .global_memory import GlobalMemory
+from .global_memory import GlobalMemory, UserProfile
 from .llm import Generator, Usage, check_gguf, load_generator
 from .mediator import Context, MediatorOptions, build_messages, mediate
 from .records import format_time
-from .store import Store
+from .store import Hit, Store
 
 CANDIDATES = 8  # the user's nearest records fetched before the mediator picks
 
@@ -88,7 +88,8 @@ class Answer:
             ],
             "community": (
                 {"id": ctx.community.id, "size": ctx.community.size, "source": ctx.community_source}
-                if ctx.community else None
+                if ctx.community
+                else None
             ),
             "evidence": ctx.evidence,
             "models": self.models,
@@ -158,14 +159,15 @@ class Asker:
         timings["embed"] = _ms(clock)
 
         clock = time.perf_counter()
-        hits, hit_vectors, history, profile = [], None, 0, None
+        hits: list[Hit] = []
+        hit_vectors: np.ndarray | None = None
+        history = 0
+        profile: UserProfile | None = None
         if self.store is not None:
             vectors = self.store.user_embeddings(question.user, question.at)
             history = len(vectors)
             if history and self.options.memory in ("logo", "local"):
-                hits, hit_vectors = self.store.search_user(
-                    question.user, vector, min(CANDIDATES, history), question.at
-                )
+                hits, hit_vectors = self.store.search_user(question.user, vector, min(CANDIDATES, history), question.at)
             if self.memory is not None:
                 known = self.memory.users.get(question.user)
                 profile = (
@@ -190,8 +192,11 @@ class Asker:
         usage = Usage()
         pieces: list[str] = []
         for piece in generator.stream(
-            messages, max_tokens=self.generation.max_tokens, temperature=self.generation.temperature,
-            seed=self.generation.seed, usage=usage,
+            messages,
+            max_tokens=self.generation.max_tokens,
+            temperature=self.generation.temperature,
+            seed=self.generation.seed,
+            usage=usage,
         ):
             pieces.append(piece)
             if on_token:

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import orjson
 import typer
 from typer.core import TyperGroup
@@ -17,7 +16,10 @@ from typer.core import TyperGroup
 from . import __version__
 from .errors import ExitCode, LogoError, UsageError
 
-EPILOG_LINK = "Docs: README.md · exit codes: 0 ok, 1 bug, 2 usage, 3 bad data, 4 not found, 5 model, 6 store, 7 busy, 130 interrupted"
+EPILOG_LINK = (
+    "Docs: README.md. Exit codes: 0 ok, 1 bug, 2 usage, 3 bad data, 4 not found, 5 model, 6 store, 7 busy, "
+    "130 interrupted."
+)
 
 
 def _stderr() -> Any:
@@ -29,7 +31,7 @@ def _stderr() -> Any:
 class LogoGroup(TyperGroup):
     """Maps LogoError to its exit code and Ctrl-C to 130, with a short message and no traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except LogoError as exc:
@@ -63,18 +65,28 @@ app = typer.Typer(
 
 HomeOpt = Annotated[
     Path | None,
-    typer.Option("--home", envvar="LOGO_HOME", help="Data folder (store + global memory). [env: LOGO_HOME]",
-                 show_default="platform user data dir"),
+    typer.Option(
+        "--home",
+        envvar="LOGO_HOME",
+        help="Data folder (store + global memory). [env: LOGO_HOME]",
+        show_default="platform user data dir",
+    ),
 ]
 EmbedderOpt = Annotated[
     str | None,
-    typer.Option("--embedder", envvar="LOGO_EMBEDDER",
-                 help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2). [env: LOGO_EMBEDDER]"),
+    typer.Option(
+        "--embedder",
+        envvar="LOGO_EMBEDDER",
+        help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2). [env: LOGO_EMBEDDER]",
+    ),
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", envvar="LOGO_MODEL",
-                 help="GGUF model file (default: packaged SmolLM2-135M-Instruct Q4_1). [env: LOGO_MODEL]"),
+    typer.Option(
+        "--model",
+        envvar="LOGO_MODEL",
+        help="GGUF model file (default: packaged SmolLM2-135M-Instruct Q4_1). [env: LOGO_MODEL]",
+    ),
 ]
 
 
@@ -105,7 +117,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     pass
 
@@ -144,8 +158,14 @@ def ingest_cli(
     if console.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        progress = Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=console, transient=True)
+        progress = Progress(
+            TextColumn("ingesting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
         progress.start()
         task = progress.add_task("ingest", total=count_lines(files))
 
@@ -175,11 +195,23 @@ def ingest_cli(
 
 @app.command("build-global", epilog="Example: logo build-global --seed 0\n\nExample: logo build-global --clusters 12")
 def build_global_cli(
-    clusters: Annotated[int | None, typer.Option("--clusters", min=1, help="Force k interest clusters (default: chosen by silhouette).")] = None,
-    communities: Annotated[int | None, typer.Option("--communities", min=1, help="Force the number of user communities (default: automatic).")] = None,
+    clusters: Annotated[
+        int | None, typer.Option("--clusters", min=1, help="Force k interest clusters (default: chosen by silhouette).")
+    ] = None,
+    communities: Annotated[
+        int | None,
+        typer.Option("--communities", min=1, help="Force the number of user communities (default: automatic)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same clusters.")] = 0,
-    min_users: Annotated[int, typer.Option("--min-users", min=1, help="Clusters from fewer distinct users are private: never shown to others.")] = 3,
-    segments: Annotated[int, typer.Option("--segments", min=0, help="Time periods for each cluster's popularity trend.")] = 4,
+    min_users: Annotated[
+        int,
+        typer.Option(
+            "--min-users", min=1, help="Clusters from fewer distinct users are private: never shown to others."
+        ),
+    ] = 3,
+    segments: Annotated[
+        int, typer.Option("--segments", min=0, help="Time periods for each cluster's popularity trend.")
+    ] = 4,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
 ) -> None:
@@ -196,11 +228,19 @@ def build_global_cli(
     settings = _settings(home, embedder)
     model = load_embedder(settings.embedder_spec())
     console = _stderr()
-    options = BuildOptions(clusters=clusters, communities=communities, seed=seed, min_users=min_users, segments=segments)
+    options = BuildOptions(
+        clusters=clusters, communities=communities, seed=seed, min_users=min_users, segments=segments
+    )
     if console.is_terminal:
         with console.status("building global memory") as status:
-            memory = build_global(Store(settings.store_dir), model.id, model.dim, settings.global_dir, options,
-                                  progress=lambda msg: status.update(msg))
+            memory = build_global(
+                Store(settings.store_dir),
+                model.id,
+                model.dim,
+                settings.global_dir,
+                options,
+                progress=lambda msg: status.update(msg),
+            )
     else:
         memory = build_global(Store(settings.store_dir), model.id, model.dim, settings.global_dir, options)
     _emit(memory.summary())
@@ -229,13 +269,30 @@ def _parse_at(value: str | None) -> float | None:
     ),
 )
 def ask_cli(
-    question: Annotated[str | None, typer.Argument(help="The question; - (or piped stdin) reads JSONL {user, query, id, at}.", show_default=False)] = None,
-    user: Annotated[str | None, typer.Option("--user", "-u", help="Whose memory to use. Unknown users are cold-start users.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: answer, memory used, weights, flags, tokens, timings.")] = False,
-    memory: Annotated[str, typer.Option("--memory", help="Memory sources: logo (both), local, global or none.")] = "logo",
-    at: Annotated[str | None, typer.Option("--at", help="Answer as of this time (ISO 8601 or epoch s): later records are ignored.")] = None,
-    explain: Annotated[bool, typer.Option("--explain", "-e", help="Show on stderr which memory was used and why.")] = False,
-    show_prompt: Annotated[bool, typer.Option("--show-prompt", help="Include the prompt messages in the JSON.")] = False,
+    question: Annotated[
+        str | None,
+        typer.Argument(help="The question; - (or piped stdin) reads JSONL {user, query, id, at}.", show_default=False),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="Whose memory to use. Unknown users are cold-start users.")
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object: answer, memory used, weights, flags, tokens, timings."),
+    ] = False,
+    memory: Annotated[
+        str, typer.Option("--memory", help="Memory sources: logo (both), local, global or none.")
+    ] = "logo",
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Answer as of this time (ISO 8601 or epoch s): later records are ignored."),
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", "-e", help="Show on stderr which memory was used and why.")
+    ] = False,
+    show_prompt: Annotated[
+        bool, typer.Option("--show-prompt", help="Include the prompt messages in the JSON.")
+    ] = False,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest answer, in tokens.")] = 160,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 gives reproducible answers.")] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
@@ -258,7 +315,9 @@ def ask_cli(
         raise UsageError(f"--memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}.")
     batch = question == "-" or (question is None and not sys.stdin.isatty())
     if not batch and question is None:
-        raise UsageError("Give a question, or - to read JSONL questions from stdin.", 'Example: logo ask --user maya "..."')
+        raise UsageError(
+            "Give a question, or - to read JSONL questions from stdin.", 'Example: logo ask --user maya "..."'
+        )
     if not batch and not user:
         raise UsageError("--user is required for a single question.", 'Example: logo ask --user maya "..."')
 
@@ -275,7 +334,7 @@ def ask_cli(
     assert user is not None and question is not None
     item = Question(user=user, query=question, at=when)
     stream = not as_json and sys.stdout.isatty()
-    result = asker.answer(item, on_token=(lambda t: (sys.stdout.write(t), sys.stdout.flush())) if stream else None)
+    result = asker.answer(item, on_token=_write_through if stream else None)
     if as_json:
         _emit(result.to_json(include_prompt=show_prompt))
     elif stream:
@@ -284,6 +343,11 @@ def ask_cli(
         sys.stdout.write(result.answer + "\n")
     if explain:
         _explain(result)
+
+
+def _write_through(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _batch_questions(default_user: str | None, default_at: float | None) -> Any:
@@ -310,27 +374,39 @@ def _batch_questions(default_user: str | None, default_at: float | None) -> Any:
 
 
 def _explain(result: Any) -> None:
+    """Which memory went into the answer, for people (stderr)."""
+    from rich.markup import escape
+
     ctx = result.context
-    console = _stderr()
     flags = [name for name in ("cold_start", "biased", "off_profile") if getattr(ctx, name)]
     if ctx.conflicts:
         flags.append(f"{len(ctx.conflicts)} conflict(s)")
-    console.print(
-        f"[dim]memory {ctx.memory}: local {ctx.weights['local']:.2f} / global {ctx.weights['global']:.2f}"
-        f" · history {ctx.history_size} records · {' '.join(flags) or 'regular'}[/]"
-    )
+    lines = [
+        f"memory {ctx.memory}: local {ctx.weights['local']:.2f} / global {ctx.weights['global']:.2f}"
+        f" · history {ctx.history_size} records · {' '.join(flags) or 'regular'}"
+    ]
     for hit in ctx.local:
-        text = hit.record.text.replace("\n", " ")[:90]
-        console.print(f"[dim]  local  {hit.score:.2f}  {hit.record.item or ''} {text}[/]", soft_wrap=True)
+        lines.append(f"  local  {hit.score:.2f}  {hit.record.item or ''} {hit.record.text.replace(chr(10), ' ')[:90]}")
     for use in ctx.global_:
         c = use.cluster
-        console.print(f"[dim]  global {use.score:.2f}  cluster {c.id} ({c.users} users): {', '.join(c.keywords[:5])} [{use.source}][/]", soft_wrap=True)
+        lines.append(
+            f"  global {use.score:.2f}  cluster {c.id} ({c.users} users, via {use.source}): {', '.join(c.keywords[:5])}"
+        )
     if ctx.community is not None:
-        console.print(f"[dim]  community {ctx.community.id} ({ctx.community.size} users, via {ctx.community_source})[/]")
+        lines.append(f"  community {ctx.community.id} ({ctx.community.size} users, via {ctx.community_source})")
+    for conflict in ctx.conflicts:
+        lines.append(
+            f"  conflict on {conflict['topic']}: user {conflict['user_rating']}, others {conflict['population_rating']}"
+        )
     if ctx.evidence:
-        console.print(f"[dim]  evidence {ctx.evidence}[/]")
-    t = result.timings_ms
-    console.print(f"[dim]  tokens prompt {result.usage.prompt_tokens}, answer {result.usage.completion_tokens} · {t['total'] / 1000:.1f} s[/]")
+        lines.append(f"  evidence {ctx.evidence}")
+    seconds = result.timings_ms["total"] / 1000
+    lines.append(
+        f"  tokens: prompt {result.usage.prompt_tokens}, answer {result.usage.completion_tokens} · {seconds:.1f} s"
+    )
+    console = _stderr()
+    for line in lines:
+        console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
 
 
 def main() -> None:

@@ -93,7 +93,9 @@ class GlobalMemory:
     community_centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     # ----- queries used by the mediator -----
-    def nearest_clusters(self, vector: np.ndarray, n: int, *, include_private: bool = False) -> list[tuple[Cluster, float]]:
+    def nearest_clusters(
+        self, vector: np.ndarray, n: int, *, include_private: bool = False
+    ) -> list[tuple[Cluster, float]]:
         scores = self.centroids @ vector
         order = np.argsort(-scores)
         out: list[tuple[Cluster, float]] = []
@@ -110,7 +112,8 @@ class GlobalMemory:
         """The nearest cluster of each vector."""
         if len(vectors) == 0:
             return np.zeros(0, dtype=np.int64)
-        return np.argmax(vectors @ self.centroids.T, axis=1)
+        nearest: np.ndarray = np.argmax(vectors @ self.centroids.T, axis=1)
+        return nearest
 
     def community_for(self, distribution: dict[int, float]) -> Community | None:
         """The community whose mean cluster distribution is nearest (cosine) to the given one."""
@@ -120,7 +123,9 @@ class GlobalMemory:
         for cid, share in distribution.items():
             vec[cid] = share
         vec /= np.linalg.norm(vec) or 1.0
-        cents = self.community_centroids / np.maximum(np.linalg.norm(self.community_centroids, axis=1, keepdims=True), 1e-9)
+        cents = self.community_centroids / np.maximum(
+            np.linalg.norm(self.community_centroids, axis=1, keepdims=True), 1e-9
+        )
         return self.communities[int(np.argmax(cents @ vec))]
 
     def profile_from_vectors(self, user: str, vectors: np.ndarray) -> UserProfile | None:
@@ -133,8 +138,12 @@ class GlobalMemory:
         dist = {int(c): round(float(s), 4) for c, s in enumerate(shares) if s > 0}
         community = self.community_for(dist) if len(vectors) >= MIN_HISTORY_FOR_COMMUNITY else None
         return UserProfile(
-            user=user, history=len(vectors), distribution=dist, diversity=round(_entropy(shares, k), 4),
-            dominant=_dominant(dist), community=community.id if community else None,
+            user=user,
+            history=len(vectors),
+            distribution=dist,
+            diversity=round(_entropy(shares, k), 4),
+            dominant=_dominant(dist),
+            community=community.id if community else None,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -196,7 +205,9 @@ def _keywords(texts_by_cluster: list[list[str]], top: int = 6) -> list[list[str]
     docs = [" ".join(texts) for texts in texts_by_cluster]
     if not any(doc.strip() for doc in docs):
         return [[] for _ in docs]
-    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b", max_features=50_000)
+    vectorizer = CountVectorizer(
+        stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b", max_features=50_000
+    )
     try:
         counts = vectorizer.fit_transform(docs).astype(np.float64)
     except ValueError:  # only stop words
@@ -298,7 +309,9 @@ def _build(
     else:
         say("choosing the number of clusters")
         k, scores = _choose_k(vectors, _k_candidates(n), options.seed)
-        selection = {"clusters": {"method": "silhouette", "k": k, "scores": {str(c): round(s, 4) for c, s in scores.items()}}}
+        selection = {
+            "clusters": {"method": "silhouette", "k": k, "scores": {str(c): round(s, 4) for c, s in scores.items()}}
+        }
 
     say(f"clustering into {k} interest clusters")
     model = _kmeans(k, n, options.seed)
@@ -346,9 +359,16 @@ def _build(
             trend = [round(float(cnt / tot), 4) if tot else 0.0 for cnt, tot in zip(counts, seg_totals, strict=True)]
         clusters.append(
             Cluster(
-                id=c, size=int(len(idx)), users=len(cluster_users), keywords=keywords[c], top_items=top_items,
-                rating_mean=round(float(rated.mean()), 3) if len(rated) else None, rating_count=int(len(rated)),
-                labels=dict(label_counts.most_common(10)), examples=examples, trend=trend,
+                id=c,
+                size=len(idx),
+                users=len(cluster_users),
+                keywords=keywords[c],
+                top_items=top_items,
+                rating_mean=round(float(rated.mean()), 3) if len(rated) else None,
+                rating_count=len(rated),
+                labels=dict(label_counts.most_common(10)),
+                examples=examples,
+                trend=trend,
                 private=len(cluster_users) < options.min_users,
             )
         )
@@ -358,14 +378,18 @@ def _build(
     for i, user in enumerate(users):
         by_user[user].append(i)
     profiles: dict[str, UserProfile] = {}
-    for user, idx in by_user.items():
-        counts = np.bincount(assignment[idx], minlength=k).astype(np.float64)
+    for user, own in by_user.items():
+        counts = np.bincount(assignment[own], minlength=k).astype(np.float64)
         shares = counts / counts.sum()
         dist = {int(c): round(float(s), 4) for c, s in enumerate(shares) if s > 0}
-        user_ratings = rating_arr[idx][~np.isnan(rating_arr[idx])]
+        user_ratings = rating_arr[own][~np.isnan(rating_arr[own])]
         profiles[user] = UserProfile(
-            user=user, history=len(idx), distribution=dist, diversity=round(_entropy(shares, k), 4),
-            dominant=_dominant(dist), community=None,
+            user=user,
+            history=len(own),
+            distribution=dist,
+            diversity=round(_entropy(shares, k), 4),
+            dominant=_dominant(dist),
+            community=None,
             rating_mean=round(float(user_ratings.mean()), 3) if len(user_ratings) else None,
         )
 
@@ -389,7 +413,9 @@ def _build(
                     comm_scores[c_try] = float(silhouette_score(matrix, lab, metric="cosine"))
             n_comm = max(comm_scores, key=lambda c: comm_scores[c]) if comm_scores else 1
             selection["communities"] = {
-                "method": "silhouette", "c": n_comm, "scores": {str(c): round(s, 4) for c, s in comm_scores.items()}
+                "method": "silhouette",
+                "c": n_comm,
+                "scores": {str(c): round(s, 4) for c, s in comm_scores.items()},
             }
         km = KMeans(n_clusters=n_comm, random_state=options.seed, n_init=4).fit(matrix)
         community_centroids = km.cluster_centers_.astype(np.float32)
@@ -397,9 +423,9 @@ def _build(
             rows = np.flatnonzero(km.labels_ == cid)
             mean = matrix[rows].mean(axis=0) if len(rows) else np.zeros(k)
             top = [(int(c), round(float(mean[c]), 4)) for c in np.argsort(-mean)[:3] if mean[c] > 0]
-            communities.append(Community(id=cid, size=int(len(rows)), top_clusters=top))
-            for row in rows:
-                profiles[placed[row]].community = cid
+            communities.append(Community(id=cid, size=len(rows), top_clusters=top))
+            for member in rows:
+                profiles[placed[int(member)]].community = cid
 
     rated_all = rating_arr[~np.isnan(rating_arr)]
     memory = GlobalMemory(
@@ -493,7 +519,9 @@ def load(home: Path) -> GlobalMemory:
             u: UserProfile(**{**p, "distribution": {int(c): s for c, s in p["distribution"].items()}})
             for u, p in data["users"].items()
         },
-        communities=[Community(**{**c, "top_clusters": [tuple(t) for t in c["top_clusters"]]}) for c in data["communities"]],
+        communities=[
+            Community(**{**c, "top_clusters": [tuple(t) for t in c["top_clusters"]]}) for c in data["communities"]
+        ],
         segments=data["segments"],
         rating_range=tuple(data["rating_range"]) if data["rating_range"] else None,
         selection=data.get("selection", {}),

@@ -31,8 +31,11 @@ class Usage:
 
 
 class Generator(Protocol):
-    id: str
-    n_ctx: int
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def n_ctx(self) -> int: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -110,8 +113,13 @@ class LlamaCppGenerator:
         if len(tokens) + max_tokens > self.n_ctx:
             max_tokens = max(self.n_ctx - len(tokens), 1)
         chunks = self._llm.create_completion(
-            prompt=tokens, max_tokens=max_tokens, temperature=temperature, seed=seed, stream=True,
-            stop=["<|im_end|>", "<|endoftext|>"], repeat_penalty=REPEAT_PENALTY,
+            prompt=tokens,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            stream=True,
+            stop=["<|im_end|>", "<|endoftext|>"],
+            repeat_penalty=REPEAT_PENALTY,
         )
         for chunk in chunks:
             usage.completion_tokens += 1
@@ -137,7 +145,7 @@ def load_generator(path: str, *, n_ctx: int = 2048, n_threads: int | None = None
     """`fake` for the test generator, otherwise a GGUF path. Loaded once per process."""
     key = (path, n_ctx, n_threads)
     if key not in _CACHE:
-        _CACHE[key] = FakeGenerator() if path == FAKE_MODEL else LlamaCppGenerator(
-            path, n_ctx=n_ctx, n_threads=n_threads
+        _CACHE[key] = (
+            FakeGenerator() if path == FAKE_MODEL else LlamaCppGenerator(path, n_ctx=n_ctx, n_threads=n_threads)
         )
     return _CACHE[key]

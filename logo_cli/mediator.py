@@ -13,12 +13,11 @@ clusters and the user's best record matches it weakly.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
-
-import re
 
 import numpy as np
 
@@ -138,9 +137,7 @@ def mediate(
 
     cold_start = history_size <= options.cold_start_max
     biased = bool(
-        profile
-        and history_size >= options.biased_min_history
-        and profile.diversity <= options.biased_max_diversity
+        profile and history_size >= options.biased_min_history and profile.diversity <= options.biased_max_diversity
     )
     weak_match = _clip((best - SIM_FLOOR) / SIM_SPAN) < OFF_PROFILE_RELEVANCE
     off_profile = bool(in_dominant is False and weak_match and not cold_start)
@@ -148,17 +145,22 @@ def mediate(
     w_local, relevance = local_weight(history_size, best, off_profile)
     if options.memory == "local":
         w_local = 1.0 if history_size else 0.0
-    elif options.memory == "global":
-        w_local = 0.0
-    elif options.memory == "none":
+    elif options.memory == "global" or options.memory == "none":
         w_local = 0.0
     w_global = (1.0 - w_local) if use_global else 0.0
 
     ctx = Context(
-        memory=options.memory, history_size=history_size, best_similarity=best, relevance=relevance,
-        diversity=diversity, question_cluster=question_cluster, in_dominant=in_dominant,
+        memory=options.memory,
+        history_size=history_size,
+        best_similarity=best,
+        relevance=relevance,
+        diversity=diversity,
+        question_cluster=question_cluster,
+        in_dominant=in_dominant,
         weights={"local": round(w_local, 4), "global": round(w_global, 4)},
-        cold_start=cold_start, biased=biased, off_profile=off_profile,
+        cold_start=cold_start,
+        biased=biased,
+        off_profile=off_profile,
     )
 
     if use_local and hits:
@@ -169,7 +171,9 @@ def mediate(
         _choose_global(ctx, question_vector, hits, hit_vectors, profile, memory, options)
         if profile and profile.dominant:
             ctx.dominant_keywords = [
-                kw for cid in profile.dominant[:2] for kw in memory.clusters[cid].keywords[:3]
+                kw
+                for cid in profile.dominant[:2]
+                for kw in memory.clusters[cid].keywords[:3]
                 if not memory.clusters[cid].private
             ]
         _conflicts_and_evidence(ctx, hit_vectors, memory, options)
@@ -234,6 +238,7 @@ def _conflicts_and_evidence(
     if user_estimate is None and population_estimate is None:
         return
     wl, wg = ctx.weights["local"], ctx.weights["global"]
+    fused: float | None
     if user_estimate is not None and population_estimate is not None and wl + wg > 0:
         fused = (wl * user_estimate + wg * population_estimate) / (wl + wg)
     else:
@@ -253,11 +258,11 @@ def _conflicts_and_evidence(
     per_cluster: dict[int, list[float]] = {}
     for (hit, _), cid in zip(rated, assigned, strict=True):
         per_cluster.setdefault(int(cid), []).append(float(hit.record.rating or 0.0))
-    for cid, values in per_cluster.items():
+    for cid, user_ratings in per_cluster.items():
         cluster = memory.clusters[cid]
         if cluster.private or cluster.rating_mean is None or cluster.rating_count < 3:
             continue
-        mine = float(np.mean(values))
+        mine = float(np.mean(user_ratings))
         if abs(mine - cluster.rating_mean) >= gap:
             ctx.conflicts.append(
                 {
@@ -275,7 +280,7 @@ def _conflicts_and_evidence(
 
 
 def _date(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d") if ts is not None else ""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d") if ts is not None else ""
 
 
 _TAG = re.compile(r"</?\s*(history|others)\s*>", re.IGNORECASE)
@@ -288,7 +293,9 @@ def _data(text: str) -> str:
 
 def _local_line(hit: Hit) -> str:
     r = hit.record
-    head = " ".join(p for p in (_date(r.timestamp), _data(r.item or ""), f"({r.rating:g}/5)" if r.rating is not None else "") if p)
+    head = " ".join(
+        p for p in (_date(r.timestamp), _data(r.item or ""), f"({r.rating:g}/5)" if r.rating is not None else "") if p
+    )
     text = _data(r.text)
     if len(text) > ITEM_CHARS:
         text = text[: ITEM_CHARS - 1] + "…"

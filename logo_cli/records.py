@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -67,7 +67,7 @@ class InvalidLine:
 
 
 def format_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(value: Any) -> float:
@@ -89,7 +89,7 @@ def parse_time(value: Any) -> float:
         except ValueError:
             raise ValueError(f"{value!r} is neither ISO 8601 nor epoch seconds") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return parsed.timestamp()
     raise ValueError(f"expected ISO 8601 text or epoch seconds, got {type(value).__name__}")
 
@@ -217,14 +217,18 @@ def _read_stream(stream: BinaryIO, source: str, skip_invalid: bool) -> Iterator[
 
 def read_jsonl_objects(path: str) -> Iterator[tuple[int, Any]]:
     """Decode a JSONL file of arbitrary objects (questions, eval sets); bad lines raise BadRecord."""
-    source = "<stdin>" if path == "-" else path
     if path == "-":
-        stream: BinaryIO = sys.stdin.buffer
-    else:
-        try:
-            stream = Path(path).open("rb")
-        except (FileNotFoundError, IsADirectoryError):
-            raise NotFound(f"{path}: no such file.") from None
+        yield from _objects(sys.stdin.buffer, "<stdin>")
+        return
+    try:
+        stream = Path(path).open("rb")  # noqa: SIM115 - closed by the with below, inside the generator
+    except (FileNotFoundError, IsADirectoryError):
+        raise NotFound(f"{path}: no such file.") from None
+    with stream:
+        yield from _objects(stream, path)
+
+
+def _objects(stream: BinaryIO, source: str) -> Iterator[tuple[int, Any]]:
     for number, raw in _lines(stream):
         if not raw.strip():
             continue

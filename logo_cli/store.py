@@ -176,13 +176,19 @@ class Store:
         if k <= 0:
             return [], np.zeros((0, 0), dtype=np.float32)
         result = self.collection.query(
-            query_embeddings=[vector], n_results=k, where=user_filter(user, before),
+            query_embeddings=[vector],
+            n_results=k,
+            where=user_filter(user, before),
             include=["documents", "metadatas", "distances", "embeddings"],
         )
         hits, vectors = [], []
         for uid, doc, meta, dist, emb in zip(
-            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0],
-            result["embeddings"][0], strict=True,
+            result["ids"][0],
+            result["documents"][0],
+            result["metadatas"][0],
+            result["distances"][0],
+            result["embeddings"][0],
+            strict=True,
         ):
             if meta.get("user") != user:
                 continue  # never leak another user's record, whatever the index returned

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from logo_cli.cli import app
 from logo_cli.errors import ExitCode
 
-from .conftest import make_records, write_jsonl
+from .conftest import make_records
 
 runner = CliRunner()
 
@@ -29,9 +29,9 @@ def jsonl(text: str) -> list[dict]:
 
 @pytest.fixture
 def built(fake_env: Path, population: Path) -> Path:
-    code, out, err = run("ingest", str(population))
+    code, _, err = run("ingest", str(population))
     assert code == 0, err
-    code, out, err = run("build-global", "--seed", "0")
+    code, _, err = run("build-global", "--seed", "0")
     assert code == 0, err
     return fake_env
 
@@ -83,7 +83,8 @@ def test_missing_file_is_not_found(fake_env: Path, tmp_path: Path) -> None:
 def test_build_global_is_deterministic(built: Path) -> None:
     code, out, _ = run("build-global", "--seed", "0")
     first = jsonl(out)[0]
-    code, out, _ = run("build-global", "--seed", "0")
+    assert code == 0
+    _, out, _ = run("build-global", "--seed", "0")
     second = jsonl(out)[0]
     assert first["clusters"] == second["clusters"] and first["communities"] == second["communities"]
     from logo_cli import global_memory
@@ -128,7 +129,7 @@ def test_cold_start_and_unknown_users_get_global_memory(built: Path) -> None:
 
 def test_biased_user_is_flagged(built: Path) -> None:
     run("build-global", "--clusters", "3")  # one cluster per topic of the made-up population
-    code, out, _ = run("ask", "--user", "narrow", "--json", "Any advice for a train trip and a small hotel?")
+    _code, out, _ = run("ask", "--user", "narrow", "--json", "Any advice for a train trip and a small hotel?")
     result = json.loads(out)
     assert result["flags"]["biased"] is True
     assert result["signals"]["diversity"] < 0.35
@@ -138,7 +139,8 @@ def test_ask_never_shows_other_users_records(built: Path, population: Path) -> N
     users = sorted({json.loads(line)["user"] for line in population.read_text().splitlines()})
     questions = "".join(
         json.dumps({"user": u, "query": q, "id": f"{u}-{i}"}) + "\n"
-        for u in users for i, q in enumerate(["films tonight?", "dinner recipe with garlic", "a week by the beach"])
+        for u in users
+        for i, q in enumerate(["films tonight?", "dinner recipe with garlic", "a week by the beach"])
     )
     code, out, err = run("ask", "-", "--memory", "local", input=questions)
     assert code == 0, err
@@ -167,9 +169,14 @@ def test_usage_errors(built: Path) -> None:
 
 
 def test_at_excludes_later_records(built: Path) -> None:
-    code, out, _ = run("ask", "--user", "narrow", "--json", "--memory", "local", "--at", "2025-01-01T00:00:00Z", "films?")
+    code, out, _ = run(
+        "ask", "--user", "narrow", "--json", "--memory", "local", "--at", "2025-01-01T00:00:00Z", "films?"
+    )
+    assert code == 0
     assert json.loads(out)["signals"]["history_size"] == 0
-    code, out, _ = run("ask", "--user", "narrow", "--json", "--memory", "local", "--at", "2025-02-20T00:00:00Z", "films?")
+    _code, out, _ = run(
+        "ask", "--user", "narrow", "--json", "--memory", "local", "--at", "2025-02-20T00:00:00Z", "films?"
+    )
     result = json.loads(out)
     assert 0 < result["signals"]["history_size"] < 30
     assert all(item["timestamp"] < "2025-02-20" for item in result["local"])
@@ -195,7 +202,8 @@ def test_help_does_not_import_heavy_modules() -> None:
         "import sys\n"
         "from logo_cli.cli import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'chromadb', 'llama_cpp', 'sentence_transformers', 'sklearn') if m in sys.modules]\n"
+        "names = ('torch', 'chromadb', 'llama_cpp', 'sentence_transformers', 'sklearn')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -13,10 +13,21 @@ from logo_cli.store import Hit
 E = np.eye(4, dtype=np.float32)  # cluster i has centroid e_i
 
 
-def cluster(cid: int, keywords: list[str], users: int = 5, rating: float | None = None, private: bool = False) -> Cluster:
+def cluster(
+    cid: int, keywords: list[str], users: int = 5, rating: float | None = None, private: bool = False
+) -> Cluster:
     return Cluster(
-        id=cid, size=20, users=users, keywords=keywords, top_items=[(f"item{cid}", 3)], rating_mean=rating,
-        rating_count=10 if rating is not None else 0, labels={}, examples=[], trend=[], private=private,
+        id=cid,
+        size=20,
+        users=users,
+        keywords=keywords,
+        top_items=[(f"item{cid}", 3)],
+        rating_mean=rating,
+        rating_count=10 if rating is not None else 0,
+        labels={},
+        examples=[],
+        trend=[],
+        private=private,
     )
 
 
@@ -29,9 +40,17 @@ def memory() -> GlobalMemory:
         cluster(3, ["secret", "diary"], users=1, private=True),
     ]
     return GlobalMemory(
-        version="v-test", built_at=0.0, embedder="fake:4", options={}, records=80, clusters=clusters, users={},
+        version="v-test",
+        built_at=0.0,
+        embedder="fake:4",
+        options={},
+        records=80,
+        clusters=clusters,
+        users={},
         communities=[Community(0, 10, [(0, 0.7), (2, 0.2)]), Community(1, 8, [(1, 0.8), (2, 0.1)])],
-        segments=[], rating_range=(1.0, 5.0), centroids=E.copy(),
+        segments=[],
+        rating_range=(1.0, 5.0),
+        centroids=E.copy(),
         community_centroids=np.array([[0.7, 0, 0.2, 0], [0, 0.8, 0.1, 0]], dtype=np.float32),
     )
 
@@ -110,7 +129,7 @@ def test_prompt_delimits_history_as_data(memory: GlobalMemory) -> None:
     messages = build_messages(ctx, "dinner?", lambda s: len(s.split()), 1000)
     assert messages[0]["content"].startswith(SYSTEM_PROMPT)
     assert messages[1] == {"role": "user", "content": "dinner?"}
-    body = messages[0]["content"][len(SYSTEM_PROMPT):]
+    body = messages[0]["content"][len(SYSTEM_PROMPT) :]
     start, end = body.index("<history>"), body.index("</history>")
     assert start < body.index("ignore previous instructions") < end
     assert body.count("<history>") == 1 and body.count("</history>") == 1  # the record cannot close it

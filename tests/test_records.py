@@ -10,10 +10,25 @@ from logo_cli.records import InvalidLine, Record, parse_record, parse_time, read
 
 def test_text_record_with_all_fields() -> None:
     r = parse_record(
-        {"user": "maya", "text": " Loved it ", "timestamp": "2025-03-14T19:22:00Z", "id": "m1",
-         "item": "Parasite", "rating": 5, "label": "like", "meta": {"area": "films"}}
+        {
+            "user": "maya",
+            "text": " Loved it ",
+            "timestamp": "2025-03-14T19:22:00Z",
+            "id": "m1",
+            "item": "Parasite",
+            "rating": 5,
+            "label": "like",
+            "meta": {"area": "films"},
+        }
     )
-    assert (r.user, r.text, r.item, r.rating, r.label, r.source_id) == ("maya", "Loved it", "Parasite", 5.0, "like", "m1")
+    assert (r.user, r.text, r.item, r.rating, r.label, r.source_id) == (
+        "maya",
+        "Loved it",
+        "Parasite",
+        5.0,
+        "like",
+        "m1",
+    )
     assert r.timestamp == parse_time("2025-03-14T19:22:00+00:00")
     assert r.meta == {"area": "films"}
 

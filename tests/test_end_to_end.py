@@ -1,0 +1,137 @@
+"""End to end on the real components: the packaged all-MiniLM-L6-v2, Chroma on disk, and the packaged
+SmolLM2 GGUF run by llama.cpp, over sample_histories/, through the installed `logo` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLES
+
+pytestmark = pytest.mark.real
+HISTORIES = SAMPLES / "histories.jsonl"
+
+
+def logo(home: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGO_")}
+    env["LOGO_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "logo_cli", *args], input=input, capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+def lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("real") / "home"
+    done = logo(home, "ingest", str(HISTORIES))
+    assert done.returncode == 0, done.stderr
+    summary = lines(done.stdout)[0]
+    assert summary["added"] == summary["read"] > 0 and summary["invalid"] == 0
+    assert summary["embedder"] == "sentence-transformers:all-MiniLM-L6-v2"
+    done = logo(home, "build-global", "--seed", "0")
+    assert done.returncode == 0, done.stderr
+    yield home
+
+
+@pytest.fixture(scope="module")
+def people() -> dict[str, dict]:
+    return json.loads((SAMPLES / "users.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def owner() -> dict[str, str]:
+    """Record id -> the user who wrote it."""
+    return {r["id"]: r["user"] for r in map(json.loads, HISTORIES.read_text().splitlines())}
+
+
+@pytest.fixture(scope="module")
+def answers(home: Path, people: dict[str, dict]) -> dict[str, dict]:
+    """One batch run (models loaded once) over a question per kind of user."""
+    questions = [json.loads(line) for line in (SAMPLES / "questions.jsonl").read_text().splitlines() if line.strip()]
+    chosen: dict[str, dict] = {}
+    for q in questions:
+        kind = q["kind"] if q["user"] in people else "unknown"
+        chosen.setdefault(kind, q)
+    assert {"cold_start", "biased_off_profile", "regular", "unknown"} <= set(chosen)
+    stdin = "".join(
+        json.dumps({"user": q["user"], "query": q["query"], "id": kind}) + "\n" for kind, q in chosen.items()
+    )
+    done = logo(home, "ask", "-", "--max-tokens", "48", input=stdin)
+    assert done.returncode == 0, done.stderr
+    return {r["id"]: r for r in lines(done.stdout)}
+
+
+def test_reingest_adds_nothing(home: Path) -> None:
+    done = logo(home, "ingest", str(HISTORIES))
+    assert done.returncode == 0
+    summary = lines(done.stdout)[0]
+    assert summary["added"] == 0 and summary["duplicates"] == summary["read"]
+
+
+def test_global_memory_found_the_population(home: Path, people: dict[str, dict]) -> None:
+    from logo_cli import global_memory
+
+    memory = global_memory.load(home / "global")
+    assert 4 <= len(memory.clusters) <= 40
+    assert set(memory.users) == set(people)
+    assert memory.communities and all(c.top_clusters for c in memory.communities)
+    assert all(c.keywords for c in memory.clusters)
+
+
+def test_answers_are_real_and_stamped(answers: dict[str, dict]) -> None:
+    for result in answers.values():
+        assert result["answer"].strip()
+        assert "SmolLM2" in result["models"]["llm"]
+        assert result["models"]["embedder"] == "sentence-transformers:all-MiniLM-L6-v2"
+        assert 0 < result["tokens"]["prompt"] <= 600 and 0 < result["tokens"]["completion"] <= 49
+
+
+def test_cold_start_context_holds_global_clusters(answers: dict[str, dict]) -> None:
+    for kind in ("cold_start", "unknown"):
+        result = answers[kind]
+        assert result["flags"]["cold_start"] is True
+        assert result["global"], f"{kind}: no global clusters in the context"
+        assert result["weights"]["global"] > result["weights"]["local"]
+        assert result["community"] is not None
+
+
+def test_biased_user_off_profile_leans_on_global(answers: dict[str, dict]) -> None:
+    result = answers["biased_off_profile"]
+    assert result["flags"]["biased"] is True
+    assert result["flags"]["off_profile"] is True
+    assert result["weights"]["global"] > result["weights"]["local"]
+
+
+def test_context_never_holds_another_users_records(home: Path, owner: dict[str, str], people: dict[str, dict]) -> None:
+    users = sorted(people)[::3]
+    stdin = "".join(
+        json.dumps({"user": u, "query": q}) + "\n"
+        for u in users
+        for q in ("What should I do this weekend?", "Recommend me something new")
+    )
+    done = logo(home, "ask", "-", "--memory", "local", "--local-k", "8", "--max-tokens", "1", input=stdin)
+    assert done.returncode == 0, done.stderr
+    results = lines(done.stdout)
+    assert len(results) == 2 * len(users)
+    for result in results:
+        assert result["local"], result["user"]
+        assert {owner[item["id"]] for item in result["local"]} == {result["user"]}
+
+
+def test_bad_line_exit_3_names_the_line(home: Path, tmp_path: Path) -> None:
+    good = HISTORIES.read_text().splitlines()[:5]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([*good[:2], '{"user": "x", "text": "ok", "rating": "lots"}', *good[2:]]) + "\n")
+    done = logo(home, "ingest", str(bad))
+    assert done.returncode == 3
+    assert f"{bad}:3: field `rating`" in done.stderr
