@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 # llama.cpp's default -march=native build uses AMX kernels that segfault on these machines: build portable.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 DEMO_HOME ?= .demo-home
+LOGO   := LOGO_HOME=$(DEMO_HOME) $(BIN)/logo
 
 .PHONY: setup demo test lint bench clean
 
@@ -27,9 +28,17 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.llama
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The main job on sample_histories/, into a fresh store: answers on stdout, the memory each used on stderr.
 demo: setup
 	rm -rf $(DEMO_HOME)
-	LOGO_HOME=$(DEMO_HOME) $(BIN)/python -m logo_cli.demo sample_histories
+	$(LOGO) ingest sample_histories/histories.jsonl
+	$(LOGO) build-global --seed 0
+	@echo; echo "== cold-start user ines (1 record) asks about cooking =="
+	@$(LOGO) ask --explain --user ines "I just got my first real kitchen. What's an easy dinner I could cook tonight that isn't pasta?"
+	@echo; echo "== biased user hollis (31 horror-film records) asks off-profile =="
+	@$(LOGO) ask --explain --user hollis "Suggest a quick weeknight dinner for two, nothing fancy."
+	@echo; echo "== regular user maya asks about films =="
+	@$(LOGO) ask --explain --user maya "What should I watch this weekend?"
 
 test: setup
 	$(BIN)/python -m pytest
