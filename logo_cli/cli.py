@@ -68,7 +68,7 @@ HomeOpt = Annotated[
     typer.Option(
         "--home",
         envvar="LOGO_HOME",
-        help="Data folder (store + global memory). [env: LOGO_HOME]",
+        help="Data folder (store + global memory).",
         show_default="platform user data dir",
     ),
 ]
@@ -77,7 +77,7 @@ EmbedderOpt = Annotated[
     typer.Option(
         "--embedder",
         envvar="LOGO_EMBEDDER",
-        help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2). [env: LOGO_EMBEDDER]",
+        help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2).",
     ),
 ]
 ModelOpt = Annotated[
@@ -85,7 +85,7 @@ ModelOpt = Annotated[
     typer.Option(
         "--model",
         envvar="LOGO_MODEL",
-        help="GGUF model file (default: packaged SmolLM2-135M-Instruct Q4_1). [env: LOGO_MODEL]",
+        help="GGUF model file (default: packaged SmolLM2-135M-Instruct Q4_1).",
     ),
 ]
 

@@ -30,6 +30,7 @@ HALF_SIZE = 5.0
 SIM_FLOOR, SIM_SPAN = 0.2, 0.4  # all-MiniLM cosine: ~0.2 unrelated, ~0.6 closely related
 OFF_PROFILE_RELEVANCE = 0.5
 ITEM_CHARS = 160
+GLOBAL_MIN_SCORE, GLOBAL_SCORE_SPREAD = 0.2, 0.12  # a cluster far below the nearest one is noise in the prompt
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant. Give a short, concrete answer that fits this user. "
@@ -192,7 +193,9 @@ def _choose_global(
     options: MediatorOptions,
 ) -> None:
     n_global = max(1, round(options.global_k * ctx.weights["global"])) if ctx.memory == "logo" else options.global_k
-    uses = [GlobalUse(c, s, "question") for c, s in memory.nearest_clusters(question_vector, n_global)]
+    nearest = memory.nearest_clusters(question_vector, n_global)
+    floor = min(nearest[0][1], max(GLOBAL_MIN_SCORE, nearest[0][1] - GLOBAL_SCORE_SPREAD)) if nearest else 0.0
+    uses = [GlobalUse(c, s, "question") for c, s in nearest if s >= floor]  # the nearest is always kept
 
     # the user's community: from their profile, else from their few records, else from the question
     community, source = None, None

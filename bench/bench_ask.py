@@ -1,0 +1,124 @@
+"""Benchmark `ask` against the raw components in the same run.
+
+- ask overhead: logo's full answer (embed + retrieve + mediate + generate) vs llama.cpp alone generating from
+  the very same prompt tokens; the ratio shows what logo adds around the model.
+- ingest: logo ingest's records/s vs the raw embedder's texts/s on the same texts.
+
+Usage: python bench/bench_ask.py [--questions N] [--repeats R]
+Prints one JSON line per figure and a summary table on stderr. Needs `make setup` (real models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_histories"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    args = parser.parse_args()
+
+    from logo_cli.ask import Asker, GenerationOptions, Question
+    from logo_cli.config import Settings
+    from logo_cli.embed import load_embedder
+    from logo_cli.global_memory import BuildOptions, build_global
+    from logo_cli.ingest import ingest
+    from logo_cli.llm import Usage
+    from logo_cli.mediator import MediatorOptions
+    from logo_cli.records import Record, read_records
+    from logo_cli.store import Store
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(home=Path(tmp))
+        embedder = load_embedder(settings.embedder_spec())
+        records = [r for r in read_records([str(SAMPLES / "histories.jsonl")]) if isinstance(r, Record)]
+        texts = [r.embedding_text() for r in records]
+        embedder.embed(texts[:64])  # load and warm up
+
+        raw, full = [], []
+        for i in range(args.repeats):
+            t = time.perf_counter()
+            embedder.embed(texts)
+            raw.append(len(texts) / (time.perf_counter() - t))
+            store = Store(Path(tmp) / f"store{i}")
+            t = time.perf_counter()
+            ingest([str(SAMPLES / "histories.jsonl")], store, embedder)
+            full.append(len(texts) / (time.perf_counter() - t))
+        out.append(
+            {
+                "figure": "ingest_records_per_s",
+                "logo": round(statistics.median(full), 1),
+                "raw_embedder": round(statistics.median(raw), 1),
+                "ratio": round(statistics.median(full) / statistics.median(raw), 3),
+            }
+        )
+
+        store = Store(settings.store_dir)
+        ingest([str(SAMPLES / "histories.jsonl")], store, embedder)
+        build_global(store, embedder.id, embedder.dim, settings.global_dir, BuildOptions())
+        asker = Asker(settings, MediatorOptions(), GenerationOptions(max_tokens=args.max_tokens))
+        questions = [json.loads(line) for line in (SAMPLES / "questions.jsonl").read_text().splitlines()]
+        questions = questions[: args.questions]
+        generator = asker.generator
+        llm = generator._llm  # type: ignore[attr-defined]  # the raw llama.cpp object
+        asker.answer(Question(questions[0]["user"], questions[0]["query"]))  # warm up
+
+        logo_ms, raw_ms, overhead_ms, prompt_tokens = [], [], [], []
+        for _ in range(args.repeats):
+            for q in questions:
+                result = asker.answer(Question(q["user"], q["query"]))
+                logo_ms.append(result.timings_ms["total"])
+                overhead_ms.append(result.timings_ms["total"] - result.timings_ms["generate"])
+                prompt_tokens.append(result.usage.prompt_tokens)
+                tokens = llm.tokenize(generator.render(result.messages).encode(), add_bos=True, special=True)
+                llm.reset()  # no KV-cache reuse, the same as logo got
+                t = time.perf_counter()
+                usage = Usage()
+                for _chunk in llm.create_completion(
+                    prompt=tokens,
+                    max_tokens=result.usage.completion_tokens or 1,
+                    temperature=0.0,
+                    seed=0,
+                    stream=True,
+                    repeat_penalty=1.3,
+                ):
+                    usage.completion_tokens += 1
+                raw_ms.append((time.perf_counter() - t) * 1000)
+                llm.reset()
+        out.append(
+            {
+                "figure": "ask_ms_median",
+                "logo": round(statistics.median(logo_ms), 1),
+                "raw_llama_cpp": round(statistics.median(raw_ms), 1),
+                "ratio": round(statistics.median(logo_ms) / statistics.median(raw_ms), 3),
+            }
+        )
+        out.append(
+            {
+                "figure": "ask_overhead_ms_median",
+                "logo": round(statistics.median(overhead_ms), 1),
+                "share_of_total": round(statistics.median(overhead_ms) / statistics.median(logo_ms), 4),
+            }
+        )
+        out.append({"figure": "prompt_tokens_median", "logo": statistics.median(prompt_tokens)})
+
+    for row in out:
+        print(json.dumps(row))
+    for row in out:
+        print(f"{row['figure']:<24} " + "  ".join(f"{k}={v}" for k, v in row.items() if k != "figure"), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
