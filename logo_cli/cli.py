@@ -146,7 +146,7 @@ def ingest_cli(
     read, added, duplicates, invalid, users.
     """
     from .embed import load_embedder
-    from .ingest import IngestInterrupted, count_lines, ingest
+    from .ingest import IngestStopped, count_lines, ingest
     from .store import Store
 
     settings = _settings(home, embedder)
@@ -175,7 +175,7 @@ def ingest_cli(
 
     try:
         summary = ingest(files, store, model, skip_invalid=skip_invalid, batch_size=batch_size, on_batch=on_batch)
-    except IngestInterrupted as exc:
+    except IngestStopped as exc:
         if progress is not None:
             progress.stop()
         _emit({**exc.summary.to_json(), "error": exc.message})
@@ -327,8 +327,14 @@ def ask_cli(
     asker = Asker(settings, options, GenerationOptions(max_tokens=max_tokens, temperature=temperature, seed=seed))
 
     if batch:
+        answered = 0
         for item in _batch_questions(user, when):
             _emit(asker.answer(item).to_json(include_prompt=show_prompt))
+            answered += 1
+        if not answered and question is None:
+            raise UsageError(
+                "No question given and nothing on stdin.", 'Example: logo ask --user maya "..." or logo ask - < q.jsonl'
+            )
         return
 
     assert user is not None and question is not None
@@ -353,15 +359,16 @@ def _write_through(text: str) -> None:
 def _batch_questions(default_user: str | None, default_at: float | None) -> Any:
     from .ask import Question
     from .errors import BadRecord
-    from .records import parse_time, read_jsonl_objects
+    from .records import parse_time, parse_user, read_jsonl_objects
 
     for line, obj in read_jsonl_objects("-"):
         if not isinstance(obj, dict):
             raise BadRecord("<stdin>", line, "expected a JSON object")
-        user = obj.get("user") or obj.get("user_id") or default_user
-        query = obj.get("query") or obj.get("question")
-        if not isinstance(user, str | int) or not str(user).strip():
-            raise BadRecord("<stdin>", line, "missing `user` (or pass --user)")
+        try:
+            user = parse_user(obj) if ("user" in obj or "user_id" in obj or default_user is None) else default_user
+        except ValueError as exc:
+            raise BadRecord("<stdin>", line, f"{exc} (or pass --user for lines without one)") from None
+        query = obj.get("query", obj.get("question"))
         if not isinstance(query, str) or not query.strip():
             raise BadRecord("<stdin>", line, "missing or empty `query`")
         when = default_at
@@ -370,7 +377,7 @@ def _batch_questions(default_user: str | None, default_at: float | None) -> Any:
                 when = parse_time(obj["at"])
             except ValueError as exc:
                 raise BadRecord("<stdin>", line, f"field `at`: {exc}") from None
-        yield Question(user=str(user), query=query, id=str(obj["id"]) if obj.get("id") is not None else None, at=when)
+        yield Question(user=user, query=query, id=str(obj["id"]) if obj.get("id") is not None else None, at=when)
 
 
 def _explain(result: Any) -> None:

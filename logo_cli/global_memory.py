@@ -39,8 +39,8 @@ class Cluster:
     size: int
     users: int
     keywords: list[str]
-    top_items: list[tuple[str, int]]  # (item, distinct users), most shared first
-    rating_mean: float | None
+    top_items: list[tuple[str, int]]  # (item, distinct users >= min_users), most shared first
+    rating_mean: float | None  # None unless at least min_users distinct users rated
     rating_count: int
     labels: dict[str, int]
     examples: list[str]  # texts nearest the centroid, from distinct users
@@ -96,6 +96,8 @@ class GlobalMemory:
     def nearest_clusters(
         self, vector: np.ndarray, n: int, *, include_private: bool = False
     ) -> list[tuple[Cluster, float]]:
+        if n <= 0 or not len(self.clusters):
+            return []
         scores = self.centroids @ vector
         order = np.argsort(-scores)
         out: list[tuple[Cluster, float]] = []
@@ -342,8 +344,12 @@ def _build(
         for i in idx:
             if items[i]:
                 item_users[str(items[i])].add(users[i])
-        top_items = sorted(((it, len(us)) for it, us in item_users.items()), key=lambda kv: (-kv[1], kv[0]))[:5]
-        rated = rating_arr[idx][~np.isnan(rating_arr[idx])]
+        # privacy: an item or a rating mean is shown only when at least min_users people stand behind it
+        shared = ((it, len(us)) for it, us in item_users.items() if len(us) >= options.min_users)
+        top_items = sorted(shared, key=lambda kv: (-kv[1], kv[0]))[:5]
+        rated_mask = ~np.isnan(rating_arr[idx])
+        raters = {users[i] for i in idx[rated_mask]}
+        rated = rating_arr[idx][rated_mask] if len(raters) >= options.min_users else np.zeros(0)
         label_counts = Counter(labels[i] for i in idx if labels[i])
         order = idx[np.argsort(-(vectors[idx] @ centroids[c]))] if len(idx) else idx
         examples, seen = [], set()

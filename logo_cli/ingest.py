@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .embed import Embedder
-from .errors import BadRecord
+from .errors import LogoError
 from .records import InvalidLine, Record, read_records
 from .store import Store
 
@@ -34,10 +34,14 @@ class IngestSummary:
         return out
 
 
-class IngestInterrupted(BadRecord):
-    """A bad line stopped the run; `summary` says what was stored before it."""
+class IngestStopped(LogoError):
+    """An error stopped the run after the records before it were stored; `summary` counts them."""
 
-    summary: IngestSummary
+    def __init__(self, cause: LogoError, summary: IngestSummary) -> None:
+        super().__init__(cause.message, cause.hint)
+        self.exit_code = cause.exit_code
+        self.cause = cause
+        self.summary = summary
 
 
 def ingest(
@@ -82,12 +86,10 @@ def ingest(
             batch[item.uid] = item
             if len(batch) >= batch_size:
                 flush()
-    except BadRecord as exc:
-        flush()  # keep every good record before the bad line
+    except LogoError as exc:  # a bad line, a missing second file: keep every good record before it
+        flush()
         summary.users = len(users)
-        error = IngestInterrupted(exc.source, exc.line, exc.reason)
-        error.summary = summary
-        raise error from None
+        raise IngestStopped(exc, summary) from exc
     flush()
     summary.users = len(users)
     return summary

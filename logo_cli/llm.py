@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import ModelError
+from .errors import ModelError, UsageError
 
 Message = dict[str, str]
 FAKE_MODEL = "fake"
@@ -110,6 +110,11 @@ class LlamaCppGenerator:
     ) -> Iterator[str]:
         tokens = self._llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True)
         usage.prompt_tokens = len(tokens)
+        if len(tokens) >= self.n_ctx:
+            raise UsageError(
+                f"The prompt ({len(tokens)} tokens) does not fit the model's context ({self.n_ctx} tokens).",
+                "Shorten the question, or raise LOGO_CTX if the model supports a longer context.",
+            )
         if len(tokens) + max_tokens > self.n_ctx:
             max_tokens = max(self.n_ctx - len(tokens), 1)
         chunks = self._llm.create_completion(

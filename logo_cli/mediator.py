@@ -80,6 +80,10 @@ class Context:
     dominant_keywords: list[str] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     evidence: dict[str, Any] | None = None
+    # what conflicts and evidence are recomputed from when the budget drops memory
+    local_vectors: np.ndarray | None = field(default=None, repr=False)  # aligned with `local` (a prefix of the hits)
+    global_memory: GlobalMemory | None = field(default=None, repr=False)
+    conflict_gap: float = 0.3
 
     def flags(self) -> dict[str, Any]:
         return {
@@ -162,11 +166,14 @@ def mediate(
         cold_start=cold_start,
         biased=biased,
         off_profile=off_profile,
+        global_memory=memory if use_global else None,
+        conflict_gap=options.conflict_gap,
     )
 
     if use_local and hits:
         n_local = options.local_k if options.memory == "local" else round(options.local_k * w_local)
-        ctx.local = list(hits[: max(1, n_local)])
+        ctx.local = list(hits[: max(1, n_local) if options.local_k > 0 else 0])
+        ctx.local_vectors = hit_vectors
 
     if use_global and memory is not None:
         _choose_global(ctx, question_vector, hits, hit_vectors, profile, memory, options)
@@ -177,9 +184,8 @@ def mediate(
                 for kw in memory.clusters[cid].keywords[:3]
                 if not memory.clusters[cid].private
             ]
-        _conflicts_and_evidence(ctx, hit_vectors, memory, options)
-    elif use_local:
-        _conflicts_and_evidence(ctx, hit_vectors, None, options)
+    if use_local or use_global:
+        _conflicts_and_evidence(ctx)
     return ctx
 
 
@@ -192,7 +198,9 @@ def _choose_global(
     memory: GlobalMemory,
     options: MediatorOptions,
 ) -> None:
-    n_global = max(1, round(options.global_k * ctx.weights["global"])) if ctx.memory == "logo" else options.global_k
+    n_global = options.global_k
+    if ctx.memory == "logo" and n_global > 0:
+        n_global = max(1, round(n_global * ctx.weights["global"]))
     nearest = memory.nearest_clusters(question_vector, n_global)
     floor = min(nearest[0][1], max(GLOBAL_MIN_SCORE, nearest[0][1] - GLOBAL_SCORE_SPREAD)) if nearest else 0.0
     uses = [GlobalUse(c, s, "question") for c, s in nearest if s >= floor]  # the nearest is always kept
@@ -221,9 +229,10 @@ def _choose_global(
     ctx.global_ = uses
 
 
-def _conflicts_and_evidence(
-    ctx: Context, hit_vectors: np.ndarray | None, memory: GlobalMemory | None, options: MediatorOptions
-) -> None:
+def _conflicts_and_evidence(ctx: Context) -> None:
+    """From the memory in `ctx` only, so the JSON never reports evidence the model did not see."""
+    ctx.conflicts, ctx.evidence = [], None
+    memory, hit_vectors = ctx.global_memory, ctx.local_vectors
     rated = [(h, i) for i, h in enumerate(ctx.local) if h.record.rating is not None]
     user_estimate = None
     if rated:
@@ -256,7 +265,7 @@ def _conflicts_and_evidence(
     if memory is None or hit_vectors is None or not rated or memory.rating_range is None:
         return
     lo, hi = memory.rating_range
-    gap = options.conflict_gap * max(hi - lo, 1e-9)
+    gap = ctx.conflict_gap * max(hi - lo, 1e-9)
     assigned = memory.assign(hit_vectors[[i for _, i in rated]])
     per_cluster: dict[int, list[float]] = {}
     for (hit, _), cid in zip(rated, assigned, strict=True):
@@ -368,3 +377,5 @@ def build_messages(
             ctx.local.pop()  # hits are best first
         else:
             ctx.global_.pop()
+        if ctx.memory != "none":
+            _conflicts_and_evidence(ctx)

@@ -70,20 +70,31 @@ def format_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+MAX_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z; larger numbers are usually milliseconds
+
+
+def _epoch(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    if abs(value) > MAX_EPOCH:
+        raise ValueError(f"{value:g} is out of range for epoch seconds (milliseconds? divide by 1000)")
+    return float(value)
+
+
 def parse_time(value: Any) -> float:
     """ISO 8601 (naive means UTC) or epoch seconds, as a number or a numeric string. Raises ValueError."""
     if isinstance(value, bool):
         raise ValueError("a boolean is not a time")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError("not a finite number")
-        return float(value)
+        return _epoch(value)
     if isinstance(value, str):
         text = value.strip()
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             pass
+        else:
+            return _epoch(number)
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
         except ValueError:
@@ -109,16 +120,21 @@ def _string(obj: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def parse_record(obj: Any) -> Record:
-    """Validate one decoded JSON value. Raises ValueError with a reason that names the field at fault."""
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+def parse_user(obj: dict[str, Any]) -> str:
+    """`user`, else `user_id`; numbers become strings. Raises ValueError when missing or empty."""
     user = _string(obj, "user")
     if user is None:
         user = _string(obj, "user_id")
     if user is None or not user.strip():
         raise ValueError("missing or empty `user` (or `user_id`)")
-    user = user.strip()
+    return user.strip()
+
+
+def parse_record(obj: Any) -> Record:
+    """Validate one decoded JSON value. Raises ValueError with a reason that names the field at fault."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    user = parse_user(obj)
 
     text = _string(obj, "text")
     if text is None:

@@ -71,7 +71,8 @@ def test_skip_invalid_reports_and_continues(fake_env: Path, tmp_path: Path) -> N
     f.write_text('{"user": "a", "text": "fine"}\nnot json\n{"user": "a", "text": "also fine"}\n')
     code, out, err = run("ingest", "--skip-invalid", str(f))
     assert code == 0
-    assert jsonl(out)[0] | {} == {**jsonl(out)[0], "read": 2, "added": 2, "invalid": 1}
+    summary = jsonl(out)[0]
+    assert (summary["read"], summary["added"], summary["invalid"]) == (2, 2, 1)
     assert f"{f}:2: invalid JSON" in err
 
 
@@ -91,7 +92,7 @@ def test_build_global_is_deterministic(built: Path) -> None:
 
     a = global_memory.load(built / "global")
     assert a.version == second["version"]
-    assert {u: p.distribution for u, p in a.users.items()}  # every user profiled
+    assert len(a.users) == 14 and all(p.distribution for p in a.users.values())  # every user profiled
     run("build-global", "--seed", "0")
     b = global_memory.load(built / "global")
     assert [c.keywords for c in a.clusters] == [c.keywords for c in b.clusters]
@@ -213,3 +214,62 @@ def test_help_does_not_import_heavy_modules() -> None:
 def test_python_dash_m_works() -> None:
     done = subprocess.run([sys.executable, "-m", "logo_cli", "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("logo ")
+
+
+def test_batch_user_zero_is_a_user_not_a_default(built: Path) -> None:
+    code, out, _ = run("ask", "-", "--user", "cook1", "--json", input='{"user": 0, "query": "dinner?"}\n')
+    assert code == 0 and jsonl(out)[0]["user"] == "0" and jsonl(out)[0]["local"] == []
+
+
+def test_batch_bad_line_exit_3(built: Path) -> None:
+    code, out, err = run("ask", "-", input='{"user": "cook1", "query": "dinner?"}\n{"user": "cook1"}\n')
+    assert code == ExitCode.BAD_DATA and "<stdin>:2:" in err and "`query`" in err
+    assert len(jsonl(out)) == 1  # the first question was answered before the bad line
+
+
+def test_ask_without_question_and_empty_stdin_is_usage_error(built: Path) -> None:
+    code, _, err = run("ask", "--user", "cook1", input="")
+    assert code == ExitCode.USAGE and "nothing on stdin" in err
+
+
+def test_missing_second_file_keeps_first_files_records(fake_env: Path, population: Path, tmp_path: Path) -> None:
+    code, out, err = run("ingest", str(population), str(tmp_path / "missing.jsonl"))
+    assert code == ExitCode.NOT_FOUND and "no such file" in err
+    assert jsonl(out)[0]["added"] == 175
+    code, out, _ = run("ingest", str(population))
+    assert jsonl(out)[0]["added"] == 0
+
+
+def test_zero_k_means_no_memory_of_that_kind(built: Path) -> None:
+    code, out, _ = run("ask", "--user", "cook1", "--json", "--global-k", "0", "--local-k", "0", "dinner recipe?")
+    result = json.loads(out)
+    assert code == 0 and result["global"] == [] and result["local"] == []
+
+
+def test_min_users_hides_small_clusters_items_and_ratings(built: Path) -> None:
+    from logo_cli import global_memory
+
+    code, _, _ = run("build-global", "--clusters", "3", "--min-users", "5")
+    assert code == 0
+    memory = global_memory.load(built / "global")
+    small = [c for c in memory.clusters if c.users < 5]
+    assert small, "the travel cluster (4 users) should be private at --min-users 5"
+    assert all(c.private for c in small) and not any(c.private for c in memory.clusters if c.users >= 5)
+    assert all(n >= 5 for c in memory.clusters for _, n in c.top_items)
+    code, out, _ = run("ask", "--user", "cook1", "--json", "--memory", "global", "--global-k", "3", "trip hotel beach")
+    result = json.loads(out)
+    assert result["global"] and all(g["users"] >= 5 for g in result["global"])
+    shown = " ".join(" ".join(g["keywords"] + g["top_items"]) for g in result["global"])
+    assert "beach" not in shown and "Lisbon" not in shown
+
+
+def test_tiny_store_without_timestamps(fake_env: Path, tmp_path: Path) -> None:
+    f = tmp_path / "one.jsonl"
+    f.write_text('{"user": "solo", "text": "I like long walks by the river"}\n')
+    assert run("ingest", str(f))[0] == 0
+    code, out, err = run("build-global")
+    assert code == 0, err
+    assert jsonl(out)[0]["clusters"] == 1
+    code, out, err = run("ask", "--user", "solo", "--json", "walks?")
+    assert code == 0, err
+    assert json.loads(out)["local"][0]["timestamp"] is None

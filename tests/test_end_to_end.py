@@ -113,19 +113,25 @@ def test_biased_user_off_profile_leans_on_global(answers: dict[str, dict]) -> No
 
 
 def test_context_never_holds_another_users_records(home: Path, owner: dict[str, str], people: dict[str, dict]) -> None:
+    records = [json.loads(line) for line in HISTORIES.read_text().splitlines()]
     users = sorted(people)[::3]
     stdin = "".join(
         json.dumps({"user": u, "query": q}) + "\n"
         for u in users
         for q in ("What should I do this weekend?", "Recommend me something new")
     )
-    done = logo(home, "ask", "-", "--memory", "local", "--local-k", "8", "--max-tokens", "1", input=stdin)
+    done = logo(home, "ask", "-", "--show-prompt", "--local-k", "8", "--max-tokens", "1", input=stdin)
     assert done.returncode == 0, done.stderr
     results = lines(done.stdout)
     assert len(results) == 2 * len(users)
     for result in results:
-        assert result["local"], result["user"]
-        assert {owner[item["id"]] for item in result["local"]} == {result["user"]}
+        assert {owner[item["id"]] for item in result["local"]} <= {result["user"]}
+        prompt = "\n".join(m["content"] for m in result["prompt"])
+        for record in records:
+            text = record.get("text") or record["query"]
+            if record["user"] != result["user"] and len(text) > 30:
+                assert text[:60] not in prompt, (result["user"], record["id"])
+    assert sum(bool(r["local"]) for r in results) >= len(results) // 2  # the check above had records to check
 
 
 def test_bad_line_exit_3_names_the_line(home: Path, tmp_path: Path) -> None:

@@ -45,6 +45,17 @@ def test_epoch_and_naive_times() -> None:
     assert parse_time("2025-01-01T00:00:00") == parse_time("2025-01-01T00:00:00Z")
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "1e400", float("nan"), 1_700_000_000_000, "2025-13-01", True])
+def test_unusable_times_are_rejected(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_time(value)
+
+
+def test_millisecond_epochs_get_a_hint() -> None:
+    with pytest.raises(ValueError, match="milliseconds"):
+        parse_time(1_700_000_000_000)
+
+
 def test_ids_are_stable_and_user_scoped() -> None:
     a = parse_record({"user": "a", "text": "x", "id": "1"})
     b = parse_record({"user": "b", "text": "x", "id": "1"})
