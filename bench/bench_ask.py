@@ -32,7 +32,7 @@ def main() -> None:
     from logo_cli.ask import Asker, GenerationOptions, Question
     from logo_cli.config import Settings
     from logo_cli.embed import load_embedder
-    from logo_cli.global_memory import BuildOptions, build_global
+    from logo_cli.global_build import BuildOptions, build_global
     from logo_cli.ingest import ingest
     from logo_cli.llm import Usage
     from logo_cli.mediator import MediatorOptions

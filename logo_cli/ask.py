@@ -179,6 +179,8 @@ class Asker:
 
         clock = time.perf_counter()
         memory = self.memory if self.options.memory in ("logo", "global") else None
+        if memory is not None and question.at is not None:
+            memory = memory.as_of(question.at)  # population statistics from before --at only
         ctx = mediate(vector, hits, hit_vectors, history, profile, memory, self.options)
         messages = build_messages(ctx, question.query, self.generator.count_tokens, self.options.prompt_budget)
         timings["mediate"] = _ms(clock)

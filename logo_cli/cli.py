@@ -90,6 +90,20 @@ ModelOpt = Annotated[
 ]
 
 
+ColdStartOpt = Annotated[
+    int, typer.Option("--cold-start-max", min=0, help="Users with at most this many records are cold-start.")
+]
+BiasedHistoryOpt = Annotated[
+    int, typer.Option("--biased-min-history", min=1, help="Biased users have at least this many records...")
+]
+BiasedDiversityOpt = Annotated[
+    float,
+    typer.Option(
+        "--biased-max-diversity", min=0.0, max=1.0, help="...and at most this diversity (normalized entropy)."
+    ),
+]
+
+
 def _settings(home: Path | None, embedder: str | None = None, model: str | None = None) -> Any:
     from .config import Settings
 
@@ -193,7 +207,13 @@ def ingest_cli(
 # --------------------------------------------------------------------------------------------- build-global
 
 
-@app.command("build-global", epilog="Example: logo build-global --seed 0\n\nExample: logo build-global --clusters 12")
+@app.command(
+    "build-global",
+    epilog=(
+        "Example: logo build-global\n\nExample: logo build-global --clusters 12 --seed 1\n\n"
+        "Example: logo ingest new.jsonl && logo build-global --update"
+    ),
+)
 def build_global_cli(
     clusters: Annotated[
         int | None, typer.Option("--clusters", min=1, help="Force k interest clusters (default: chosen by silhouette).")
@@ -205,44 +225,67 @@ def build_global_cli(
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same clusters.")] = 0,
     min_users: Annotated[
         int,
-        typer.Option(
-            "--min-users", min=1, help="Clusters from fewer distinct users are private: never shown to others."
-        ),
+        typer.Option("--min-users", min=1, help="Clusters, items and ratings from fewer distinct users stay private."),
     ] = 3,
-    segments: Annotated[
-        int, typer.Option("--segments", min=0, help="Time periods for each cluster's popularity trend.")
-    ] = 4,
+    segments: Annotated[int, typer.Option("--segments", min=0, help="Time periods for each cluster's trend.")] = 4,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update", help="Keep the clusters, assign new records to them and refresh every statistic (fast)."
+        ),
+    ] = False,
+    describe: Annotated[
+        bool, typer.Option("--describe", help="Ask the model for a one-line description of each cluster (cached).")
+    ] = False,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
+    model: ModelOpt = None,
 ) -> None:
     """Cluster everyone's records into global memory: interest clusters, user profiles, communities.
 
-    Each cluster gets keywords (class-based TF-IDF), its most shared items, rating mean, size and number of
-    users; each user a cluster distribution and diversity (normalized entropy); users with similar
-    distributions form communities. Written as a new version and switched atomically. Prints one JSON line.
+    Each cluster gets keywords (class-based TF-IDF), its most shared items, rating mean, size, users and a
+    trend over time; each user a cluster distribution and diversity (normalized entropy); users with
+    similar distributions form communities. Written as a new version and switched atomically: `ask`
+    keeps using the previous one until the build is complete. Prints one JSON line.
     """
     from .embed import load_embedder
-    from .global_memory import BuildOptions, build_global
+    from .global_build import BuildOptions, build_global
     from .store import Store
 
-    settings = _settings(home, embedder)
-    model = load_embedder(settings.embedder_spec())
+    settings = _settings(home, embedder, model)
+    if update and (clusters is not None or communities is not None):
+        raise UsageError("--update keeps the existing clusters: drop --clusters / --communities, or drop --update.")
+    embed_model = load_embedder(settings.embedder_spec())
     console = _stderr()
     options = BuildOptions(
-        clusters=clusters, communities=communities, seed=seed, min_users=min_users, segments=segments
+        clusters=clusters, communities=communities, seed=seed, min_users=min_users, segments=segments, update=update
     )
+    describer = None
+    if describe:
+        from .describe import Describer
+
+        describer = Describer(settings)
+    store = Store(settings.store_dir)
     if console.is_terminal:
         with console.status("building global memory") as status:
             memory = build_global(
-                Store(settings.store_dir),
-                model.id,
-                model.dim,
+                store,
+                embed_model.id,
+                embed_model.dim,
                 settings.global_dir,
                 options,
                 progress=lambda msg: status.update(msg),
+                describe=describer,
             )
     else:
-        memory = build_global(Store(settings.store_dir), model.id, model.dim, settings.global_dir, options)
+        memory = build_global(store, embed_model.id, embed_model.dim, settings.global_dir, options, describe=describer)
+    if memory.drift.get("rebuild_advised"):
+        console.print(
+            "[yellow]Advice:[/] the data has drifted from the clusters "
+            f"(similarity drop {memory.drift['similarity_drop']}, "
+            f"new records {memory.drift['new_records_share']:.0%}): "
+            "run `logo build-global` without --update to re-cluster."
+        )
     _emit(memory.summary())
 
 
@@ -298,6 +341,9 @@ def ask_cli(
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     local_k: Annotated[int, typer.Option("--local-k", min=0, help="Most of the user's records in the prompt.")] = 4,
     global_k: Annotated[int, typer.Option("--global-k", min=0, help="Most population clusters in the prompt.")] = 3,
+    cold_start_max: ColdStartOpt = 3,
+    biased_min_history: BiasedHistoryOpt = 20,
+    biased_max_diversity: BiasedDiversityOpt = 0.35,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     model: ModelOpt = None,
@@ -323,7 +369,14 @@ def ask_cli(
 
     when = _parse_at(at)
     settings = _settings(home, embedder, model)
-    options = MediatorOptions(memory=memory, local_k=local_k, global_k=global_k)  # type: ignore[arg-type]
+    options = MediatorOptions(
+        memory=memory,  # type: ignore[arg-type]
+        local_k=local_k,
+        global_k=global_k,
+        cold_start_max=cold_start_max,
+        biased_min_history=biased_min_history,
+        biased_max_diversity=biased_max_diversity,
+    )
     asker = Asker(settings, options, GenerationOptions(max_tokens=max_tokens, temperature=temperature, seed=seed))
 
     if batch:
@@ -414,6 +467,152 @@ def _explain(result: Any) -> None:
     console = _stderr()
     for line in lines:
         console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------------------ global/profile
+
+
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+@app.command(
+    "global",
+    epilog=(
+        "Example: logo global\n\nExample: logo global --cluster 3\n\n"
+        "Example: logo global --plot map.png\n\nExample: logo global --json | jq -r '.keywords | join(\" \")'"
+    ),
+)
+def global_cli(
+    cluster: Annotated[int | None, typer.Option("--cluster", "-c", help="Show one cluster in full.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Draw the clusters as a 2-D map into this PNG.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines even on a terminal.")] = False,
+    at: Annotated[str | None, typer.Option("--at", help="Statistics as of this time (ISO 8601 or epoch s).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Show global memory: interest clusters with keywords, users, shared items, ratings and trend.
+
+    A table on a terminal, one JSON object per cluster otherwise (or with --json).
+    """
+    from .views import cluster_rows, load_memory, plot_map
+
+    memory = load_memory(_settings(home), _parse_at(at))
+    rows = cluster_rows(memory, cluster)
+    if plot is not None:
+        plot_map(memory, plot)
+        _stderr().print(f"wrote {plot}")
+    if as_json or not _is_terminal():
+        for row in rows:
+            _emit(row)
+        return
+    _print_clusters(rows, memory, detailed=cluster is not None)
+
+
+def _print_clusters(rows: list[dict[str, Any]], memory: Any, *, detailed: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .views import sparkline
+
+    console = Console(highlight=False)
+    when = f" as of {format_when(memory.as_of_time)}" if memory.as_of_time is not None else ""
+    if detailed:
+        row = rows[0]
+        console.print(f"[bold]cluster {row['id']}[/]{when}: {', '.join(row['keywords'])}")
+        for key in ("size", "users", "rating_mean", "rating_count", "community", "private", "description"):
+            console.print(f"  {key}: {row[key]}")
+        console.print(f"  trend: {sparkline(row['trend'])} {row['trend_word']} {row['trend']}")
+        console.print("  shared items: " + ", ".join(f"{i['item']} ({i['users']})" for i in row["top_items"]))
+        if row["labels"]:
+            console.print(f"  labels: {row['labels']}")
+        for text in row["examples"]:
+            console.print(f"  · {text}", soft_wrap=True)
+        return
+    table = Table(title=f"global memory {memory.version}{when}: {memory.records} records, {len(memory.users)} users")
+    for name in ("id", "users", "size", "keywords", "shared items", "rating", "trend", "community"):
+        table.add_column(name, justify="right" if name in ("id", "users", "size", "rating") else "left")
+    for row in rows:
+        table.add_row(
+            str(row["id"]) + (" 🔒" if row["private"] else ""),
+            str(row["users"]),
+            str(row["size"]),
+            ", ".join(row["keywords"][:5]),
+            ", ".join(i["item"] for i in row["top_items"][:3]),
+            f"{row['rating_mean']:.2f}" if row["rating_mean"] is not None else "",
+            f"{sparkline(row['trend'])} {row['trend_word']}",
+            "" if row["community"] is None else str(row["community"]),
+        )
+    console.print(table)
+
+
+def format_when(ts: float) -> str:
+    from .records import format_time
+
+    return format_time(ts)
+
+
+@app.command("profile", epilog="Example: logo profile --user hollis\n\nExample: logo profile --user maya --json")
+def profile_cli(
+    user: Annotated[str, typer.Option("--user", "-u", help="Whose profile.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object even on a terminal.")] = False,
+    at: Annotated[str | None, typer.Option("--at", help="As of this time (ISO 8601 or epoch s).")] = None,
+    cold_start_max: ColdStartOpt = 3,
+    biased_min_history: BiasedHistoryOpt = 20,
+    biased_max_diversity: BiasedDiversityOpt = 0.35,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Show a user's profile: history size, diversity, dominant clusters, community, cold-start/biased.
+
+    Diversity is the normalized entropy of the user's distribution over clusters: 0 means all their records
+    fall in one cluster, 1 means evenly spread.
+    """
+    from .mediator import MediatorOptions
+    from .views import profile_view
+
+    options = MediatorOptions(
+        cold_start_max=cold_start_max, biased_min_history=biased_min_history, biased_max_diversity=biased_max_diversity
+    )
+    view = profile_view(_settings(home, embedder), user, _parse_at(at), options)
+    if as_json or not _is_terminal():
+        _emit(view)
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    kind = "cold-start" if view["cold_start"] else "biased" if view["biased"] else "regular"
+    console.print(f"[bold]{user}[/]: {view['history']} records, diversity {view['diversity']:.2f} → {kind}")
+    for d in view["dominant"]:
+        console.print(f"  {d['share']:>5.0%}  cluster {d['cluster']}: {', '.join(d['keywords'])}")
+    if view["community"]:
+        c = view["community"]
+        tops = "; ".join(", ".join(t["keywords"][:3]) for t in c["top_clusters"])
+        console.print(f"  community {c['id']} ({c['size']} users): {tops}")
+
+
+# --------------------------------------------------------------------------------------------------- convert
+
+convert_app = typer.Typer(help="Convert public datasets into logo records and evaluation sets.", no_args_is_help=True)
+app.add_typer(convert_app, name="convert")
+
+
+@convert_app.command(
+    "movielens",
+    epilog="Example: logo convert movielens ../shared/eval-data/ml-latest-small --out movielens\n\n"
+    "Then: logo ingest movielens/records.jsonl && logo build-global",
+)
+def convert_movielens_cli(
+    folder: Annotated[Path, typer.Argument(help="Folder with ratings.csv and movies.csv (and tags.csv).")],
+    out: Annotated[Path, typer.Option("--out", help="Where records.jsonl and eval.jsonl go.")] = Path("movielens"),
+    holdout: Annotated[float, typer.Option("--holdout", help="Each user's latest share of ratings held out.")] = 0.2,
+    cold_share: Annotated[float, typer.Option("--cold-share", help="Share of users cut to 1-3 records.")] = 0.1,
+    max_users: Annotated[int | None, typer.Option("--max-users", min=1, help="Only the first N users.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the cold-start sample.")] = 0,
+) -> None:
+    """MovieLens ratings -> records (one per rating) and an eval set (each user's latest ratings as questions)."""
+    from .convert import movielens, summary_json
+
+    _emit(summary_json(movielens(folder, out, holdout=holdout, cold_share=cold_share, seed=seed, max_users=max_users)))
 
 
 def main() -> None:

@@ -1,12 +1,11 @@
-"""Global memory: what the whole population shares, found by clustering everybody's records.
+"""Global memory: what the whole population shares. This module holds its data model, the queries the
+mediator makes, the as-of-time view, and persistence; `global_build` computes it.
 
-`build_global` reads every embedding from the store page by page, clusters them into interest clusters
-(k chosen by silhouette on a sample unless forced), describes each cluster (class-based TF-IDF keywords,
-shared items, ratings, labels, representative texts, popularity per time segment), profiles each user
-(cluster distribution and its normalized entropy = diversity) and groups users into communities.
-
-A build is written to a new version folder and switched to by replacing one pointer file at the end, so a
-reader never sees half a build and a crashed build leaves the previous one in use.
+A saved version is a folder with `memory.json` (clusters, profiles, communities), the centroid matrices and
+`timeline.npz`, per-cluster arrays sorted by time from which every statistic can be recomputed as of any
+moment (`as_of`), so an answer `--at` a time never uses what happened after it. A build is written to a new
+version folder and switched to by replacing one pointer file at the end: a reader never sees half a build,
+and a crashed build leaves the previous one in use.
 """
 
 from __future__ import annotations
@@ -15,19 +14,16 @@ import math
 import os
 import shutil
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
-from .errors import GlobalMemoryMissing, StoreError, UsageError
-from .store import Store
+from .errors import GlobalMemoryMissing, StoreError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 POINTER = "CURRENT"
 KEEP_VERSIONS = 2
 MIN_HISTORY_FOR_COMMUNITY = 3  # fewer records cannot place a user; they are placed at ask time
@@ -43,9 +39,10 @@ class Cluster:
     rating_mean: float | None  # None unless at least min_users distinct users rated
     rating_count: int
     labels: dict[str, int]
-    examples: list[str]  # texts nearest the centroid, from distinct users
+    examples: list[str]  # texts nearest the centroid, from distinct users (for the operator, never prompts)
     trend: list[float]  # share of each time segment's records that fall in this cluster
     private: bool  # fewer than min_users distinct users: never shown to other users
+    description: str | None = None  # optional one-line summary written by the model (--describe)
 
 
 @dataclass
@@ -67,13 +64,25 @@ class Community:
 
 
 @dataclass
-class BuildOptions:
-    clusters: int | None = None  # None: choose k by silhouette
-    communities: int | None = None  # None: choose by silhouette
-    seed: int = 0
-    min_users: int = 3
-    segments: int = 4
-    page_size: int = 5000
+class Timeline:
+    """Per-cluster records and (cluster, user) first appearances, sorted by time (undated = +inf).
+
+    `record_offsets[c]:record_offsets[c+1]` slices cluster c in `record_ts`, `rating_cum` and `rated_cum`
+    (cumulative rating sums and counts); `user_offsets` slices `user_first_ts` the same way.
+    """
+
+    record_ts: np.ndarray
+    record_offsets: np.ndarray
+    rating_cum: np.ndarray
+    rated_cum: np.ndarray
+    user_first_ts: np.ndarray
+    user_offsets: np.ndarray
+    rater_first_ts: np.ndarray  # (cluster, user) first *rating*, for the min_users rule on rating means
+    rater_offsets: np.ndarray
+    item_first_ts: dict[int, dict[str, list[float]]]  # cluster -> candidate item -> its users' first times
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: v for k, v in asdict(self).items() if isinstance(v, np.ndarray)}
 
 
 @dataclass
@@ -89,8 +98,15 @@ class GlobalMemory:
     segments: list[float]  # segment boundaries (epoch s), len = segments + 1; empty when no timestamps
     rating_range: tuple[float, float] | None
     selection: dict[str, Any] = field(default_factory=dict)  # how k and C were chosen
+    drift: dict[str, Any] = field(default_factory=dict)  # mean similarity to centroids, for --update
+    as_of_time: float | None = None  # set on views made by as_of()
     centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     community_centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    timeline: Timeline | None = None
+
+    @property
+    def min_users(self) -> int:
+        return int(self.options.get("min_users", 3))
 
     # ----- queries used by the mediator -----
     def nearest_clusters(
@@ -99,11 +115,10 @@ class GlobalMemory:
         if n <= 0 or not len(self.clusters):
             return []
         scores = self.centroids @ vector
-        order = np.argsort(-scores)
         out: list[tuple[Cluster, float]] = []
-        for idx in order:
+        for idx in np.argsort(-scores):
             cluster = self.clusters[int(idx)]
-            if cluster.private and not include_private:
+            if (cluster.private or cluster.size == 0) and not include_private:
                 continue
             out.append((cluster, float(scores[idx])))
             if len(out) == n:
@@ -125,28 +140,63 @@ class GlobalMemory:
         for cid, share in distribution.items():
             vec[cid] = share
         vec /= np.linalg.norm(vec) or 1.0
-        cents = self.community_centroids / np.maximum(
-            np.linalg.norm(self.community_centroids, axis=1, keepdims=True), 1e-9
-        )
-        return self.communities[int(np.argmax(cents @ vec))]
+        norms = np.maximum(np.linalg.norm(self.community_centroids, axis=1, keepdims=True), 1e-9)
+        return self.communities[int(np.argmax((self.community_centroids / norms) @ vec))]
 
     def profile_from_vectors(self, user: str, vectors: np.ndarray) -> UserProfile | None:
         """A profile computed at ask time (for `--at`, or a user ingested after the build)."""
         if len(vectors) == 0 or not len(self.clusters):
             return None
-        k = len(self.clusters)
-        counts = np.bincount(self.assign(vectors), minlength=k).astype(np.float64)
-        shares = counts / counts.sum()
-        dist = {int(c): round(float(s), 4) for c, s in enumerate(shares) if s > 0}
-        community = self.community_for(dist) if len(vectors) >= MIN_HISTORY_FOR_COMMUNITY else None
-        return UserProfile(
-            user=user,
-            history=len(vectors),
-            distribution=dist,
-            diversity=round(_entropy(shares, k), 4),
-            dominant=_dominant(dist),
-            community=community.id if community else None,
-        )
+        counts = np.bincount(self.assign(vectors), minlength=len(self.clusters)).astype(np.float64)
+        return profile_from_counts(user, counts, self.community_for)
+
+    # ----- time -----
+    def as_of(self, when: float) -> GlobalMemory:
+        """A view whose statistics count only records strictly before `when` (epoch s).
+
+        Centroids and keywords (what each topic is) stay; sizes, users, items, ratings, trends and privacy are
+        recomputed from the timeline. Undated records are never counted in a view.
+        """
+        if self.timeline is None:
+            raise StoreError("This global memory has no timeline.", "Run `logo build-global` again.")
+        tl = self.timeline
+        edges = np.minimum(np.asarray(self.segments), when) if self.segments else None
+        per_segment: list[np.ndarray] = []
+        clusters = []
+        for c in self.clusters:
+            lo, hi = int(tl.record_offsets[c.id]), int(tl.record_offsets[c.id + 1])
+            times = tl.record_ts[lo:hi]
+            n = int(np.searchsorted(times, when, side="left"))
+            users = _count_before(tl.user_first_ts, tl.user_offsets, c.id, when)
+            raters = _count_before(tl.rater_first_ts, tl.rater_offsets, c.id, when)
+            rated = int(tl.rated_cum[lo + n - 1]) if n else 0
+            rating_mean = None
+            if rated and raters >= self.min_users:
+                rating_mean = round(float(tl.rating_cum[lo + n - 1]) / rated, 3)
+            items = [
+                (item, int(np.searchsorted(np.asarray(first), when, side="left")))
+                for item, first in tl.item_first_ts.get(c.id, {}).items()
+            ]
+            top = sorted(((i, u) for i, u in items if u >= self.min_users), key=lambda kv: (-kv[1], kv[0]))[:5]
+            if edges is not None:
+                per_segment.append(np.diff(np.searchsorted(times, edges, side="left")))
+            clusters.append(
+                replace(
+                    c,
+                    size=n,
+                    users=users,
+                    top_items=top,
+                    rating_mean=rating_mean,
+                    rating_count=rated if rating_mean is not None else 0,
+                    labels={},
+                    private=users < self.min_users,
+                )
+            )
+        if per_segment:
+            totals = np.sum(per_segment, axis=0)
+            for cluster, mine in zip(clusters, per_segment, strict=True):
+                cluster.trend = [round(float(m / t), 4) if t else 0.0 for m, t in zip(mine, totals, strict=True)]
+        return replace(self, clusters=clusters, as_of_time=when, records=sum(c.size for c in clusters))
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -158,84 +208,25 @@ class GlobalMemory:
             "communities": len(self.communities),
             "embedder": self.embedder,
             "selection": self.selection,
+            "drift": self.drift,
         }
 
 
-# ----------------------------------------------------------------------------------------------- building
+def _count_before(first_ts: np.ndarray, offsets: np.ndarray, cid: int, when: float) -> int:
+    lo, hi = int(offsets[cid]), int(offsets[cid + 1])
+    return int(np.searchsorted(first_ts[lo:hi], when, side="left"))
 
 
-FULL_KMEANS_MAX = 50_000  # below this, exact k-means is affordable and finds better optima than mini-batches
-
-
-def _kmeans(k: int, n: int, seed: int) -> Any:
-    from sklearn.cluster import KMeans, MiniBatchKMeans
-
-    if n <= FULL_KMEANS_MAX:
-        return KMeans(n_clusters=k, random_state=seed, n_init=4)
-    return MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096, max_iter=200)
-
-
-def _choose_k(x: np.ndarray, candidates: Sequence[int], seed: int) -> tuple[int, dict[int, float]]:
-    """The k with the best cosine silhouette on a sample (data are unit vectors)."""
-    from sklearn.metrics import silhouette_score
-
-    rng = np.random.default_rng(seed)
-    sample = x if len(x) <= 4000 else x[rng.choice(len(x), 4000, replace=False)]
-    scores: dict[int, float] = {}
-    for k in candidates:
-        if k < 2 or k >= len(sample):
-            continue
-        labels = _kmeans(k, len(sample), seed).fit_predict(sample)
-        if len(set(labels)) < 2:
-            continue
-        scores[k] = float(silhouette_score(sample, labels, metric="cosine"))
-    if not scores:
-        return max(1, min(2, len(x))), {}
-    return max(scores, key=lambda k: scores[k]), scores
-
-
-def _k_candidates(n: int) -> list[int]:
-    upper = max(2, min(64, int(math.sqrt(n / 2)) * 2))
-    ks = sorted({k for k in (2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64) if k <= upper})
-    return ks
-
-
-def _keywords(texts_by_cluster: list[list[str]], top: int = 6) -> list[list[str]]:
-    """Class-based TF-IDF (as in BERTopic): a term scores high when frequent in one cluster and rare overall."""
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    docs = [" ".join(texts) for texts in texts_by_cluster]
-    if not any(doc.strip() for doc in docs):
-        return [[] for _ in docs]
-    vectorizer = CountVectorizer(
-        stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b", max_features=50_000
-    )
-    try:
-        counts = vectorizer.fit_transform(docs).astype(np.float64)
-    except ValueError:  # only stop words
-        return [[] for _ in docs]
-    terms = vectorizer.get_feature_names_out()
-    tf = counts.multiply(1.0 / np.maximum(counts.sum(axis=1), 1)).tocsr()
-    freq = np.asarray(counts.sum(axis=0)).ravel()
-    avg_words = counts.sum() / max(len(docs), 1)
-    idf = np.log(1.0 + avg_words / np.maximum(freq, 1))
-    scores = tf.multiply(idf).tocsr()
-    out: list[list[str]] = []
-    for row in range(scores.shape[0]):
-        data = scores.getrow(row).toarray().ravel()
-        best = np.argsort(-data)[:top]
-        out.append([str(terms[i]) for i in best if data[i] > 0])
-    return out
-
-
-def _entropy(shares: np.ndarray, k: int) -> float:
+def entropy(shares: np.ndarray, k: int) -> float:
+    """Normalized entropy: 0 when all mass is in one cluster, 1 when spread evenly over all k."""
     nz = shares[shares > 0]
     if k <= 1 or len(nz) == 0:
         return 0.0
     return max(0.0, float(-(nz * np.log(nz)).sum() / math.log(k)))
 
 
-def _dominant(distribution: dict[int, float], mass: float = 0.8, most: int = 3) -> list[int]:
+def dominant(distribution: dict[int, float], mass: float = 0.8, most: int = 3) -> list[int]:
+    """The largest clusters that together hold `mass` of the user's records (at most `most`)."""
     out, total = [], 0.0
     for cid, share in sorted(distribution.items(), key=lambda kv: -kv[1]):
         out.append(cid)
@@ -245,219 +236,25 @@ def _dominant(distribution: dict[int, float], mass: float = 0.8, most: int = 3) 
     return out
 
 
-def build_global(
-    store: Store,
-    embedder_id: str,
-    dim: int,
-    home: Path,
-    options: BuildOptions,
-    progress: Callable[[str], None] | None = None,
-) -> GlobalMemory:
-    """Build and save a new global memory version; see the module docstring."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
-        # duplicate points (e.g. users with identical distributions) make k-means warn; the result stays valid
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return _build(store, embedder_id, dim, home, options, progress)
-
-
-def _build(
-    store: Store,
-    embedder_id: str,
-    dim: int,
-    home: Path,
-    options: BuildOptions,
-    progress: Callable[[str], None] | None = None,
-) -> GlobalMemory:
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
-
-    say = progress or (lambda _msg: None)
-    started = time.time()
-    store.open(embedder_id, dim, create=False)
-    total = store.count()
-    if total == 0:
-        raise StoreError("The store is empty.", "Run `logo ingest FILE.jsonl` first.")
-
-    say(f"reading {total} records")
-    users: list[str] = []
-    stamps: list[float] = []
-    items: list[str | None] = []
-    ratings: list[float] = []
-    labels: list[str | None] = []
-    texts: list[str] = []
-    vectors = np.zeros((total, dim), dtype=np.float32)
-    n = 0
-    for page in store.pages(options.page_size):
-        size = min(len(page.records), total - n)
-        vectors[n : n + size] = page.embeddings[:size]
-        for record in page.records[:size]:
-            users.append(record.user)
-            stamps.append(record.timestamp if record.timestamp is not None else math.nan)
-            items.append(record.item)
-            ratings.append(record.rating if record.rating is not None else math.nan)
-            labels.append(record.label)
-            texts.append(record.embedding_text())
-        n += size
-    vectors = vectors[:n]
-
-    if options.clusters is not None:
-        if not 1 <= options.clusters <= n:
-            raise UsageError(f"--clusters must be between 1 and the number of records ({n}).")
-        k, selection = options.clusters, {"clusters": {"method": "forced", "k": options.clusters}}
-    else:
-        say("choosing the number of clusters")
-        k, scores = _choose_k(vectors, _k_candidates(n), options.seed)
-        selection = {
-            "clusters": {"method": "silhouette", "k": k, "scores": {str(c): round(s, 4) for c, s in scores.items()}}
-        }
-
-    say(f"clustering into {k} interest clusters")
-    model = _kmeans(k, n, options.seed)
-    assignment = model.fit_predict(vectors)
-    centroids = model.cluster_centers_.astype(np.float32)
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-9)
-
-    # time segments: equal spans between the first and last timestamp
-    ts = np.asarray(stamps)
-    timed = ~np.isnan(ts)
-    segments: list[float] = []
-    if timed.any() and options.segments > 0:
-        lo, hi = float(ts[timed].min()), float(ts[timed].max())
-        segments = list(np.linspace(lo, hi + 1e-6, options.segments + 1))
-    seg_index = np.full(n, -1)
-    if segments:
-        seg_index[timed] = np.clip(np.searchsorted(segments, ts[timed], side="right") - 1, 0, options.segments - 1)
-    seg_totals = np.bincount(seg_index[seg_index >= 0], minlength=max(options.segments, 1)) if segments else np.zeros(0)
-
-    say("describing clusters")
-    members: list[np.ndarray] = [np.flatnonzero(assignment == c) for c in range(k)]
-    keywords = _keywords([[texts[i] for i in idx] for idx in members])
-    rating_arr = np.asarray(ratings)
-    clusters: list[Cluster] = []
-    for c, idx in enumerate(members):
-        cluster_users = {users[i] for i in idx}
-        item_users: dict[str, set[str]] = defaultdict(set)
-        for i in idx:
-            if items[i]:
-                item_users[str(items[i])].add(users[i])
-        # privacy: an item or a rating mean is shown only when at least min_users people stand behind it
-        shared = ((it, len(us)) for it, us in item_users.items() if len(us) >= options.min_users)
-        top_items = sorted(shared, key=lambda kv: (-kv[1], kv[0]))[:5]
-        rated_mask = ~np.isnan(rating_arr[idx])
-        raters = {users[i] for i in idx[rated_mask]}
-        rated = rating_arr[idx][rated_mask] if len(raters) >= options.min_users else np.zeros(0)
-        label_counts = Counter(labels[i] for i in idx if labels[i])
-        order = idx[np.argsort(-(vectors[idx] @ centroids[c]))] if len(idx) else idx
-        examples, seen = [], set()
-        for i in order:
-            if users[i] not in seen:
-                examples.append(texts[i][:240])
-                seen.add(users[i])
-            if len(examples) == 3:
-                break
-        trend: list[float] = []
-        if segments:
-            counts = np.bincount(seg_index[idx][seg_index[idx] >= 0], minlength=options.segments)
-            trend = [round(float(cnt / tot), 4) if tot else 0.0 for cnt, tot in zip(counts, seg_totals, strict=True)]
-        clusters.append(
-            Cluster(
-                id=c,
-                size=len(idx),
-                users=len(cluster_users),
-                keywords=keywords[c],
-                top_items=top_items,
-                rating_mean=round(float(rated.mean()), 3) if len(rated) else None,
-                rating_count=len(rated),
-                labels=dict(label_counts.most_common(10)),
-                examples=examples,
-                trend=trend,
-                private=len(cluster_users) < options.min_users,
-            )
-        )
-
-    say("profiling users")
-    by_user: dict[str, list[int]] = defaultdict(list)
-    for i, user in enumerate(users):
-        by_user[user].append(i)
-    profiles: dict[str, UserProfile] = {}
-    for user, own in by_user.items():
-        counts = np.bincount(assignment[own], minlength=k).astype(np.float64)
-        shares = counts / counts.sum()
-        dist = {int(c): round(float(s), 4) for c, s in enumerate(shares) if s > 0}
-        user_ratings = rating_arr[own][~np.isnan(rating_arr[own])]
-        profiles[user] = UserProfile(
-            user=user,
-            history=len(own),
-            distribution=dist,
-            diversity=round(_entropy(shares, k), 4),
-            dominant=_dominant(dist),
-            community=None,
-            rating_mean=round(float(user_ratings.mean()), 3) if len(user_ratings) else None,
-        )
-
-    say("grouping users into communities")
-    placed = [u for u, p in profiles.items() if p.history >= MIN_HISTORY_FOR_COMMUNITY]
-    communities: list[Community] = []
-    community_centroids = np.zeros((0, k), dtype=np.float32)
-    if placed:
-        matrix = np.zeros((len(placed), k), dtype=np.float32)
-        for row, user in enumerate(placed):
-            for cid, share in profiles[user].distribution.items():
-                matrix[row, cid] = share
-        if options.communities is not None:
-            n_comm = max(1, min(options.communities, len(placed)))
-            selection["communities"] = {"method": "forced", "c": n_comm}
-        else:
-            comm_scores: dict[int, float] = {}
-            for c_try in range(2, min(16, len(placed) // 3) + 1):
-                lab = KMeans(n_clusters=c_try, random_state=options.seed, n_init=4).fit_predict(matrix)
-                if len(set(lab)) > 1:
-                    comm_scores[c_try] = float(silhouette_score(matrix, lab, metric="cosine"))
-            n_comm = max(comm_scores, key=lambda c: comm_scores[c]) if comm_scores else 1
-            selection["communities"] = {
-                "method": "silhouette",
-                "c": n_comm,
-                "scores": {str(c): round(s, 4) for c, s in comm_scores.items()},
-            }
-        km = KMeans(n_clusters=n_comm, random_state=options.seed, n_init=4).fit(matrix)
-        community_centroids = km.cluster_centers_.astype(np.float32)
-        for cid in range(n_comm):
-            rows = np.flatnonzero(km.labels_ == cid)
-            mean = matrix[rows].mean(axis=0) if len(rows) else np.zeros(k)
-            top = [(int(c), round(float(mean[c]), 4)) for c in np.argsort(-mean)[:3] if mean[c] > 0]
-            communities.append(Community(id=cid, size=len(rows), top_clusters=top))
-            for member in rows:
-                profiles[placed[int(member)]].community = cid
-
-    rated_all = rating_arr[~np.isnan(rating_arr)]
-    memory = GlobalMemory(
-        version=_new_version(),
-        built_at=time.time(),
-        embedder=embedder_id,
-        options=asdict(options),
-        records=n,
-        clusters=clusters,
-        users=profiles,
-        communities=communities,
-        segments=[float(s) for s in segments],
-        rating_range=(float(rated_all.min()), float(rated_all.max())) if len(rated_all) else None,
-        selection={**selection, "seconds": round(time.time() - started, 2)},
-        centroids=centroids,
-        community_centroids=community_centroids,
+def profile_from_counts(user: str, counts: np.ndarray, community_for: Any = None) -> UserProfile:
+    shares = counts / max(counts.sum(), 1)
+    dist = {int(c): round(float(s), 4) for c, s in enumerate(shares) if s > 0}
+    history = int(counts.sum())
+    community = community_for(dist) if community_for and history >= MIN_HISTORY_FOR_COMMUNITY else None
+    return UserProfile(
+        user=user,
+        history=history,
+        distribution=dist,
+        diversity=round(entropy(shares, len(counts)), 4),
+        dominant=dominant(dist),
+        community=community.id if community else None,
     )
-    say("saving")
-    save(memory, home)
-    return memory
 
 
 # ------------------------------------------------------------------------------------------- persistence
 
 
-def _new_version() -> str:
+def new_version() -> str:
     """Sortable by time, unique across processes and across builds within one second."""
     now = time.time()
     return f"v{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}.{int(now * 1e6) % 1_000_000:06d}-{os.getpid()}"
@@ -465,34 +262,41 @@ def _new_version() -> str:
 
 def _to_json(memory: GlobalMemory) -> bytes:
     payload = asdict(memory)
-    payload.pop("centroids")
-    payload.pop("community_centroids")
+    for key in ("centroids", "community_centroids", "timeline", "as_of_time"):
+        payload.pop(key)
     payload["format"] = FORMAT_VERSION
-    return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+    payload["item_first_ts"] = memory.timeline.item_first_ts if memory.timeline else {}
+    return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
 
 
 def save(memory: GlobalMemory, home: Path) -> Path:
     """Write a new version folder, then atomically repoint CURRENT at it; prune old versions."""
     home.mkdir(parents=True, exist_ok=True)
+    for stale in home.glob(".tmp-*"):  # left by a build that crashed
+        shutil.rmtree(stale, ignore_errors=True)
     final = home / memory.version
     tmp = home / f".tmp-{memory.version}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     (tmp / "memory.json").write_bytes(_to_json(memory))
     np.save(tmp / "centroids.npy", memory.centroids)
     np.save(tmp / "community_centroids.npy", memory.community_centroids)
-    for f in tmp.iterdir():
-        with f.open("rb") as fh:
-            os.fsync(fh.fileno())
+    if memory.timeline is not None:
+        np.savez(tmp / "timeline.npz", **memory.timeline.arrays())  # type: ignore[arg-type]
+    for file in tmp.iterdir():
+        _fsync(file)
     os.replace(tmp, final)
     pointer_tmp = home / f".{POINTER}.tmp"
     pointer_tmp.write_text(memory.version)
-    with pointer_tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(pointer_tmp, home / POINTER)
+    _fsync(pointer_tmp)
+    os.replace(pointer_tmp, home / POINTER)  # the switch: atomic on POSIX
     versions = sorted(p for p in home.iterdir() if p.is_dir() and p.name.startswith("v"))
-    for old in versions:
-        if old.name != memory.version and old not in versions[-KEEP_VERSIONS:]:
+    for old in versions[:-KEEP_VERSIONS]:
+        if old.name != memory.version:
             shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -510,10 +314,17 @@ def load(home: Path) -> GlobalMemory:
         data = orjson.loads((folder / "memory.json").read_bytes())
         centroids = np.load(folder / "centroids.npy")
         community_centroids = np.load(folder / "community_centroids.npy")
+        arrays = dict(np.load(folder / "timeline.npz")) if (folder / "timeline.npz").is_file() else None
     except (OSError, orjson.JSONDecodeError, ValueError) as exc:
         raise StoreError(f"{folder}: global memory is unreadable: {exc}", "Run `logo build-global` again.") from exc
     if data.get("format", 0) > FORMAT_VERSION:
         raise StoreError(f"{folder}: global memory from a newer logo.", "Upgrade logo or rebuild it.")
+    if data.get("format", 0) < FORMAT_VERSION:
+        raise StoreError(f"{folder}: global memory from an older logo.", "Run `logo build-global` to rebuild it.")
+    timeline = None
+    if arrays is not None:
+        items = {int(c): v for c, v in data.get("item_first_ts", {}).items()}
+        timeline = Timeline(**arrays, item_first_ts=items)
     return GlobalMemory(
         version=data["version"],
         built_at=data["built_at"],
@@ -531,6 +342,8 @@ def load(home: Path) -> GlobalMemory:
         segments=data["segments"],
         rating_range=tuple(data["rating_range"]) if data["rating_range"] else None,
         selection=data.get("selection", {}),
+        drift=data.get("drift", {}),
         centroids=centroids,
         community_centroids=community_centroids,
+        timeline=timeline,
     )

@@ -108,6 +108,17 @@ def _clip(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
     return max(lo, min(hi, x))
 
 
+def classify(history_size: int, diversity: float | None, options: MediatorOptions) -> tuple[bool, bool]:
+    """(cold_start, biased): too little history; or a long history concentrated in few clusters."""
+    cold_start = history_size <= options.cold_start_max
+    biased = bool(
+        diversity is not None
+        and history_size >= options.biased_min_history
+        and diversity <= options.biased_max_diversity
+    )
+    return cold_start, biased
+
+
 def local_weight(history_size: int, best_similarity: float, off_profile: bool) -> tuple[float, float]:
     """(local weight, relevance). See the module docstring for the formula."""
     size = history_size / (history_size + HALF_SIZE)
@@ -140,10 +151,7 @@ def mediate(
         if profile and profile.dominant:
             in_dominant = question_cluster in profile.dominant
 
-    cold_start = history_size <= options.cold_start_max
-    biased = bool(
-        profile and history_size >= options.biased_min_history and profile.diversity <= options.biased_max_diversity
-    )
+    cold_start, biased = classify(history_size, profile.diversity if profile else None, options)
     weak_match = _clip((best - SIM_FLOOR) / SIM_SPAN) < OFF_PROFILE_RELEVANCE
     off_profile = bool(in_dominant is False and weak_match and not cold_start)
 
