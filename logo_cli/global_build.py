@@ -38,14 +38,13 @@ FULL_KMEANS_MAX = 50_000  # below this, exact k-means on all vectors is affordab
 SAMPLE_SIZE = 4_000
 VOCABULARY = 20_000
 # words people use about anything: they say nothing about a cluster's topic
-GENERIC_WORDS = frozenset(
-    "like just really time good best great year years day days week weeks hours hour got get took use used make "
-    "made new old first last still way thing things lot bit pretty actually maybe much better little love loved "
-    "want went going think know need tried try says said finally today tonight yesterday ago minutes away "
-    "right long big small nice fine okay sure kind".split()
-)
-ITEM_CANDIDATES = 20
-UNDATED = 1e300  # JSON has no infinity: undated first times are stored as this, after every real time  # items per cluster whose users' first times are kept for as-of views
+_GENERIC = """like just really time good best great year years day days week weeks hours hour got get took use
+used make made new old first last still way thing things lot bit pretty actually maybe much better little love
+loved want went going think know need tried try says said finally today tonight yesterday ago minutes away right
+long big small nice fine okay sure kind"""
+GENERIC_WORDS = frozenset(_GENERIC.split())
+ITEM_CANDIDATES = 20  # items per cluster whose users' first times are kept for as-of views
+UNDATED = 1e300  # JSON has no infinity: undated first times are stored as this, after every real time
 DRIFT_ADVICE = 0.02  # a drop in mean similarity to centroids beyond this suggests a full rebuild
 NEW_SHARE_ADVICE = 0.25  # so does this share of records added since the last full build
 
