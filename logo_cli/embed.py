@@ -86,6 +86,8 @@ class SentenceTransformerEmbedder:
     @property
     def dim(self) -> int:
         if self._dim is None:
+            self._dim = _declared_dim(self.path)  # from the folder's configs, without loading torch
+        if self._dim is None:
             model = self._load()
             get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             self._dim = int(get_dim())
@@ -103,6 +105,24 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+def _declared_dim(folder: Path) -> int | None:
+    """The output size the folder's modules declare (the last Dense or Pooling layer), if they say."""
+    import json
+
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        for module in reversed(modules):
+            config_file = folder / module.get("path", "") / "config.json"
+            if module.get("path") and config_file.is_file():
+                config = json.loads(config_file.read_text())
+                for key in ("out_features", "word_embedding_dimension"):
+                    if isinstance(config.get(key), int):
+                        return int(config[key])
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
 
 
 def _model_name(folder: Path) -> str:

@@ -88,6 +88,31 @@ def test_global_memory_found_the_population(home: Path, people: dict[str, dict])
     assert all(c.keywords for c in memory.clusters)
 
 
+def test_clusters_match_the_sample_areas(home: Path) -> None:
+    from logo_cli import global_memory
+    from logo_cli.config import default_embedder_path
+    from logo_cli.embed import load_embedder
+    from logo_cli.evaluate import cluster_agreement
+    from logo_cli.store import Store
+
+    embedder = load_embedder(str(default_embedder_path()))
+    store = Store(home / "store").open(embedder.id, embedder.dim, create=False)
+    agreement = cluster_agreement(global_memory.load(home / "global"), store, "area")
+    assert agreement.classes == 8
+    assert agreement.nmi >= 0.6 and agreement.purity >= 0.65, agreement  # measured: NMI 0.67, purity 0.73
+
+
+def test_biased_users_have_low_diversity(home: Path, people: dict[str, dict]) -> None:
+    from logo_cli import global_memory
+
+    memory = global_memory.load(home / "global")
+    biased = sorted(memory.users[u].diversity for u, p in people.items() if p["kind"] == "biased")
+    regular = sorted(memory.users[u].diversity for u, p in people.items() if p["kind"] == "regular")
+    assert biased[len(biased) // 2] < regular[len(regular) // 2] / 2
+    flagged = [u for u, p in people.items() if p["kind"] == "biased" and memory.users[u].diversity <= 0.35]
+    assert len(flagged) >= 6
+
+
 def test_answers_are_real_and_stamped(answers: dict[str, dict]) -> None:
     for result in answers.values():
         assert result["answer"].strip()

@@ -1,0 +1,91 @@
+"""Global memory on real data nobody here wrote: a MovieLens slice, real embedder and Chroma."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from logo_cli import global_memory
+from logo_cli.config import Settings
+from logo_cli.convert import movielens
+from logo_cli.embed import load_embedder
+from logo_cli.evaluate import cluster_agreement
+from logo_cli.store import Store
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.real
+MOVIELENS = ROOT.parent / "shared" / "eval-data" / "ml-latest-small"
+
+
+def logo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGO_")} | {"LOGO_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "logo_cli", *args], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def slice_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    assert MOVIELENS.is_dir(), f"MovieLens data expected at {MOVIELENS}"
+    root = tmp_path_factory.mktemp("ml")
+    converted = movielens(MOVIELENS, root / "data", max_users=12, cold_share=0.2, seed=1)
+    assert converted.records > 500 and converted.questions > 100 and converted.cold_start_users == 2
+    home = root / "home"
+    done = logo(home, "ingest", converted.records_file)
+    assert done.returncode == 0, done.stderr
+    done = logo(home, "build-global", "--seed", "0", "--min-users", "2")
+    assert done.returncode == 0, done.stderr
+    yield home, Path(converted.eval_file)
+
+
+def test_convert_splits_each_user_chronologically(tmp_path: Path) -> None:
+    out = movielens(MOVIELENS, tmp_path, max_users=5, cold_share=0.0)
+    records = [json.loads(line) for line in Path(out.records_file).read_text().splitlines()]
+    questions = [json.loads(line) for line in Path(out.eval_file).read_text().splitlines()]
+    for user in {r["user"] for r in records}:
+        last_history = max(r["timestamp"] for r in records if r["user"] == user)
+        held_out = [q for q in questions if q["user"] == user]
+        assert held_out and all(q["at"] >= last_history for q in held_out)
+        assert all(0.5 <= q["gold"] <= 5 and "How would this user rate" in q["query"] for q in held_out)
+    assert {r["id"] for r in records}.isdisjoint({q["id"] for q in questions})
+
+
+def test_clusters_follow_genres(slice_home: tuple[Path, Path]) -> None:
+    home, _ = slice_home
+    settings = Settings(home=home)
+    embedder = load_embedder(settings.embedder_spec())
+    store = Store(settings.store_dir).open(embedder.id, embedder.dim, create=False)
+    memory = global_memory.load(settings.global_dir)
+    agreement = cluster_agreement(memory, store, "genre")
+    # measured on this slice: NMI 0.29, purity 0.52 over 15 genres (chance NMI is near 0)
+    assert agreement.nmi >= 0.15, agreement
+    assert agreement.purity >= 0.35, agreement
+
+
+def test_at_uses_only_the_past(slice_home: tuple[Path, Path]) -> None:
+    home, eval_file = slice_home
+    question = json.loads(eval_file.read_text().splitlines()[0])
+    done = logo(
+        home,
+        "ask",
+        "--user",
+        question["user"],
+        "--json",
+        "--max-tokens",
+        "8",
+        "--at",
+        str(question["at"]),
+        question["query"],
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["local"] and all(item["timestamp"] < result["at"] for item in result["local"])
+    memory = global_memory.load(home / "global").as_of(question["at"])
+    for used in result["global"]:
+        cluster = memory.clusters[used["cluster"]]
+        assert (used["size"], used["users"], used["rating_mean"]) == (cluster.size, cluster.users, cluster.rating_mean)
