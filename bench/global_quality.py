@@ -40,13 +40,13 @@ def logo(home: Path, *args: str) -> tuple[float, float, str]:
 
 def measure(name: str, records: Path, meta_key: str, home: Path, kinds: dict[str, str] | None) -> dict:
     from logo_cli import global_memory
+    from logo_cli.config import Settings
     from logo_cli.embed import load_embedder
     from logo_cli.evaluate import cluster_agreement
     from logo_cli.store import Store
-    from logo_cli.config import Settings
 
-    ingest_s, ingest_mb, out = logo(home, "ingest", str(records))
-    build_s, build_mb, summary = logo(home, "build-global", "--seed", "0")
+    ingest_s, _, _ = logo(home, "ingest", str(records))
+    build_s, build_mb, _ = logo(home, "build-global", "--seed", "0")
     settings = Settings(home=home)
     embedder = load_embedder(settings.embedder_spec())
     store = Store(settings.store_dir).open(embedder.id, embedder.dim, create=False)
