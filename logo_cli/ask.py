@@ -18,7 +18,7 @@ from .errors import GlobalMemoryMissing, StoreError, UsageError
 from .global_memory import GlobalMemory, UserProfile
 from .llm import Generator, Usage, check_gguf, load_generator
 from .mediator import Context, MediatorOptions, build_messages, mediate
-from .records import format_time
+from .records import Record, format_time
 from .store import Hit, Store
 
 CANDIDATES = 8  # the user's nearest records fetched before the mediator picks
@@ -91,6 +91,7 @@ class Answer:
                 if ctx.community
                 else None
             ),
+            "profile": ctx.profile_lines,
             "evidence": ctx.evidence,
             "models": self.models,
             "global_version": self.global_version,
@@ -163,8 +164,10 @@ class Asker:
         hit_vectors: np.ndarray | None = None
         history = 0
         profile: UserProfile | None = None
+        records: list[Record] = []
         if self.store is not None:
-            vectors = self.store.user_embeddings(question.user, question.at)
+            wants_records = self.options.memory in ("logo", "local") and self.options.local_mode != "rag"
+            records, vectors = self.store.user_history(question.user, question.at, with_records=wants_records)
             history = len(vectors)
             if history and self.options.memory in ("logo", "local"):
                 hits, hit_vectors = self.store.search_user(question.user, vector, min(CANDIDATES, history), question.at)
@@ -181,7 +184,7 @@ class Asker:
         memory = self.memory if self.options.memory in ("logo", "global") else None
         if memory is not None and question.at is not None:
             memory = memory.as_of(question.at)  # population statistics from before --at only
-        ctx = mediate(vector, hits, hit_vectors, history, profile, memory, self.options)
+        ctx = mediate(vector, hits, hit_vectors, history, profile, memory, self.options, records)
         messages = build_messages(ctx, question.query, self.generator.count_tokens, self.options.prompt_budget)
         timings["mediate"] = _ms(clock)
         return ctx, messages, timings

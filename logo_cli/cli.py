@@ -90,6 +90,13 @@ ModelOpt = Annotated[
 ]
 
 
+LocalOpt = Annotated[
+    str,
+    typer.Option(
+        "--local",
+        help="How local memory enters the prompt: rag (retrieved records), profile (a rule-built profile), or both.",
+    ),
+]
 ColdStartOpt = Annotated[
     int, typer.Option("--cold-start-max", min=0, help="Users with at most this many records are cold-start.")
 ]
@@ -341,6 +348,7 @@ def ask_cli(
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     local_k: Annotated[int, typer.Option("--local-k", min=0, help="Most of the user's records in the prompt.")] = 4,
     global_k: Annotated[int, typer.Option("--global-k", min=0, help="Most population clusters in the prompt.")] = 3,
+    local_mode: LocalOpt = "profile+rag",
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,
     biased_max_diversity: BiasedDiversityOpt = 0.35,
@@ -355,7 +363,7 @@ def ask_cli(
     the answer and everything that went into it.
     """
     from .ask import Asker, GenerationOptions, Question
-    from .mediator import MEMORY_MODES, MediatorOptions
+    from .mediator import LOCAL_MODES, MEMORY_MODES, MediatorOptions
 
     if memory not in MEMORY_MODES:
         raise UsageError(f"--memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}.")
@@ -369,8 +377,11 @@ def ask_cli(
 
     when = _parse_at(at)
     settings = _settings(home, embedder, model)
+    if local_mode not in LOCAL_MODES:
+        raise UsageError(f"--local must be one of {', '.join(LOCAL_MODES)}, not {local_mode!r}.")
     options = MediatorOptions(
         memory=memory,  # type: ignore[arg-type]
+        local_mode=local_mode,  # type: ignore[arg-type]
         local_k=local_k,
         global_k=global_k,
         cold_start_max=cold_start_max,
@@ -613,6 +624,134 @@ def convert_movielens_cli(
     from .convert import movielens, summary_json
 
     _emit(summary_json(movielens(folder, out, holdout=holdout, cold_share=cold_share, seed=seed, max_users=max_users)))
+
+
+@convert_app.command(
+    "prefeval",
+    epilog="Example: logo convert prefeval ../shared/eval-data/prefeval --out prefeval\n\n"
+    "Then: logo ingest prefeval/records.jsonl && logo build-global && logo eval prefeval/eval.jsonl",
+)
+def convert_prefeval_cli(
+    folder: Annotated[Path, typer.Argument(help="The PrefEval benchmark folder (with mcq_options/).")],
+    out: Annotated[Path, typer.Option("--out", help="Where records.jsonl and eval.jsonl go.")] = Path("prefeval"),
+    max_per_topic: Annotated[int | None, typer.Option("--max-per-topic", min=1, help="Only N items per topic.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for shuffling the options.")] = 0,
+) -> None:
+    """PrefEval MCQ -> one user per item (their stated preference) and 4-option questions, shuffled."""
+    from .convert import prefeval, summary_json
+
+    _emit(summary_json(prefeval(folder, out, seed=seed, max_per_topic=max_per_topic)))
+
+
+# ------------------------------------------------------------------------------------------------------ eval
+
+
+@app.command(
+    "eval",
+    epilog=(
+        "Example: logo eval movielens/eval.jsonl --per-bucket 40 --plot eval.png\n\n"
+        "Example: logo eval prefeval/eval.jsonl --methods none,local,logo --json"
+    ),
+)
+def eval_cli(
+    file: Annotated[str, typer.Argument(help='JSONL of {"user", "query", "gold", "candidates"?, "at"?}; - is stdin.')],
+    methods: Annotated[str, typer.Option("--methods", help="Memory modes to compare, comma-separated.")] = (
+        "none,local,global,logo"
+    ),
+    per_bucket: Annotated[
+        int | None, typer.Option("--per-bucket", min=1, help="At most N questions per user bucket (sampled by --seed).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for sampling questions.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object even on a terminal.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Bar chart of the results, as PNG.")] = None,
+    predictions: Annotated[
+        Path | None, typer.Option("--predictions", help="Write every prediction as JSONL here.")
+    ] = None,
+    local_mode: LocalOpt = "profile+rag",
+    cold_start_max: ColdStartOpt = 3,
+    biased_min_history: BiasedHistoryOpt = 20,
+    biased_max_diversity: BiasedDiversityOpt = 0.35,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Measure answers against gold, for each memory mode, by user bucket (cold-start, biased, regular).
+
+    Metric by gold type: a number -> MAE and RMSE (the model's expected rating from the likelihood of
+    "Rating: 1/5".."Rating: 5/5"); with candidates -> accuracy (the candidate the model finds most likely);
+    free text -> ROUGE-L. Questions are bucketed by what logo's mediator sees at their time.
+    """
+    from .evaluate import load_eval, plot_report, run_eval
+    from .mediator import LOCAL_MODES, MEMORY_MODES, MediatorOptions
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    if not chosen or any(m not in MEMORY_MODES for m in chosen):
+        raise UsageError(f"--methods takes a comma-separated subset of {', '.join(MEMORY_MODES)}.")
+    if local_mode not in LOCAL_MODES:
+        raise UsageError(f"--local must be one of {', '.join(LOCAL_MODES)}, not {local_mode!r}.")
+    items = load_eval(file)
+    if not items:
+        raise UsageError(f"{file}: no questions.")
+    base = MediatorOptions(
+        local_mode=local_mode,  # type: ignore[arg-type]
+        cold_start_max=cold_start_max,
+        biased_min_history=biased_min_history,
+        biased_max_diversity=biased_max_diversity,
+    )
+    console = _stderr()
+    settings = _settings(home, embedder, model)
+    if console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(
+            TextColumn("evaluating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("eval", total=None)
+            report = run_eval(
+                settings,
+                items,
+                chosen,
+                base=base,
+                per_bucket=per_bucket,
+                seed=seed,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    else:
+        report = run_eval(settings, items, chosen, base=base, per_bucket=per_bucket, seed=seed)
+    if predictions is not None:
+        predictions.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in report.predictions))
+    if plot is not None:
+        plot_report(report, str(plot))
+        console.print(f"wrote {plot}")
+    from dataclasses import asdict
+
+    summary = {k: v for k, v in asdict(report).items() if k != "predictions"}
+    if as_json or not _is_terminal():
+        _emit(summary)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"logo eval: {report.items} questions, {report.model}, {report.seconds:.0f} s")
+    for name in ("bucket", "method", "n", "metric", "value", "rmse", "evidence only", "prompt tokens"):
+        table.add_column(name, justify="left" if name in ("bucket", "method", "metric") else "right")
+    for row in sorted(report.rows, key=lambda r: (r.bucket, r.method)):
+        table.add_row(
+            row.bucket,
+            row.method,
+            str(row.n),
+            row.metric,
+            f"{row.value:.3f}",
+            "" if row.rmse is None else f"{row.rmse:.3f}",
+            "" if row.evidence_mae is None else f"{row.evidence_mae:.3f}",
+            f"{row.prompt_tokens:.0f}",
+        )
+    Console(highlight=False).print(table)
 
 
 def main() -> None:

@@ -116,5 +116,49 @@ def movielens(
     )
 
 
+def prefeval(folder: Path, out: Path, *, seed: int = 0, max_per_topic: int | None = None) -> ConvertSummary:
+    """PrefEval MCQ -> one user per item whose history is the stated preference; the question becomes an
+    eval line with its 4 options shuffled by `seed` (the source lists the correct option first)."""
+    files = sorted((folder / "mcq_options").glob("*.json"))
+    if not files:
+        raise NotFound(f"{folder}/mcq_options: no PrefEval MCQ files.", "Point at the PrefEval benchmark folder.")
+    rng = random.Random(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    records_file, eval_file = out / "records.jsonl", out / "eval.jsonl"
+    n = 0
+    with records_file.open("wb") as rec, eval_file.open("wb") as ev:
+        for file in files:
+            topic = file.stem
+            items = orjson.loads(file.read_bytes())
+            for i, item in enumerate(items[:max_per_topic] if max_per_topic else items):
+                user = f"pe-{topic}-{i:03d}"
+                rec.write(
+                    orjson.dumps(
+                        {"user": user, "id": f"{user}-pref", "text": item["preference"], "meta": {"topic": topic}}
+                    )
+                    + b"\n"
+                )
+                options = list(item["classification_task_options"])
+                gold = options[0]
+                rng.shuffle(options)
+                ev.write(
+                    orjson.dumps(
+                        {
+                            "id": user,
+                            "user": user,
+                            "query": item["question"],
+                            "candidates": options,
+                            "gold": gold,
+                            "topic": topic,
+                        }
+                    )
+                    + b"\n"
+                )
+                n += 1
+    return ConvertSummary(
+        records=n, questions=n, users=n, cold_start_users=0, records_file=str(records_file), eval_file=str(eval_file)
+    )
+
+
 def summary_json(summary: ConvertSummary) -> dict[str, Any]:
     return asdict(summary)

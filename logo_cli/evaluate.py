@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .config import Settings
 from .global_memory import GlobalMemory
+from .mediator import MediatorOptions
 from .store import Store
 
 
@@ -42,3 +47,240 @@ def cluster_agreement(memory: GlobalMemory, store: Store, meta_key: str) -> Agre
         classes=len(set(truth)),
         records=len(truth),
     )
+
+
+# ------------------------------------------------------------------------------------------ the harness
+
+BUCKETS = ("cold_start", "biased_off_profile", "biased_on_profile", "regular")
+RATING_VALUES = (1, 2, 3, 4, 5)
+
+
+@dataclass
+class EvalItem:
+    id: str
+    user: str
+    query: str
+    gold: float | str
+    candidates: list[str] | None = None
+    at: float | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.candidates:
+            return "choice"
+        return "number" if isinstance(self.gold, int | float) else "text"
+
+
+def load_eval(path: str) -> list[EvalItem]:
+    from .errors import BadRecord
+    from .records import parse_time, parse_user, read_jsonl_objects
+
+    items = []
+    for line, obj in read_jsonl_objects(path):
+        source = "<stdin>" if path == "-" else path
+        if not isinstance(obj, dict):
+            raise BadRecord(source, line, "expected a JSON object")
+        try:
+            user = parse_user(obj)
+            query, gold = obj.get("query"), obj.get("gold")
+            if not isinstance(query, str) or not query.strip():
+                raise ValueError("missing or empty `query`")
+            if isinstance(gold, bool) or not isinstance(gold, int | float | str):
+                raise ValueError("`gold` must be a number or a string")
+            candidates = obj.get("candidates")
+            if candidates is not None and (
+                not isinstance(candidates, list) or not all(isinstance(c, str) for c in candidates)
+            ):
+                raise ValueError("`candidates` must be a list of strings")
+            if candidates is not None and gold not in candidates:
+                raise ValueError("`gold` must be one of the `candidates`")
+            at = parse_time(obj["at"]) if obj.get("at") is not None else None
+        except ValueError as exc:
+            raise BadRecord(source, line, str(exc)) from None
+        items.append(EvalItem(str(obj.get("id", line)), user, query, gold, candidates, at))
+    return items
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F1 over lowercase word tokens (longest common subsequence)."""
+    a, b = prediction.lower().split(), reference.lower().split()
+    if not a or not b:
+        return 0.0
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b):
+            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
+        previous = current
+    lcs = previous[-1]
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(a), lcs / len(b)
+    return 2 * precision * recall / (precision + recall)
+
+
+def expected_rating(scores: list[float]) -> float:
+    """The model's expected rating from the log-likelihoods of "Rating: 1/5" ... "Rating: 5/5"."""
+    logits = np.asarray(scores, dtype=np.float64)
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    return float((p * np.asarray(RATING_VALUES)).sum())
+
+
+@dataclass
+class EvalRow:
+    method: str
+    bucket: str
+    n: int
+    metric: str
+    value: float
+    rmse: float | None = None
+    evidence_mae: float | None = None  # the mediator's fused estimate alone, without the model
+    prompt_tokens: float = 0.0
+
+
+@dataclass
+class EvalReport:
+    rows: list[EvalRow]
+    buckets: dict[str, int]
+    items: int
+    model: str
+    embedder: str
+    seconds: float
+    predictions: list[dict[str, object]]
+
+
+def bucket_of(cold_start: bool, biased: bool, off_profile: bool) -> str:
+    if cold_start:
+        return "cold_start"
+    if biased:
+        return "biased_off_profile" if off_profile else "biased_on_profile"
+    return "regular"
+
+
+def run_eval(
+    settings: Settings,
+    items: Sequence[EvalItem],
+    methods: Sequence[str],
+    *,
+    base: MediatorOptions,
+    per_bucket: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalReport:
+    """Run the same questions through each memory mode with the same model, grouped by user bucket."""
+    from .ask import Asker, GenerationOptions, Question
+    from .llm import Usage
+
+    started = time.time()
+    generation = GenerationOptions(max_tokens=64)
+    askers = {m: Asker(settings, replace(base, memory=m), generation) for m in methods}  # type: ignore[arg-type]
+    judge = askers.get("logo") or Asker(settings, replace(base, memory="logo"), generation)
+
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    chosen: list[tuple[EvalItem, str]] = []
+    counts: Counter[str] = Counter()
+    for item in order:  # bucket by what logo's mediator sees at question time, the same for every method
+        ctx, _, _ = judge.prepare(Question(item.user, item.query, item.id, item.at))
+        bucket = bucket_of(ctx.cold_start, ctx.biased, ctx.off_profile)
+        if per_bucket is None or counts[bucket] < per_bucket:
+            chosen.append((item, bucket))
+            counts[bucket] += 1
+        if per_bucket is not None and all(counts[b] >= per_bucket for b in BUCKETS):
+            break
+
+    predictions: list[dict[str, object]] = []
+    total = len(chosen) * len(methods)
+    for done, ((item, bucket), method) in enumerate(((c, m) for c in chosen for m in methods), start=1):
+        asker = askers[method]
+        question = Question(item.user, item.query, item.id, item.at)
+        row: dict[str, object] = {"id": item.id, "method": method, "bucket": bucket}
+        if item.kind == "text":
+            answer = asker.answer(question)
+            row |= {
+                "prediction": answer.answer,
+                "score": rouge_l(answer.answer, str(item.gold)),
+                "prompt_tokens": answer.usage.prompt_tokens,
+            }
+        else:
+            ctx, messages, _ = asker.prepare(question)
+            usage = Usage()
+            if item.kind == "number":
+                scores = asker.generator.score(messages, [f"Rating: {v}/5" for v in RATING_VALUES], usage)
+                value = expected_rating([s.logprob for s in scores])
+                row |= {"prediction": round(value, 3), "error": value - float(item.gold)}
+                if ctx.evidence and ctx.evidence.get("rating_estimate") is not None:
+                    row["evidence_error"] = float(ctx.evidence["rating_estimate"]) - float(item.gold)
+            else:
+                assert item.candidates is not None
+                scores = asker.generator.score(messages, item.candidates, usage)
+                pick = item.candidates[int(np.argmax([s.mean for s in scores]))]
+                row |= {"prediction": pick, "score": float(pick == item.gold)}
+            row["prompt_tokens"] = usage.prompt_tokens
+        predictions.append(row)
+        if progress:
+            progress(done, total)
+
+    rows = []
+    for method in methods:
+        for bucket in (*BUCKETS, "all"):
+            mine = [p for p in predictions if p["method"] == method and (bucket == "all" or p["bucket"] == bucket)]
+            if not mine:
+                continue
+            tokens = float(np.mean([float(p["prompt_tokens"]) for p in mine]))  # type: ignore[arg-type]
+            if "error" in mine[0]:
+                errors = np.array([float(p["error"]) for p in mine])  # type: ignore[arg-type]
+                evidence = [float(p["evidence_error"]) for p in mine if "evidence_error" in p]  # type: ignore[arg-type]
+                rows.append(
+                    EvalRow(
+                        method,
+                        bucket,
+                        len(mine),
+                        "mae",
+                        round(float(np.abs(errors).mean()), 4),
+                        rmse=round(float(np.sqrt((errors**2).mean())), 4),
+                        evidence_mae=round(float(np.abs(evidence).mean()), 4) if evidence else None,
+                        prompt_tokens=round(tokens, 1),
+                    )
+                )
+            else:
+                metric = "accuracy" if items and items[0].kind == "choice" else "rougeL"
+                value = float(np.mean([float(p["score"]) for p in mine]))  # type: ignore[arg-type]
+                rows.append(EvalRow(method, bucket, len(mine), metric, round(value, 4), prompt_tokens=round(tokens, 1)))
+    return EvalReport(
+        rows=rows,
+        buckets=dict(counts),
+        items=len(chosen),
+        model=judge.generator.id,
+        embedder=judge.embedder.id,
+        seconds=round(time.time() - started, 1),
+        predictions=predictions,
+    )
+
+
+def plot_report(report: EvalReport, path: str) -> None:
+    """Bars: one group per bucket, one bar per method (lower is better for MAE)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r.method for r in report.rows))
+    buckets = [b for b in (*BUCKETS, "all") if any(r.bucket == b for r in report.rows)]
+    metric = report.rows[0].metric if report.rows else ""
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
+    width = 0.8 / max(len(methods), 1)
+    for i, method in enumerate(methods):
+        values = [next((r.value for r in report.rows if r.method == method and r.bucket == b), 0.0) for b in buckets]
+        bars = ax.bar(np.arange(len(buckets)) + i * width, values, width, label=method)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(np.arange(len(buckets)) + width * (len(methods) - 1) / 2)
+    ax.set_xticklabels([f"{b}\n(n={report.buckets.get(b, report.items)})" for b in buckets], fontsize=8)
+    better = "lower is better" if metric == "mae" else "higher is better"
+    ax.set_ylabel(f"{metric} ({better})")
+    ax.set_title(f"logo eval: {report.items} questions, {report.model}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

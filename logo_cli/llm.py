@@ -45,6 +45,20 @@ class Generator(Protocol):
         self, messages: Sequence[Message], *, max_tokens: int, temperature: float, seed: int, usage: Usage
     ) -> Iterator[str]: ...
 
+    def score(self, messages: Sequence[Message], continuations: Sequence[str], usage: Usage) -> list[Score]: ...
+
+
+@dataclass
+class Score:
+    """How likely the model finds a continuation as the start of its answer."""
+
+    logprob: float  # sum over the continuation's tokens
+    tokens: int
+
+    @property
+    def mean(self) -> float:
+        return self.logprob / max(self.tokens, 1)
+
 
 class FakeGenerator:
     """Answers by quoting the question: deterministic and instant, for tests that do not test the model."""
@@ -66,6 +80,16 @@ class FakeGenerator:
         for word in words:
             usage.completion_tokens += 1
             yield word + " "
+
+    def score(self, messages: Sequence[Message], continuations: Sequence[str], usage: Usage) -> list[Score]:
+        """Deterministic stand-in: a continuation scores by how many of its words the prompt mentions."""
+        prompt = self.render(messages).lower()
+        usage.prompt_tokens = self.count_tokens(prompt)
+        out = []
+        for text in continuations:
+            words = text.lower().split() or [""]
+            out.append(Score(float(sum(w in prompt for w in words)) - len(words), len(words)))
+        return out
 
 
 class LlamaCppGenerator:
@@ -131,6 +155,40 @@ class LlamaCppGenerator:
             text = chunk["choices"][0]["text"]
             if text:
                 yield text
+
+    def score(self, messages: Sequence[Message], continuations: Sequence[str], usage: Usage) -> list[Score]:
+        """Log-likelihood of each continuation as the answer: the prompt is evaluated once, then each
+        continuation token by token from the same KV-cache position (llama.cpp trims the cache back)."""
+        import numpy as np
+
+        llm = self._llm
+        tokens = llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True)
+        usage.prompt_tokens = len(tokens)
+        if len(tokens) + max((len(c) for c in continuations), default=0) + 8 >= self.n_ctx:
+            raise UsageError(f"The prompt ({len(tokens)} tokens) does not fit the model's context ({self.n_ctx}).")
+        vocab = llm.n_vocab()
+
+        def last_logits() -> np.ndarray:  # llama-cpp-python keeps no logits without logits_all: read llama.cpp's
+            return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,)).astype(np.float64)
+
+        llm.reset()
+        llm.eval(tokens)
+        base = llm.n_tokens
+        first = last_logits()
+        results = []
+        for text in continuations:
+            pieces = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            logits, total = first, 0.0
+            llm.n_tokens = base
+            for i, token in enumerate(pieces):
+                shifted = logits - logits.max()
+                total += float(shifted[token] - np.log(np.exp(shifted).sum()))
+                if i + 1 < len(pieces):
+                    llm.eval([token])
+                    logits = last_logits()
+            results.append(Score(total, len(pieces)))
+        llm.n_tokens = base
+        return results
 
 
 def check_gguf(path: str) -> None:

@@ -157,10 +157,22 @@ class Store:
 
     def user_embeddings(self, user: str, before: float | None = None) -> np.ndarray:
         """All of the user's vectors (as of `before`): their history size and the input of their profile."""
-        got = self.collection.get(where=user_filter(user, before), include=["embeddings"])
+        return self.user_history(user, before, with_records=False)[1]
+
+    def user_history(
+        self, user: str, before: float | None = None, *, with_records: bool = True
+    ) -> tuple[list[Record], np.ndarray]:
+        """All of the user's records (as of `before`) and their vectors, in one query."""
+        include = ["embeddings", "documents", "metadatas"] if with_records else ["embeddings"]
+        got = self.collection.get(where=user_filter(user, before), include=include)
         if not got["ids"]:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.asarray(got["embeddings"], dtype=np.float32)
+            return [], np.zeros((0, 0), dtype=np.float32)
+        records = (
+            [_record(u, d, m) for u, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
+            if with_records
+            else []
+        )
+        return records, np.asarray(got["embeddings"], dtype=np.float32)
 
     def user_records(self, user: str, before: float | None = None) -> list[Record]:
         got = self.collection.get(where=user_filter(user, before), include=["documents", "metadatas"])

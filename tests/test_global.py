@@ -200,3 +200,25 @@ def test_seed_gives_same_build(fake_env: Path, population: Path) -> None:
     b = build_global(store, embedder.id, embedder.dim, settings.global_dir, BuildOptions(seed=3))
     assert np.allclose(a.centroids, b.centroids)
     assert {u: p.distribution for u, p in a.users.items()} == {u: p.distribution for u, p in b.users.items()}
+
+
+def test_describe_writes_cached_descriptions(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = run("build-global", "--clusters", "3", "--describe")
+    assert code == 0, err
+    memory = global_memory.load(built / "global")
+    described = [c for c in memory.clusters if not c.private]
+    assert described and all(c.description and c.keywords[0] in c.description for c in described)
+    cache = json.loads((built / "descriptions.json").read_text())
+    assert len(cache) == len(described)
+
+    from logo_cli.llm import FakeGenerator
+
+    def no_model(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the cache should have answered")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FakeGenerator, "stream", no_model)
+        code, _, err = run("build-global", "--clusters", "3", "--describe")
+    assert code == 0, err
+    again = global_memory.load(built / "global")
+    assert [c.description for c in again.clusters] == [c.description for c in memory.clusters]

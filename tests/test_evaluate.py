@@ -1,0 +1,122 @@
+"""The evaluation harness: metrics, input validation, buckets, and a run through every memory mode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logo_cli.cli import app
+from logo_cli.errors import BadRecord
+from logo_cli.evaluate import bucket_of, expected_rating, load_eval, rouge_l
+from logo_cli.mediator import build_profile
+from logo_cli.records import Record
+
+from .conftest import ROOT, write_jsonl
+
+runner = CliRunner()
+PREFEVAL = ROOT.parent / "shared" / "eval-data" / "prefeval"
+
+
+def test_rouge_l() -> None:
+    assert rouge_l("the cat sat on the mat", "the cat sat on the mat") == 1.0
+    assert rouge_l("", "anything") == 0.0
+    assert rouge_l("a b c d", "a x c y") == pytest.approx(0.5)
+
+
+def test_expected_rating_follows_the_likelihoods() -> None:
+    assert expected_rating([0.0, 0.0, 0.0, 0.0, 0.0]) == pytest.approx(3.0)
+    assert expected_rating([-50, -50, -50, -50, 0.0]) == pytest.approx(5.0, abs=1e-6)
+    assert 1.0 < expected_rating([0.0, -1.0, -2.0, -3.0, -4.0]) < 2.0
+
+
+def test_buckets() -> None:
+    assert bucket_of(True, True, True) == "cold_start"
+    assert bucket_of(False, True, True) == "biased_off_profile"
+    assert bucket_of(False, True, False) == "biased_on_profile"
+    assert bucket_of(False, False, True) == "regular"
+
+
+def test_load_eval_validates(tmp_path: Path) -> None:
+    good = write_jsonl(
+        tmp_path / "e.jsonl",
+        [
+            {"user": "a", "query": "rate X?", "gold": 4, "at": "2025-01-01"},
+            {"user": "a", "query": "which?", "gold": "b", "candidates": ["a", "b"]},
+            {"user": "a", "query": "say", "gold": "words"},
+        ],
+    )
+    items = load_eval(str(good))
+    assert [i.kind for i in items] == ["number", "choice", "text"]
+    bad = write_jsonl(tmp_path / "b.jsonl", [{"user": "a", "query": "q", "gold": "z", "candidates": ["a"]}])
+    with pytest.raises(BadRecord, match=":1: `gold` must be one of"):
+        load_eval(str(bad))
+
+
+def test_profile_is_built_from_the_users_own_records() -> None:
+    history = [
+        Record("u", "Loved it", "1", item="Heat", rating=5, timestamp=3),
+        Record("u", "Dull", "2", item="Cats", rating=1, timestamp=2),
+        Record("u", "I am vegetarian and avoid mushrooms", "3", timestamp=1),
+        Record("u", "meh", "4", item="Up", rating=3, timestamp=4, label="family"),
+    ]
+    lines = build_profile(history, ["film", "crime"])
+    assert lines[0] == "usual topics: film, crime"
+    assert "likes: Heat (5/5)" in lines and "dislikes: Cats (1/5)" in lines
+    assert "said: I am vegetarian and avoid mushrooms" in lines
+    assert "labels: family ×1" in lines
+    assert not any("said" in line for line in build_profile(history, [], shown={"1", "3"}))
+
+
+def test_eval_runs_every_method_by_bucket(fake_env: Path, population: Path, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["ingest", str(population)]).exit_code == 0
+    assert runner.invoke(app, ["build-global", "--clusters", "3"]).exit_code == 0
+    questions = [
+        {"id": "n", "user": "newbie", "query": "How would this user rate lasagna?", "gold": 4, "at": 1_740_000_000},
+        {"id": "b", "user": "narrow", "query": "How would this user rate a beach hotel trip?", "gold": 2},
+        {"id": "r", "user": "cook1", "query": "How would this user rate risotto?", "gold": 5},
+        {
+            "id": "c",
+            "user": "cook1",
+            "query": "Which dinner?",
+            "gold": "garlic basil recipe",
+            "candidates": ["garlic basil recipe", "jet engine manual"],
+        },
+    ]
+    numeric = write_jsonl(tmp_path / "n.jsonl", questions[:3])
+    result = runner.invoke(app, ["eval", str(numeric), "--json", "--predictions", str(tmp_path / "p.jsonl")])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["items"] == 3 and report["buckets"] == {"cold_start": 1, "biased_off_profile": 1, "regular": 1}
+    methods = {r["method"] for r in report["rows"]}
+    assert methods == {"none", "local", "global", "logo"}
+    assert all(r["metric"] == "mae" and r["value"] >= 0 for r in report["rows"])
+    logo_all = next(r for r in report["rows"] if r["method"] == "logo" and r["bucket"] == "all")
+    assert logo_all["evidence_mae"] is not None
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 12
+
+    choice = write_jsonl(tmp_path / "c.jsonl", questions[3:])
+    result = runner.invoke(app, ["eval", str(choice), "--json", "--methods", "none,local"])
+    rows = json.loads(result.stdout)["rows"]
+    accuracy = {r["method"]: r["value"] for r in rows if r["bucket"] == "all"}
+    assert accuracy["local"] == 1.0  # the user's garlic-and-basil history points at the right option
+
+
+def test_eval_rejects_unknown_methods(fake_env: Path, tmp_path: Path) -> None:
+    f = write_jsonl(tmp_path / "e.jsonl", [{"user": "a", "query": "q", "gold": 1}])
+    result = runner.invoke(app, ["eval", str(f), "--methods", "none,magic"])
+    assert result.exit_code == 2
+
+
+def test_convert_prefeval_shuffles_options(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["convert", "prefeval", str(PREFEVAL), "--out", str(tmp_path), "--max-per-topic", "5"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["questions"] == 100
+    questions = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    assert all(q["gold"] in q["candidates"] and len(q["candidates"]) == 4 for q in questions)
+    first = sum(q["candidates"][0] == q["gold"] for q in questions)
+    assert first < 50, "options must be shuffled: the source lists the correct one first"
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert {r["user"] for r in records} == {q["user"] for q in questions}
