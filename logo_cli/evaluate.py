@@ -181,7 +181,10 @@ def run_eval(
     random.Random(seed).shuffle(order)
     chosen: list[tuple[EvalItem, str]] = []
     counts: Counter[str] = Counter()
-    for item in order:  # bucket by what logo's mediator sees at question time, the same for every method
+    scan_limit = None if per_bucket is None else max(2_000, 40 * per_bucket)  # rare buckets may stay short
+    for scanned, item in enumerate(order):  # bucket by what logo's mediator sees then, the same for every method
+        if scan_limit is not None and scanned >= scan_limit:
+            break
         ctx, _, _ = judge.prepare(Question(item.user, item.query, item.id, item.at))
         bucket = bucket_of(ctx.cold_start, ctx.biased, ctx.off_profile)
         if per_bucket is None or counts[bucket] < per_bucket:

@@ -4,7 +4,8 @@ clusters and the user's community) for one question, and assemble a compact prom
 Weights (documented in README.md):
     size      = n / (n + HALF_SIZE)                       history size as of --at; 0 for a new user
     relevance = clip((best_sim - SIM_FLOOR) / SIM_SPAN)   how well the user's best record matches the question
-    local     = size * (0.3 + 0.7 * relevance), halved when the question is off the user's profile
+    local     = size * (0.3 + 0.7 * relevance), and when the question is off the user's profile
+                times 0.5 * (0.5 + 0.5 * diversity): a narrow history says least about other topics
     global    = 1 - local
 A user is cold-start with n <= cold_start_max; biased with n >= biased_min_history and diversity <=
 biased_max_diversity; a question is off-profile when its nearest cluster is not among the user's dominant
@@ -14,7 +15,7 @@ clusters and the user's best record matches it weakly.
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -132,13 +133,15 @@ def classify(history_size: int, diversity: float | None, options: MediatorOption
     return cold_start, biased
 
 
-def local_weight(history_size: int, best_similarity: float, off_profile: bool) -> tuple[float, float]:
+def local_weight(
+    history_size: int, best_similarity: float, off_profile: bool, diversity: float | None = None
+) -> tuple[float, float]:
     """(local weight, relevance). See the module docstring for the formula."""
     size = history_size / (history_size + HALF_SIZE)
     relevance = _clip((best_similarity - SIM_FLOOR) / SIM_SPAN)
     weight = size * (0.3 + 0.7 * relevance)
-    if off_profile:
-        weight *= 0.5
+    if off_profile:  # a narrow history says least about other topics
+        weight *= 0.5 * (0.5 + 0.5 * (1.0 if diversity is None else diversity))
     return weight, relevance
 
 
@@ -170,7 +173,7 @@ def mediate(
     weak_match = _clip((best - SIM_FLOOR) / SIM_SPAN) < OFF_PROFILE_RELEVANCE
     off_profile = bool(in_dominant is False and weak_match and not cold_start)
 
-    w_local, relevance = local_weight(history_size, best, off_profile)
+    w_local, relevance = local_weight(history_size, best, off_profile, diversity)
     if options.memory == "local":
         w_local = 1.0 if history_size else 0.0
     elif options.memory == "global" or options.memory == "none":
@@ -284,60 +287,117 @@ def _choose_global(
 def _conflicts_and_evidence(ctx: Context) -> None:
     """From the memory in `ctx` only, so the JSON never reports evidence the model did not see."""
     ctx.conflicts, ctx.evidence = [], None
-    memory, hit_vectors = ctx.global_memory, ctx.local_vectors
-    rated = [(h, i) for i, h in enumerate(ctx.local) if h.record.rating is not None]
-    user_estimate = None
-    if rated:
-        weights = np.array([max(h.score, 1e-3) for h, _ in rated])
-        values = np.array([h.record.rating for h, _ in rated], dtype=np.float64)
-        user_estimate = float((weights * values).sum() / weights.sum())
+    evidence: dict[str, Any] = {}
+    evidence |= _rating_evidence(ctx)
+    evidence |= _label_evidence(ctx)
+    ctx.evidence = evidence or None
 
-    population_estimate = None
+
+def _fuse(ctx: Context, mine: float | None, theirs: float | None) -> float | None:
+    wl, wg = ctx.weights["local"], ctx.weights["global"]
+    if mine is not None and theirs is not None and wl + wg > 0:
+        return (wl * mine + wg * theirs) / (wl + wg)
+    return mine if mine is not None else theirs
+
+
+def _local_clusters(ctx: Context, rows: list[int]) -> list[int]:
+    """The cluster of each of the given local hits (empty without global memory or vectors)."""
+    if ctx.global_memory is None or ctx.local_vectors is None or not rows:
+        return []
+    return [int(c) for c in ctx.global_memory.assign(ctx.local_vectors[rows])]
+
+
+def _rating_evidence(ctx: Context) -> dict[str, Any]:
+    rated = [i for i, h in enumerate(ctx.local) if h.record.rating is not None]
+    mine = None
+    if rated:
+        weights = np.array([max(ctx.local[i].score, 1e-3) for i in rated])
+        values = np.array([ctx.local[i].record.rating for i in rated], dtype=np.float64)
+        mine = float((weights * values).sum() / weights.sum())
+    theirs = None
     rated_clusters = [u for u in ctx.global_ if u.cluster.rating_mean is not None and u.cluster.rating_count]
     if rated_clusters:
         weights = np.array([max(u.score, 1e-3) * u.cluster.rating_count for u in rated_clusters])
         values = np.array([u.cluster.rating_mean for u in rated_clusters], dtype=np.float64)
-        population_estimate = float((weights * values).sum() / weights.sum())
+        theirs = float((weights * values).sum() / weights.sum())
+    fused = _fuse(ctx, mine, theirs)
+    if fused is None:
+        return {}
 
-    if user_estimate is None and population_estimate is None:
-        return
-    wl, wg = ctx.weights["local"], ctx.weights["global"]
-    fused: float | None
-    if user_estimate is not None and population_estimate is not None and wl + wg > 0:
-        fused = (wl * user_estimate + wg * population_estimate) / (wl + wg)
-    else:
-        fused = user_estimate if user_estimate is not None else population_estimate
-    ctx.evidence = {
-        "rating_estimate": round(float(fused), 2) if fused is not None else None,
-        "user_rating": round(user_estimate, 2) if user_estimate is not None else None,
-        "population_rating": round(population_estimate, 2) if population_estimate is not None else None,
+    memory = ctx.global_memory
+    if memory is not None and memory.rating_range is not None:  # the user's ratings in a cluster vs its mean
+        lo, hi = memory.rating_range
+        gap = ctx.conflict_gap * max(hi - lo, 1e-9)
+        per_cluster: dict[int, list[float]] = {}
+        for i, cid in zip(rated, _local_clusters(ctx, rated), strict=False):
+            per_cluster.setdefault(cid, []).append(float(ctx.local[i].record.rating or 0.0))
+        for cid, user_ratings in per_cluster.items():
+            cluster = memory.clusters[cid]
+            if cluster.private or cluster.rating_mean is None or cluster.rating_count < 3:
+                continue
+            mean = float(np.mean(user_ratings))
+            if abs(mean - cluster.rating_mean) >= gap:
+                ctx.conflicts.append(
+                    {
+                        "kind": "rating",
+                        "cluster": cid,
+                        "topic": ", ".join(cluster.keywords[:3]),
+                        "user_rating": round(mean, 2),
+                        "population_rating": cluster.rating_mean,
+                        "rule": "the user's explicit preferences win",
+                    }
+                )
+    return {
+        "rating_estimate": round(float(fused), 2),
+        "user_rating": round(mine, 2) if mine is not None else None,
+        "population_rating": round(theirs, 2) if theirs is not None else None,
     }
 
-    # conflicts: the user's ratings in a cluster vs the population's mean for it
-    if memory is None or hit_vectors is None or not rated or memory.rating_range is None:
-        return
-    lo, hi = memory.rating_range
-    gap = ctx.conflict_gap * max(hi - lo, 1e-9)
-    assigned = memory.assign(hit_vectors[[i for _, i in rated]])
-    per_cluster: dict[int, list[float]] = {}
-    for (hit, _), cid in zip(rated, assigned, strict=True):
-        per_cluster.setdefault(int(cid), []).append(float(hit.record.rating or 0.0))
-    for cid, user_ratings in per_cluster.items():
-        cluster = memory.clusters[cid]
-        if cluster.private or cluster.rating_mean is None or cluster.rating_count < 3:
-            continue
-        mine = float(np.mean(user_ratings))
-        if abs(mine - cluster.rating_mean) >= gap:
-            ctx.conflicts.append(
-                {
-                    "kind": "rating",
-                    "cluster": cid,
-                    "topic": ", ".join(cluster.keywords[:3]),
-                    "user_rating": round(mine, 2),
-                    "population_rating": cluster.rating_mean,
-                    "rule": "the user's explicit preferences win",
-                }
-            )
+
+def _label_evidence(ctx: Context) -> dict[str, Any]:
+    """Fused label shares: the user's labels on similar records vs the nearest clusters' label counts."""
+    labelled = [i for i, h in enumerate(ctx.local) if h.record.label]
+    mine: dict[str, float] = defaultdict(float)
+    for i in labelled:
+        mine[str(ctx.local[i].record.label)] += max(ctx.local[i].score, 1e-3)
+    theirs: dict[str, float] = defaultdict(float)
+    for use in ctx.global_:
+        count_all = sum(use.cluster.labels.values())
+        for label, count in use.cluster.labels.items():
+            theirs[label] += max(use.score, 1e-3) * count / count_all
+    if not mine and not theirs:
+        return {}
+    wl, wg = (ctx.weights["local"], ctx.weights["global"]) if mine and theirs else (1.0, 1.0)
+    norm_mine, norm_theirs = sum(mine.values()) or 1.0, sum(theirs.values()) or 1.0
+    fused = {
+        lab: wl * mine.get(lab, 0.0) / norm_mine + wg * theirs.get(lab, 0.0) / norm_theirs for lab in {*mine, *theirs}
+    }
+    total = sum(fused.values()) or 1.0
+    shares = {lab: round(v / total, 3) for lab, v in sorted(fused.items(), key=lambda kv: -kv[1])}
+
+    memory = ctx.global_memory
+    if memory is not None:  # the user's usual label in a cluster vs the cluster's consensus
+        per_cluster: dict[int, Counter[str]] = {}
+        for i, cid in zip(labelled, _local_clusters(ctx, labelled), strict=False):
+            per_cluster.setdefault(cid, Counter())[str(ctx.local[i].record.label)] += 1
+        for cid, counts in per_cluster.items():
+            cluster = memory.clusters[cid]
+            if cluster.private or sum(cluster.labels.values()) < 3:
+                continue
+            user_label = counts.most_common(1)[0][0]
+            consensus = max(cluster.labels, key=lambda lab: cluster.labels[lab])
+            if user_label != consensus:
+                ctx.conflicts.append(
+                    {
+                        "kind": "label",
+                        "cluster": cid,
+                        "topic": ", ".join(cluster.keywords[:3]),
+                        "user_label": user_label,
+                        "population_label": consensus,
+                        "rule": "the user's explicit preferences win",
+                    }
+                )
+    return {"label_estimate": next(iter(shares)), "label_shares": shares}
 
 
 # --------------------------------------------------------------------------------------------- the prompt
@@ -391,10 +451,16 @@ def _notes(ctx: Context, question: str) -> list[str]:
             "use what others like."
         )
     for conflict in ctx.conflicts:
-        notes.append(
-            f"Conflict on {conflict['topic']}: this user rates it {conflict['user_rating']:.1f}/5, others "
-            f"{conflict['population_rating']:.1f}/5. Follow the user."
-        )
+        if conflict["kind"] == "rating":
+            notes.append(
+                f"Conflict on {conflict['topic']}: this user rates it {conflict['user_rating']:.1f}/5, others "
+                f"{conflict['population_rating']:.1f}/5. Follow the user."
+            )
+        else:
+            notes.append(
+                f"Conflict on {conflict['topic']}: this user says {conflict['user_label']}, others say "
+                f"{conflict['population_label']}. Follow the user."
+            )
     asks_rating = any(word in question.lower() for word in RATING_WORDS)
     if asks_rating and ctx.evidence and ctx.evidence.get("rating_estimate") is not None:
         notes.append(f"Estimated rating for this user: {ctx.evidence['rating_estimate']:g}/5.")

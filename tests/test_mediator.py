@@ -68,6 +68,8 @@ def test_local_weight_grows_with_history_and_relevance() -> None:
     assert local_weight(2, 0.5, False)[0] < local_weight(20, 0.5, False)[0]
     assert local_weight(20, 0.25, False)[0] < local_weight(20, 0.6, False)[0]
     assert local_weight(20, 0.6, True)[0] == pytest.approx(local_weight(20, 0.6, False)[0] / 2)
+    narrow, wide = local_weight(20, 0.3, True, diversity=0.1)[0], local_weight(20, 0.3, True, diversity=0.9)[0]
+    assert narrow < wide < local_weight(20, 0.3, False)[0]
 
 
 def test_cold_start_leans_on_global_and_gets_a_community(memory: GlobalMemory) -> None:
@@ -145,3 +147,18 @@ def test_budget_drops_memory_but_keeps_question(memory: GlobalMemory) -> None:
     assert "pasta note 0" in small[0]["content"]  # the best record is dropped last
     assert "pasta note 3" not in small[0]["content"]
     assert small[1]["content"] == "dinner?"
+
+
+def test_label_evidence_and_conflict(memory: GlobalMemory) -> None:
+    memory.clusters[0].labels = {"scary": 8, "funny": 1}
+    hits = [
+        Hit(Record(user="u", text="laughed all through it", uid="a", label="funny"), 0.6),
+        Hit(Record(user="u", text="a comedy to me", uid="b", label="funny"), 0.5),
+    ]
+    ctx = mediate(E[0], hits, E[[0, 0]], 10, None, memory, MediatorOptions())
+    label_conflicts = [c for c in ctx.conflicts if c["kind"] == "label"]
+    assert label_conflicts and label_conflicts[0]["user_label"] == "funny"
+    assert label_conflicts[0]["population_label"] == "scary"
+    assert ctx.evidence is not None and set(ctx.evidence["label_shares"]) == {"funny", "scary"}
+    prompt = build_messages(ctx, "What is it?", lambda s: len(s.split()), 1000)[0]["content"]
+    assert "this user says funny, others say scary" in prompt
