@@ -35,10 +35,12 @@ class LogoGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except LogoError as exc:
+            from rich.markup import escape
+
             console = _stderr()
-            console.print(f"[bold red]Error:[/] {exc.message}", soft_wrap=True)
+            console.print(f"[bold red]Error:[/] {escape(exc.message)}", soft_wrap=True)
             if exc.hint:
-                console.print(exc.hint, soft_wrap=True)
+                console.print(escape(exc.hint), soft_wrap=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             _stderr().print("Interrupted.")
@@ -194,8 +196,21 @@ def ingest_cli(
         if progress is not None and task is not None:
             progress.update(task, completed=summary.read + summary.invalid)
 
+    def on_invalid(line: Any) -> None:
+        from rich.markup import escape
+
+        console.print(f"[yellow]skipped[/] {escape(str(line))}", soft_wrap=True)
+
     try:
-        summary = ingest(files, store, model, skip_invalid=skip_invalid, batch_size=batch_size, on_batch=on_batch)
+        summary = ingest(
+            files,
+            store,
+            model,
+            skip_invalid=skip_invalid,
+            batch_size=batch_size,
+            on_batch=on_batch,
+            on_invalid=on_invalid,
+        )
     except IngestStopped as exc:
         if progress is not None:
             progress.stop()
@@ -204,10 +219,6 @@ def ingest_cli(
     finally:
         if progress is not None:
             progress.stop()
-    for problem in summary.problems:
-        console.print(f"[yellow]skipped[/] {problem}", soft_wrap=True)
-    if summary.invalid > len(summary.problems):
-        console.print(f"... and {summary.invalid - len(summary.problems)} more invalid lines")
     _emit(summary.to_json())
 
 

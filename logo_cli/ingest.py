@@ -7,7 +7,7 @@ batch in flight, and a re-run adds exactly what is missing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .embed import Embedder
@@ -26,12 +26,9 @@ class IngestSummary:
     invalid: int = 0
     users: int = 0
     embedder: str = ""
-    problems: list[str] = field(default_factory=list)  # the first few skipped lines, for people
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("problems")
-        return out
+        return asdict(self)
 
 
 class IngestStopped(LogoError):
@@ -52,7 +49,9 @@ def ingest(
     skip_invalid: bool = False,
     batch_size: int = DEFAULT_BATCH,
     on_batch: Callable[[IngestSummary], None] | None = None,
+    on_invalid: Callable[[InvalidLine], None] | None = None,
 ) -> IngestSummary:
+    """Ingest every record of `paths`. With `skip_invalid`, each bad line goes to `on_invalid` as it is met."""
     summary = IngestSummary(embedder=embedder.id)
     store.open(embedder.id, embedder.dim, create=True)
     users: set[str] = set()
@@ -75,8 +74,8 @@ def ingest(
         for item in read_records(paths, skip_invalid=skip_invalid):
             if isinstance(item, InvalidLine):
                 summary.invalid += 1
-                if len(summary.problems) < 20:
-                    summary.problems.append(str(item))
+                if on_invalid:
+                    on_invalid(item)
                 continue
             summary.read += 1
             users.add(item.user)

@@ -71,13 +71,16 @@ def format_time(ts: float) -> str:
 
 
 MAX_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z; larger numbers are usually milliseconds
+MIN_EPOCH = -62_135_510_400.0  # 0001-01-02: every earlier instant is outside what dates can show in any zone
 
 
 def _epoch(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("not a finite number")
-    if abs(value) > MAX_EPOCH:
+    if value > MAX_EPOCH:
         raise ValueError(f"{value:g} is out of range for epoch seconds (milliseconds? divide by 1000)")
+    if value < MIN_EPOCH:
+        raise ValueError(f"{value:g} is before the year 1")
     return float(value)
 
 
@@ -101,7 +104,7 @@ def parse_time(value: Any) -> float:
             raise ValueError(f"{value!r} is neither ISO 8601 nor epoch seconds") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
+        return _epoch(parsed.timestamp())
     raise ValueError(f"expected ISO 8601 text or epoch seconds, got {type(value).__name__}")
 
 
@@ -160,7 +163,8 @@ def parse_record(obj: Any) -> Record:
             raise ValueError(f"field `rating` must be a finite number, got {rating!r}")
         rating = float(rating)
 
-    meta = obj.get("meta") or {}
+    meta = obj.get("meta")
+    meta = {} if meta is None else meta
     if not isinstance(meta, dict):
         raise ValueError("field `meta` must be an object")
     for key, value in meta.items():
