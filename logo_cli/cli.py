@@ -689,7 +689,7 @@ def eval_cli(
     """Measure answers against gold, for each memory mode, by user bucket (cold-start, biased, regular).
 
     Metric by gold type: a number -> MAE and RMSE (the model's expected rating from the likelihood of
-    "Rating: 1/5".."Rating: 5/5"); with candidates -> accuracy (the candidate the model finds most likely);
+    "Rating: 1".."Rating: 5"); with candidates -> accuracy (the candidate the model finds most likely);
     free text -> ROUGE-L. Questions are bucketed by what logo's mediator sees at their time.
     """
     from .evaluate import load_eval, plot_report, run_eval

@@ -120,7 +120,7 @@ def rouge_l(prediction: str, reference: str) -> float:
 
 
 def expected_rating(scores: list[float]) -> float:
-    """The model's expected rating from the log-likelihoods of "Rating: 1/5" ... "Rating: 5/5"."""
+    """The model's expected rating from the log-likelihoods of "Rating: 1" ... "Rating: 5"."""
     logits = np.asarray(scores, dtype=np.float64)
     p = np.exp(logits - logits.max())
     p /= p.sum()
@@ -210,7 +210,7 @@ def run_eval(
             ctx, messages, _ = asker.prepare(question)
             usage = Usage()
             if item.kind == "number":
-                scores = asker.generator.score(messages, [f"Rating: {v}/5" for v in RATING_VALUES], usage)
+                scores = asker.generator.score(messages, [f"Rating: {v}" for v in RATING_VALUES], usage)
                 value = expected_rating([s.logprob for s in scores])
                 row |= {"prediction": round(value, 3), "error": value - float(item.gold)}
                 if ctx.evidence and ctx.evidence.get("rating_estimate") is not None:

@@ -157,36 +157,49 @@ class LlamaCppGenerator:
                 yield text
 
     def score(self, messages: Sequence[Message], continuations: Sequence[str], usage: Usage) -> list[Score]:
-        """Log-likelihood of each continuation as the answer: the prompt is evaluated once, then each
-        continuation token by token from the same KV-cache position (llama.cpp trims the cache back)."""
+        """Log-likelihood of each continuation as the answer. The prompt is evaluated once (reusing the KV
+        cache of the previous call's shared head), then the continuations' common prefix once, then each
+        continuation's own tokens from that position (llama.cpp trims the cache back between them)."""
         import numpy as np
 
         llm = self._llm
         tokens = llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True)
         usage.prompt_tokens = len(tokens)
-        if len(tokens) + max((len(c) for c in continuations), default=0) + 8 >= self.n_ctx:
+        pieces = [llm.tokenize(text.encode("utf-8"), add_bos=False, special=False) for text in continuations]
+        if len(tokens) + max((len(p) for p in pieces), default=0) + 8 >= self.n_ctx:
             raise UsageError(f"The prompt ({len(tokens)} tokens) does not fit the model's context ({self.n_ctx}).")
         vocab = llm.n_vocab()
 
-        def last_logits() -> np.ndarray:  # llama-cpp-python keeps no logits without logits_all: read llama.cpp's
-            return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,)).astype(np.float64)
+        def last_logprobs() -> np.ndarray:  # llama-cpp-python keeps no logits without logits_all: read llama.cpp's
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,)).astype(np.float64)
+            logits -= logits.max()
+            return logits - np.log(np.exp(logits).sum())
 
-        llm.reset()
-        llm.eval(tokens)
-        base = llm.n_tokens
-        first = last_logits()
+        reused = 0  # the head shared with what the cache holds (the system prompt, between questions)
+        cached = llm.input_ids[: llm.n_tokens]
+        while reused < min(len(cached), len(tokens) - 1) and cached[reused] == tokens[reused]:
+            reused += 1
+        llm.n_tokens = reused
+        llm.eval(tokens[reused:])
+        logprobs, shared_total = last_logprobs(), 0.0
+        shortest = min((len(p) for p in pieces), default=0)
+        prefix = 0
+        while prefix < shortest - 1 and all(p[prefix] == pieces[0][prefix] for p in pieces):
+            shared_total += float(logprobs[pieces[0][prefix]])
+            llm.eval([pieces[0][prefix]])
+            logprobs = last_logprobs()
+            prefix += 1
+        base, first = llm.n_tokens, logprobs
         results = []
-        for text in continuations:
-            pieces = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-            logits, total = first, 0.0
+        for own in pieces:
+            total, logprobs = shared_total, first
             llm.n_tokens = base
-            for i, token in enumerate(pieces):
-                shifted = logits - logits.max()
-                total += float(shifted[token] - np.log(np.exp(shifted).sum()))
-                if i + 1 < len(pieces):
+            for i, token in enumerate(own[prefix:], start=prefix):
+                total += float(logprobs[token])
+                if i + 1 < len(own):
                     llm.eval([token])
-                    logits = last_logits()
-            results.append(Score(total, len(pieces)))
+                    logprobs = last_logprobs()
+            results.append(Score(total, len(own)))
         llm.n_tokens = base
         return results
 
