@@ -461,14 +461,21 @@ def _notes(ctx: Context, question: str) -> list[str]:
                 f"Conflict on {conflict['topic']}: this user says {conflict['user_label']}, others say "
                 f"{conflict['population_label']}. Follow the user."
             )
-    asks_rating = any(word in question.lower() for word in RATING_WORDS)
-    if asks_rating and ctx.evidence and ctx.evidence.get("rating_estimate") is not None:
-        notes.append(f"Estimated rating for this user: {ctx.evidence['rating_estimate']:g}/5.")
     return notes
 
 
+def _estimate_note(ctx: Context, question: str) -> str | None:
+    """For a rating question, the fused estimate, rounded to a half star: it goes last, where a small model
+    is most likely to use it."""
+    asks_rating = any(word in question.lower() for word in RATING_WORDS)
+    if asks_rating and ctx.evidence and ctx.evidence.get("rating_estimate") is not None:
+        return f"Estimated rating for this user: {round(float(ctx.evidence['rating_estimate']) * 2) / 2:g}/5."
+    return None
+
+
 def _context_block(ctx: Context, question: str) -> str:
-    """Guidance first, then the memory sections: small models tend to echo whatever comes last."""
+    """Guidance first, then the memory sections, then a rating estimate if one is asked for: small models
+    echo whatever comes last, which suits a number they should use and not prose they should not repeat."""
     lines = _notes(ctx, question)
     if ctx.profile_lines:
         lines += ["<profile>", *(f"- {line}" for line in ctx.profile_lines), "</profile>"]
@@ -476,6 +483,9 @@ def _context_block(ctx: Context, question: str) -> str:
         lines += ["<history>", *(_local_line(h) for h in ctx.local), "</history>"]
     if ctx.global_:
         lines += ["<others>", *(_global_line(u) for u in ctx.global_), "</others>"]
+    estimate = _estimate_note(ctx, question)
+    if estimate:
+        lines.append(estimate)
     return "\n".join(lines)
 
 

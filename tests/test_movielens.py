@@ -89,3 +89,20 @@ def test_at_uses_only_the_past(slice_home: tuple[Path, Path]) -> None:
     for used in result["global"]:
         cluster = memory.clusters[used["cluster"]]
         assert (used["size"], used["users"], used["rating_mean"]) == (cluster.size, cluster.users, cluster.rating_mean)
+
+
+def test_eval_harness_on_a_slice(slice_home: tuple[Path, Path], tmp_path: Path) -> None:
+    """The harness end to end with the real model on a few questions (full runs live in README/bench)."""
+    home, eval_file = slice_home
+    done = logo(home, "eval", str(eval_file), "--per-bucket", "3", "--methods", "none,local,logo", "--json",
+                "--seed", "0", "--plot", str(tmp_path / "eval.png"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["items"] >= 4 and "cold_start" in report["buckets"]
+    rows = {(r["method"], r["bucket"]): r for r in report["rows"]}
+    for method in ("none", "local", "logo"):
+        overall = rows[(method, "all")]
+        assert overall["metric"] == "mae" and 0 <= overall["value"] <= 4.5 and overall["rmse"] >= overall["value"]
+    assert rows[("logo", "all")]["evidence_mae"] is not None
+    assert rows[("none", "all")]["prompt_tokens"] < rows[("logo", "all")]["prompt_tokens"]
+    assert (tmp_path / "eval.png").read_bytes()[:4] == b"\x89PNG"
