@@ -113,6 +113,23 @@ BiasedDiversityOpt = Annotated[
 ]
 
 
+def _mediator_options(
+    local_mode: str, cold_start_max: int, biased_min_history: int, biased_max_diversity: float, **more: Any
+) -> Any:
+    """The mediator's options from the shared flags, checked once for `ask` and `eval`."""
+    from .mediator import LOCAL_MODES, MediatorOptions
+
+    if local_mode not in LOCAL_MODES:
+        raise UsageError(f"--local must be one of {', '.join(LOCAL_MODES)}, not {local_mode!r}.")
+    return MediatorOptions(
+        local_mode=local_mode,  # type: ignore[arg-type]
+        cold_start_max=cold_start_max,
+        biased_min_history=biased_min_history,
+        biased_max_diversity=biased_max_diversity,
+        **more,
+    )
+
+
 def _settings(home: Path | None, embedder: str | None = None, model: str | None = None) -> Any:
     from .config import Settings
 
@@ -374,7 +391,7 @@ def ask_cli(
     the answer and everything that went into it.
     """
     from .ask import Asker, GenerationOptions, Question
-    from .mediator import LOCAL_MODES, MEMORY_MODES, MediatorOptions
+    from .mediator import MEMORY_MODES
 
     if memory not in MEMORY_MODES:
         raise UsageError(f"--memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}.")
@@ -388,16 +405,14 @@ def ask_cli(
 
     when = _parse_at(at)
     settings = _settings(home, embedder, model)
-    if local_mode not in LOCAL_MODES:
-        raise UsageError(f"--local must be one of {', '.join(LOCAL_MODES)}, not {local_mode!r}.")
-    options = MediatorOptions(
-        memory=memory,  # type: ignore[arg-type]
-        local_mode=local_mode,  # type: ignore[arg-type]
+    options = _mediator_options(
+        local_mode,
+        cold_start_max,
+        biased_min_history,
+        biased_max_diversity,
+        memory=memory,
         local_k=local_k,
         global_k=global_k,
-        cold_start_max=cold_start_max,
-        biased_min_history=biased_min_history,
-        biased_max_diversity=biased_max_diversity,
     )
     asker = Asker(settings, options, GenerationOptions(max_tokens=max_tokens, temperature=temperature, seed=seed))
 
@@ -693,22 +708,15 @@ def eval_cli(
     free text -> ROUGE-L. Questions are bucketed by what logo's mediator sees at their time.
     """
     from .evaluate import load_eval, plot_report, run_eval
-    from .mediator import LOCAL_MODES, MEMORY_MODES, MediatorOptions
+    from .mediator import MEMORY_MODES
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     if not chosen or any(m not in MEMORY_MODES for m in chosen):
         raise UsageError(f"--methods takes a comma-separated subset of {', '.join(MEMORY_MODES)}.")
-    if local_mode not in LOCAL_MODES:
-        raise UsageError(f"--local must be one of {', '.join(LOCAL_MODES)}, not {local_mode!r}.")
+    base = _mediator_options(local_mode, cold_start_max, biased_min_history, biased_max_diversity)
     items = load_eval(file)
     if not items:
         raise UsageError(f"{file}: no questions.")
-    base = MediatorOptions(
-        local_mode=local_mode,  # type: ignore[arg-type]
-        cold_start_max=cold_start_max,
-        biased_min_history=biased_min_history,
-        biased_max_diversity=biased_max_diversity,
-    )
     console = _stderr()
     settings = _settings(home, embedder, model)
     if console.is_terminal:

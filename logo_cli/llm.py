@@ -173,7 +173,8 @@ class LlamaCppGenerator:
         def last_logprobs() -> np.ndarray:  # llama-cpp-python keeps no logits without logits_all: read llama.cpp's
             logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,)).astype(np.float64)
             logits -= logits.max()
-            return logits - np.log(np.exp(logits).sum())
+            logprobs: np.ndarray = logits - np.log(np.exp(logits).sum())
+            return logprobs
 
         reused = 0  # the head shared with what the cache holds (the system prompt, between questions)
         cached = llm.input_ids[: llm.n_tokens]

@@ -174,10 +174,6 @@ class Store:
         )
         return records, np.asarray(got["embeddings"], dtype=np.float32)
 
-    def user_records(self, user: str, before: float | None = None) -> list[Record]:
-        got = self.collection.get(where=user_filter(user, before), include=["documents", "metadatas"])
-        return [_record(u, d, m) for u, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
-
     def search_user(
         self, user: str, vector: np.ndarray, k: int, before: float | None = None
     ) -> tuple[list[Hit], np.ndarray]:
