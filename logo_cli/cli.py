@@ -627,6 +627,41 @@ def profile_cli(
         console.print(f"  community {c['id']} ({c['size']} users): {tops}")
 
 
+# ------------------------------------------------------------------------------------------ export/forget
+
+
+@app.command("export", epilog="Example: logo export --user maya > maya.jsonl")
+def export_cli(
+    user: Annotated[str, typer.Option("--user", "-u", help="Whose records.", show_default=False)],
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Write all of a user's records as JSONL on stdout, oldest first: the input format of `logo ingest`."""
+    from .privacy import export_user
+
+    for record in export_user(_settings(home, embedder), user):
+        _emit(record.to_json())
+
+
+@app.command("forget", epilog="Example: logo forget --user maya --dry-run\n\nExample: logo forget --user maya")
+def forget_cli(
+    user: Annotated[str, typer.Option("--user", "-u", help="Whose records to delete.", show_default=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say how many records would go.")] = False,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Delete every record of a user, and refresh global memory so nothing counts them any more.
+
+    Global memory is refreshed at once (`build-global --update`): no cluster size, item, rating, profile
+    or community counts the user afterwards. Run a full `logo build-global` to re-cluster without them too.
+    """
+    from dataclasses import asdict
+
+    from .privacy import forget_user
+
+    _emit(asdict(forget_user(_settings(home, embedder), user, dry_run=dry_run)))
+
+
 # --------------------------------------------------------------------------------------------------- convert
 
 convert_app = typer.Typer(help="Convert public datasets into logo records and evaluation sets.", no_args_is_help=True)

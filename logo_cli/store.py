@@ -155,6 +155,13 @@ class Store:
             metadatas=[_metadata(r) for r in records],
         )
 
+    def user_ids(self, user: str) -> list[str]:
+        return list(self.collection.get(where={"user": user}, include=[])["ids"])
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), 5000):
+            self.collection.delete(ids=list(ids[start : start + 5000]))
+
     def user_embeddings(self, user: str, before: float | None = None) -> np.ndarray:
         """All of the user's vectors (as of `before`): their history size and the input of their profile."""
         return self.user_history(user, before, with_records=False)[1]

@@ -1,0 +1,65 @@
+"""A user's rights over their data: export everything (portability) and forget everything (erasure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import global_memory
+from .config import Settings
+from .embed import load_embedder
+from .errors import NotFound
+from .records import Record
+from .store import Store
+
+
+def _store(settings: Settings) -> Store:
+    embedder = load_embedder(settings.embedder_spec())
+    return Store(settings.store_dir).open(embedder.id, embedder.dim, create=False)
+
+
+def export_user(settings: Settings, user: str) -> Iterator[Record]:
+    """All of the user's records, oldest first (undated last)."""
+    records, _ = _store(settings).user_history(user)
+    if not records:
+        raise NotFound(f"No records for user {user!r}.")
+    yield from sorted(records, key=lambda r: (r.timestamp is None, r.timestamp or 0.0, r.uid))
+
+
+@dataclass
+class ForgetReport:
+    user: str
+    records: int
+    dry_run: bool
+    global_refreshed: bool  # global memory recomputed without the user (build-global --update)
+    global_version: str | None
+
+
+def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> ForgetReport:
+    """Delete every record of the user, then refresh global memory so no statistic counts them.
+
+    The refresh is `build-global --update`: clusters keep their centroids (numbers, no text of anyone), and
+    every size, item, rating, profile and community is recomputed from the remaining records.
+    """
+    from .global_build import BuildOptions, build_global
+
+    store = _store(settings)
+    ids = store.user_ids(user)
+    if not ids:
+        raise NotFound(f"No records for user {user!r}.", "Check the id with `logo profile --user U`.")
+    has_global = global_memory.exists(settings.global_dir)
+    if dry_run:
+        return ForgetReport(user, len(ids), True, False, None)
+    store.delete(ids)
+    version = None
+    if has_global and store.count():
+        previous = global_memory.load(settings.global_dir)
+        options = BuildOptions(**{**previous.options, "update": True})
+        embedder = load_embedder(settings.embedder_spec())
+        version = build_global(store, embedder.id, embedder.dim, settings.global_dir, options).version
+    elif has_global:  # nobody is left: no global memory can stand
+        for path in Path(settings.global_dir).iterdir():
+            if path.name == global_memory.POINTER:
+                path.unlink()
+    return ForgetReport(user, len(ids), False, version is not None, version)
