@@ -92,6 +92,16 @@ ModelOpt = Annotated[
 ]
 
 
+WaitOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        envvar="LOGO_WAIT",
+        min=0.0,
+        help="If another logo process is using the store, wait at most this many seconds (exit 7 after).",
+        show_default="as long as it takes",
+    ),
+]
 LocalOpt = Annotated[
     str,
     typer.Option(
@@ -111,6 +121,13 @@ BiasedDiversityOpt = Annotated[
         "--biased-max-diversity", min=0.0, max=1.0, help="...and at most this diversity (normalized entropy)."
     ),
 ]
+
+
+def _locked(settings: Any, wait: float | None) -> Any:
+    """The store lock, saying on stderr when it has to wait for another process."""
+    from .locking import store_lock
+
+    return store_lock(settings.home, wait, on_wait=lambda msg: _stderr().print(f"[yellow]{msg}[/]"))
 
 
 def _mediator_options(
@@ -175,6 +192,7 @@ def ingest_cli(
     files: Annotated[list[str], typer.Argument(help="JSONL files of records; - reads stdin.", show_default=False)],
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Report bad lines on stderr and go on.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records embedded and written at once.")] = 256,
+    wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
 ) -> None:
@@ -219,15 +237,16 @@ def ingest_cli(
         console.print(f"[yellow]skipped[/] {escape(str(line))}", soft_wrap=True)
 
     try:
-        summary = ingest(
-            files,
-            store,
-            model,
-            skip_invalid=skip_invalid,
-            batch_size=batch_size,
-            on_batch=on_batch,
-            on_invalid=on_invalid,
-        )
+        with _locked(settings, wait):
+            summary = ingest(
+                files,
+                store,
+                model,
+                skip_invalid=skip_invalid,
+                batch_size=batch_size,
+                on_batch=on_batch,
+                on_invalid=on_invalid,
+            )
     except IngestStopped as exc:
         if progress is not None:
             progress.stop()
@@ -272,6 +291,7 @@ def build_global_cli(
     describe: Annotated[
         bool, typer.Option("--describe", help="Ask the model for a one-line description of each cluster (cached).")
     ] = False,
+    wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     model: ModelOpt = None,
@@ -301,19 +321,22 @@ def build_global_cli(
 
         describer = Describer(settings)
     store = Store(settings.store_dir)
-    if console.is_terminal:
-        with console.status("building global memory") as status:
+    with _locked(settings, wait):
+        if console.is_terminal:
+            with console.status("building global memory") as status:
+                memory = build_global(
+                    store,
+                    embed_model.id,
+                    embed_model.dim,
+                    settings.global_dir,
+                    options,
+                    progress=lambda msg: status.update(msg),
+                    describe=describer,
+                )
+        else:
             memory = build_global(
-                store,
-                embed_model.id,
-                embed_model.dim,
-                settings.global_dir,
-                options,
-                progress=lambda msg: status.update(msg),
-                describe=describer,
+                store, embed_model.id, embed_model.dim, settings.global_dir, options, describe=describer
             )
-    else:
-        memory = build_global(store, embed_model.id, embed_model.dim, settings.global_dir, options, describe=describer)
     if memory.drift.get("rebuild_advised"):
         console.print(
             "[yellow]Advice:[/] the data has drifted from the clusters "
@@ -380,6 +403,7 @@ def ask_cli(
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,
     biased_max_diversity: BiasedDiversityOpt = 0.35,
+    wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     model: ModelOpt = None,
@@ -414,31 +438,33 @@ def ask_cli(
         local_k=local_k,
         global_k=global_k,
     )
-    asker = Asker(settings, options, GenerationOptions(max_tokens=max_tokens, temperature=temperature, seed=seed))
+    with _locked(settings, wait):  # held while answering: another process may not write meanwhile
+        asker = Asker(settings, options, GenerationOptions(max_tokens=max_tokens, temperature=temperature, seed=seed))
 
-    if batch:
-        answered = 0
-        for item in _batch_questions(user, when):
-            _emit(asker.answer(item).to_json(include_prompt=show_prompt))
-            answered += 1
-        if not answered and question is None:
-            raise UsageError(
-                "No question given and nothing on stdin.", 'Example: logo ask --user maya "..." or logo ask - < q.jsonl'
-            )
-        return
+        if batch:
+            answered = 0
+            for item in _batch_questions(user, when):
+                _emit(asker.answer(item).to_json(include_prompt=show_prompt))
+                answered += 1
+            if not answered and question is None:
+                raise UsageError(
+                    "No question given and nothing on stdin.",
+                    'Example: logo ask --user maya "..." or logo ask - < q.jsonl',
+                )
+            return
 
-    assert user is not None and question is not None
-    item = Question(user=user, query=question, at=when)
-    stream = not as_json and sys.stdout.isatty()
-    result = asker.answer(item, on_token=_write_through if stream else None)
-    if as_json:
-        _emit(result.to_json(include_prompt=show_prompt))
-    elif stream:
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(result.answer + "\n")
-    if explain:
-        _explain(result)
+        assert user is not None and question is not None
+        item = Question(user=user, query=question, at=when)
+        stream = not as_json and sys.stdout.isatty()
+        result = asker.answer(item, on_token=_write_through if stream else None)
+        if as_json:
+            _emit(result.to_json(include_prompt=show_prompt))
+        elif stream:
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(result.answer + "\n")
+        if explain:
+            _explain(result)
 
 
 def _write_through(text: str) -> None:
@@ -596,6 +622,7 @@ def profile_cli(
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,
     biased_max_diversity: BiasedDiversityOpt = 0.35,
+    wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
 ) -> None:
@@ -610,7 +637,9 @@ def profile_cli(
     options = MediatorOptions(
         cold_start_max=cold_start_max, biased_min_history=biased_min_history, biased_max_diversity=biased_max_diversity
     )
-    view = profile_view(_settings(home, embedder), user, _parse_at(at), options)
+    settings = _settings(home, embedder)
+    with _locked(settings, wait):
+        view = profile_view(settings, user, _parse_at(at), options)
     if as_json or not _is_terminal():
         _emit(view)
         return
@@ -633,20 +662,24 @@ def profile_cli(
 @app.command("export", epilog="Example: logo export --user maya > maya.jsonl")
 def export_cli(
     user: Annotated[str, typer.Option("--user", "-u", help="Whose records.", show_default=False)],
+    wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
 ) -> None:
     """Write all of a user's records as JSONL on stdout, oldest first: the input format of `logo ingest`."""
     from .privacy import export_user
 
-    for record in export_user(_settings(home, embedder), user):
-        _emit(record.to_json())
+    settings = _settings(home, embedder)
+    with _locked(settings, wait):
+        for record in export_user(settings, user):
+            _emit(record.to_json())
 
 
 @app.command("forget", epilog="Example: logo forget --user maya --dry-run\n\nExample: logo forget --user maya")
 def forget_cli(
     user: Annotated[str, typer.Option("--user", "-u", help="Whose records to delete.", show_default=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say how many records would go.")] = False,
+    wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
 ) -> None:
@@ -659,7 +692,10 @@ def forget_cli(
 
     from .privacy import forget_user
 
-    _emit(asdict(forget_user(_settings(home, embedder), user, dry_run=dry_run)))
+    settings = _settings(home, embedder)
+    with _locked(settings, wait):
+        report = forget_user(settings, user, dry_run=dry_run)
+    _emit(asdict(report))
 
 
 # --------------------------------------------------------------------------------------------------- convert
@@ -732,6 +768,7 @@ def eval_cli(
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,
     biased_max_diversity: BiasedDiversityOpt = 0.35,
+    wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     model: ModelOpt = None,
@@ -754,29 +791,30 @@ def eval_cli(
         raise UsageError(f"{file}: no questions.")
     console = _stderr()
     settings = _settings(home, embedder, model)
-    if console.is_terminal:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    with _locked(settings, wait):
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        with Progress(
-            TextColumn("evaluating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("eval", total=None)
-            report = run_eval(
-                settings,
-                items,
-                chosen,
-                base=base,
-                per_bucket=per_bucket,
-                seed=seed,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-    else:
-        report = run_eval(settings, items, chosen, base=base, per_bucket=per_bucket, seed=seed)
+            with Progress(
+                TextColumn("evaluating"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("eval", total=None)
+                report = run_eval(
+                    settings,
+                    items,
+                    chosen,
+                    base=base,
+                    per_bucket=per_bucket,
+                    seed=seed,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+        else:
+            report = run_eval(settings, items, chosen, base=base, per_bucket=per_bucket, seed=seed)
     if predictions is not None:
         predictions.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in report.predictions))
     if plot is not None:

@@ -73,3 +73,12 @@ def population(tmp_path: Path) -> Path:
     users |= {f"trav{i}": ("travel", 12) for i in range(4)}
     users |= {"narrow": ("films", 30), "newbie": ("cooking", 1)}
     return write_jsonl(tmp_path / "pop.jsonl", make_records(users))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="run the long reliability loops at full size")
+
+
+@pytest.fixture
+def slow(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--slow"))
