@@ -120,3 +120,37 @@ def test_wait_gives_up_with_exit_7(tmp_path: Path) -> None:
         proc = logo(home, "ingest", "--wait", "1", str(records))
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 7 and "Another logo process" in err
+
+
+def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    records = big_file(tmp_path, 100, 50)
+    proc = logo(home, "ingest", "--batch-size", "100", str(records))
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Interrupted." in err and "Traceback" not in err
+
+
+def test_store_refuses_another_embedder_or_a_newer_schema(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    records = write_jsonl(tmp_path / "r.jsonl", make_records({"a": ("films", 3)}))
+    assert logo(home, "ingest", str(records)).wait(timeout=120) == 0
+    other = subprocess.run(
+        [sys.executable, "-m", "logo_cli", "ingest", str(records)],
+        capture_output=True,
+        text=True,
+        env={**env_for(home), "LOGO_EMBEDDER": "fake:64"},
+        timeout=120,
+    )
+    assert other.returncode == 6 and "fake:256" in other.stderr and "fake:64" in other.stderr
+    bump = (
+        "import chromadb, sys\n"
+        "c = chromadb.PersistentClient(path=sys.argv[1]).get_collection('records')\n"
+        "c.modify(metadata={**c.metadata, 'logo_schema': 99})\n"
+    )
+    subprocess.run([sys.executable, "-c", bump, str(home / "store")], check=True, capture_output=True, timeout=120)
+    newer = logo(home, "ingest", str(records))
+    _, err = newer.communicate(timeout=120)
+    assert newer.returncode == 6 and "newer logo" in err
