@@ -148,16 +148,9 @@ def _mediator_options(
 
 
 def _settings(home: Path | None, embedder: str | None = None, model: str | None = None) -> Any:
-    from .config import Settings
+    from .config import resolve
 
-    settings = Settings()
-    if home is not None:
-        settings.home = home
-    if embedder:
-        settings.embedder = embedder
-    if model:
-        settings.model = model
-    return settings
+    return resolve(home, embedder=embedder, model=model)
 
 
 def _emit(obj: Any) -> None:
@@ -696,6 +689,117 @@ def forget_cli(
     with _locked(settings, wait):
         report = forget_user(settings, user, dry_run=dry_run)
     _emit(asdict(report))
+
+
+# ------------------------------------------------------------------------------------ inspecting the install
+
+
+def _rows_out(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
+    """JSON lines when piped or with --json, a table on a terminal."""
+    if as_json or not _is_terminal():
+        for row in rows:
+            _emit(row)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    Console(highlight=False).print(table)
+
+
+def _object_out(obj: dict[str, Any], as_json: bool) -> None:
+    if as_json or not _is_terminal():
+        _emit(obj)
+        return
+    from rich.console import Console
+    from rich.pretty import Pretty
+
+    Console().print(Pretty(obj))
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON even on a terminal.")]
+
+
+@app.command("users", epilog="Example: logo users\n\nExample: logo users | jq -r 'select(.diversity < 0.35) | .user'")
+def users_cli(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+    """List users in global memory: history size, diversity, community (JSON lines when piped)."""
+    from .status import users
+
+    rows = users(_settings(home))
+    _rows_out(rows, as_json, ["user", "history", "diversity", "community", "dominant"], f"{len(rows)} users")
+
+
+@app.command("stats", epilog="Example: logo stats\n\nExample: logo stats --json | jq .global.stale")
+def stats_cli(
+    as_json: JsonOpt = False, wait: WaitOpt = None, home: HomeOpt = None, embedder: EmbedderOpt = None
+) -> None:
+    """Records, users, clusters, store size, embedder and model, global memory age and whether it is stale."""
+    from .status import stats
+
+    settings = _settings(home, embedder)
+    with _locked(settings, wait):
+        _object_out(stats(settings), as_json)
+
+
+@app.command("history", epilog="Example: logo history --user maya --limit 5")
+def history_cli(
+    user: Annotated[str, typer.Option("--user", "-u", help="Whose records.", show_default=False)],
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most N records.")] = None,
+    as_json: JsonOpt = False,
+    wait: WaitOpt = None,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """A user's records, newest first."""
+    from .status import history
+
+    settings = _settings(home, embedder)
+    with _locked(settings, wait):
+        rows = history(settings, user, limit)
+    _rows_out(rows, as_json, ["timestamp", "item", "rating", "text"], f"{user}: {len(rows)} records")
+
+
+@app.command("paths", epilog="Example: logo paths --json | jq -r .store")
+def paths_cli(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+    """Where logo keeps things: home, config file, store, global memory, models in use."""
+    from .status import paths
+
+    _object_out(paths(_settings(home)), as_json)
+
+
+@app.command(
+    "config", epilog="Example: logo config\n\nExample: echo 'threads = 2' >> $(logo paths --json | jq -r .config)"
+)
+def config_cli(
+    as_json: JsonOpt = False, home: HomeOpt = None, embedder: EmbedderOpt = None, model: ModelOpt = None
+) -> None:
+    """Show the settings in effect and where each comes from: flag, LOGO_* variable, config.toml or default.
+
+    `$LOGO_HOME/config.toml` may set `model`, `embedder`, `threads` and `ctx`; flags and environment
+    variables win over it.
+    """
+    from .status import config
+
+    _object_out(config(_settings(home, embedder, model)), as_json)
+
+
+@app.command("doctor", epilog="Example: logo doctor  # paste its output into bug reports")
+def doctor_cli(
+    as_json: JsonOpt = False, home: HomeOpt = None, embedder: EmbedderOpt = None, model: ModelOpt = None
+) -> None:
+    """Check the install: versions, the embedder and the GGUF load and run on this CPU, the store opens."""
+    from .status import doctor
+
+    settings = _settings(home, embedder, model)
+    with _locked(settings, None):
+        checks = doctor(settings)
+    _rows_out(checks, as_json, ["check", "ok", "detail", "seconds"], "logo doctor")
+    if not all(c["ok"] for c in checks):
+        raise typer.Exit(int(ExitCode.ERROR))
 
 
 # --------------------------------------------------------------------------------------------------- convert

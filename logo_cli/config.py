@@ -74,6 +74,12 @@ class Settings:
     n_threads: int = field(default_factory=lambda: _env_int("LOGO_THREADS", os.cpu_count() or 1))
     n_ctx: int = field(default_factory=lambda: _env_int("LOGO_CTX", 2048))
 
+    sources: dict[str, str] = field(default_factory=dict)  # where each value came from, for `logo config`
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "config.toml"
+
     @property
     def store_dir(self) -> Path:
         return self.home / "store"
@@ -87,6 +93,57 @@ class Settings:
 
     def embedder_spec(self) -> str:
         return self.embedder or str(default_embedder_path())
+
+
+ENV = {"model": "LOGO_MODEL", "embedder": "LOGO_EMBEDDER", "n_threads": "LOGO_THREADS", "n_ctx": "LOGO_CTX"}
+TOML_KEYS = {"model": "model", "embedder": "embedder", "n_threads": "threads", "n_ctx": "ctx"}
+
+
+def resolve(home: Path | None = None, **flags: str | int | None) -> Settings:
+    """Settings by precedence: flags, then LOGO_* environment variables, then `$LOGO_HOME/config.toml`, then
+    defaults. (Typer passes an environment variable through the flag when the flag is absent.)"""
+    import tomllib
+
+    from .errors import UsageError
+
+    settings = Settings()
+    if home is not None:
+        settings.home = home
+    settings.sources["home"] = (
+        "flag"
+        if home is not None and str(home) != os.environ.get("LOGO_HOME")
+        else "env LOGO_HOME"
+        if os.environ.get("LOGO_HOME")
+        else "default"
+    )
+    table: dict[str, object] = {}
+    if settings.config_file.is_file():
+        try:
+            table = tomllib.loads(settings.config_file.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{settings.config_file}: {exc}", "Fix the file or remove it.") from None
+    unknown = set(table) - set(TOML_KEYS.values())
+    if unknown:
+        raise UsageError(
+            f"{settings.config_file}: unknown keys {sorted(unknown)}; known: {sorted(TOML_KEYS.values())}."
+        )
+    for attr, env in ENV.items():
+        flag = flags.get(attr)
+        if flag not in (None, "") and str(flag) != os.environ.get(env):
+            setattr(settings, attr, flag)
+            settings.sources[attr] = "flag"
+        elif os.environ.get(env):
+            settings.sources[attr] = f"env {env}"  # already read by Settings()
+        elif TOML_KEYS[attr] in table:
+            value = table[TOML_KEYS[attr]]
+            expected = int if attr in ("n_threads", "n_ctx") else str
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise UsageError(f"{settings.config_file}: `{TOML_KEYS[attr]}` must be {expected.__name__}.")
+            setattr(settings, attr, value)
+            settings.sources[attr] = "config.toml"
+        else:
+            settings.sources[attr] = "default"
+    return settings
 
 
 def force_offline() -> None:

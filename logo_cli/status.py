@@ -1,0 +1,171 @@
+"""Facts about the install and the store, for people and bug reports: users, stats, history, paths,
+configuration and a health check. Each function returns plain data; the CLI renders it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from . import __version__, global_memory
+from .config import Settings
+from .embed import load_embedder
+from .errors import LogoError, NotFound
+from .records import format_time
+from .store import Store
+
+
+def _open(settings: Settings) -> Store:
+    embedder = load_embedder(settings.embedder_spec())
+    store = Store(settings.store_dir)
+    if not store.exists():
+        raise NotFound(f"{settings.store_dir}: no store yet.", "Run `logo ingest FILE.jsonl` first.")
+    return store.open(embedder.id, embedder.dim, create=False)
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def users(settings: Settings) -> list[dict[str, Any]]:
+    """Every user in global memory, with history size, diversity and community (largest history first)."""
+    memory = global_memory.load(settings.global_dir)
+    rows = [
+        {
+            "user": p.user,
+            "history": p.history,
+            "diversity": p.diversity,
+            "community": p.community,
+            "dominant": p.dominant,
+            "rating_mean": p.rating_mean,
+        }
+        for p in memory.users.values()
+    ]
+    return sorted(rows, key=lambda r: (-r["history"], r["user"]))
+
+
+def stats(settings: Settings) -> dict[str, Any]:
+    store = _open(settings)
+    records = store.count()
+    out: dict[str, Any] = {
+        "home": str(settings.home),
+        "records": records,
+        "store_bytes": _size(settings.store_dir),
+        "embedder": store.stamp().get("embedder"),
+        "schema": store.stamp().get("logo_schema"),
+        "model": settings.model_path(),
+        "global": None,
+    }
+    if global_memory.exists(settings.global_dir):
+        memory = global_memory.load(settings.global_dir)
+        out["users"] = len(memory.users)
+        out["global"] = {
+            "version": memory.version,
+            "built": format_time(memory.built_at),
+            "age_hours": round((time.time() - memory.built_at) / 3600, 2),
+            "clusters": len(memory.clusters),
+            "communities": len(memory.communities),
+            "records": memory.records,
+            "stale": memory.records != records,
+            "bytes": _size(settings.global_dir),
+        }
+    return out
+
+
+def history(settings: Settings, user: str, limit: int | None) -> list[dict[str, Any]]:
+    records, _ = _open(settings).user_history(user)
+    if not records:
+        raise NotFound(f"No records for user {user!r}.")
+    newest = sorted(records, key=lambda r: (r.timestamp is not None, r.timestamp or 0.0), reverse=True)
+    return [r.to_json() for r in newest[:limit]]
+
+
+def paths(settings: Settings) -> dict[str, Any]:
+    def safe(fn: Any) -> str | None:
+        try:
+            return str(fn())
+        except LogoError:
+            return None
+
+    return {
+        "home": str(settings.home),
+        "config": str(settings.config_file),
+        "store": str(settings.store_dir),
+        "global": str(settings.global_dir),
+        "lock": str(settings.home / "store.lock"),
+        "model": safe(settings.model_path),
+        "embedder": safe(settings.embedder_spec),
+    }
+
+
+def config(settings: Settings) -> dict[str, Any]:
+    values = {
+        "home": str(settings.home),
+        "model": settings.model or "(packaged SmolLM2-135M)",
+        "embedder": settings.embedder or "(packaged all-MiniLM-L6-v2)",
+        "n_threads": settings.n_threads,
+        "n_ctx": settings.n_ctx,
+    }
+    return {key: {"value": value, "source": settings.sources.get(key, "default")} for key, value in values.items()}
+
+
+def doctor(settings: Settings) -> list[dict[str, Any]]:
+    """Checks that the install works here; each check says ok or what failed."""
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, fn: Any) -> None:
+        started = time.perf_counter()
+        try:
+            detail = fn()
+            checks.append(
+                {"check": name, "ok": True, "detail": detail, "seconds": round(time.perf_counter() - started, 2)}
+            )
+        except Exception as exc:  # a health check reports every failure, whatever its type
+            checks.append({"check": name, "ok": False, "detail": f"{type(exc).__name__}: {exc}"})
+
+    def versions() -> dict[str, str]:
+        names = ("chromadb", "sentence-transformers", "llama_cpp_python", "torch", "typer", "scikit-learn")
+        out = {"logo": __version__, "python": platform.python_version(), "machine": platform.machine()}
+        for name in names:
+            try:
+                out[name] = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                out[name] = "missing"
+        return out
+
+    def embedder() -> str:
+        model = load_embedder(settings.embedder_spec())
+        vector = model.embed(["logo doctor"])
+        return f"{model.id}, dim {vector.shape[1]}"
+
+    def llm() -> str:
+        from .llm import Usage, load_generator
+
+        generator = load_generator(settings.model_path(), n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+        usage = Usage()
+        text = "".join(
+            generator.stream(
+                [{"role": "user", "content": "Say hi."}], max_tokens=4, temperature=0.0, seed=0, usage=usage
+            )
+        )
+        return f"{generator.id}: generated {usage.completion_tokens} tokens ({text.strip()[:30]!r})"
+
+    def store() -> str:
+        if not Store(settings.store_dir).exists():
+            return "no store yet (run `logo ingest`)"
+        return f"{_open(settings).count()} records"
+
+    def memory() -> str:
+        if not global_memory.exists(settings.global_dir):
+            return "no global memory yet (run `logo build-global`)"
+        loaded = global_memory.load(settings.global_dir)
+        return f"{loaded.version}: {len(loaded.clusters)} clusters"
+
+    check("versions", versions)
+    check("embedder loads and embeds", embedder)
+    check("llama.cpp loads the model and generates on this CPU", llm)
+    check("store opens", store)
+    check("global memory loads", memory)
+    return checks

@@ -1,0 +1,80 @@
+"""Everyday commands: users, stats, history, paths, config (with config.toml precedence), and the README."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logo_cli.cli import app
+
+from .conftest import ROOT
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def built(fake_env: Path, population: Path) -> Path:
+    assert run("ingest", str(population))[0] == 0
+    assert run("build-global", "--clusters", "3")[0] == 0
+    return fake_env
+
+
+def test_users_stats_history(built: Path, population: Path) -> None:
+    code, out, _ = run("users")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == 14 and rows[0]["user"] == "narrow" and rows[0]["history"] == 30
+    code, out, _ = run("stats")
+    stats = json.loads(out)
+    assert stats["records"] == 175 and stats["users"] == 14 and stats["global"]["stale"] is False
+    assert stats["embedder"] == "fake:256" and stats["store_bytes"] > 0
+    extra = population.parent / "extra.jsonl"
+    extra.write_text('{"user": "late", "text": "a brand new note"}\n')
+    run("ingest", str(extra))
+    assert json.loads(run("stats")[1])["global"]["stale"] is True
+    code, out, _ = run("history", "--user", "cook1", "--limit", "3")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == 3 and rows[0]["timestamp"] > rows[1]["timestamp"] > rows[2]["timestamp"]
+    assert run("history", "--user", "nobody")[0] == 4
+
+
+def test_paths_and_config_precedence(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = run("paths")
+    paths = json.loads(out)
+    assert code == 0 and paths["home"] == str(fake_env) and paths["store"] == str(fake_env / "store")
+    fake_env.mkdir(parents=True, exist_ok=True)
+    (fake_env / "config.toml").write_text('threads = 1\nctx = 1024\nmodel = "from-toml.gguf"\n')
+    config = json.loads(run("config")[1])
+    assert config["n_threads"] == {"value": 1, "source": "config.toml"}
+    assert config["n_ctx"] == {"value": 1024, "source": "config.toml"}
+    assert config["model"]["source"] == "env LOGO_MODEL"  # the environment wins over the file
+    monkeypatch.setenv("LOGO_THREADS", "3")
+    assert json.loads(run("config")[1])["n_threads"] == {"value": 3, "source": "env LOGO_THREADS"}
+    config = json.loads(run("config", "--model", "flag.gguf")[1])
+    assert config["model"] == {"value": "flag.gguf", "source": "flag"}
+    (fake_env / "config.toml").write_text("colour = 'blue'\n")
+    code, _, err = run("config")
+    assert code == 2 and "unknown keys" in err
+
+
+def test_every_command_is_in_the_readme_with_help() -> None:
+    readme = (ROOT / "README.md").read_text()
+    names = []
+    for command in app.registered_commands:
+        names.append(command.name)
+    for group in app.registered_groups:
+        for sub in group.typer_instance.registered_commands:
+            names.append(f"{group.name} {sub.name}")
+    assert len(names) >= 15
+    for name in names:
+        assert re.search(rf"`logo {re.escape(name)}\b", readme), f"`logo {name}` is not documented in README.md"
+        code, out, _ = run(*name.split(), "--help")
+        assert code == 0 and "Example" in out and len(out) > 300, name
