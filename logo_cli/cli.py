@@ -22,10 +22,14 @@ EPILOG_LINK = (
 )
 
 
-def _stderr() -> Any:
+VERBOSITY = {"level": 1}  # 0 --quiet, 1 normal, 2 --verbose; set once per run by the root callback
+
+
+def _stderr(*, always: bool = False) -> Any:
+    """The console for people. --quiet silences it, except for errors (`always`)."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, quiet=VERBOSITY["level"] == 0 and not always)
 
 
 class LogoGroup(TyperGroup):
@@ -37,13 +41,13 @@ class LogoGroup(TyperGroup):
         except LogoError as exc:
             from rich.markup import escape
 
-            console = _stderr()
+            console = _stderr(always=True)
             console.print(f"[bold red]Error:[/] {escape(exc.message)}", soft_wrap=True)
             if exc.hint:
                 console.print(escape(exc.hint), soft_wrap=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
-            _stderr().print("Interrupted.")
+            _stderr(always=True).print("Interrupted.")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
 
@@ -170,8 +174,14 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="More on stderr: timings, the memory each answer used.")
+    ] = False,
 ) -> None:
-    pass
+    if quiet and verbose:
+        raise UsageError("--quiet and --verbose contradict each other.")
+    VERBOSITY["level"] = 0 if quiet else 2 if verbose else 1
 
 
 # --------------------------------------------------------------------------------------------------- ingest
@@ -456,7 +466,7 @@ def ask_cli(
             sys.stdout.write("\n")
         else:
             sys.stdout.write(result.answer + "\n")
-        if explain:
+        if explain or VERBOSITY["level"] == 2:
             _explain(result)
 
 
@@ -511,14 +521,16 @@ def _explain(result: Any) -> None:
     if ctx.community is not None:
         lines.append(f"  community {ctx.community.id} ({ctx.community.size} users, via {ctx.community_source})")
     for conflict in ctx.conflicts:
-        lines.append(
-            f"  conflict on {conflict['topic']}: user {conflict['user_rating']}, others {conflict['population_rating']}"
-        )
+        mine = conflict.get("user_rating", conflict.get("user_label"))
+        theirs = conflict.get("population_rating", conflict.get("population_label"))
+        lines.append(f"  conflict on {conflict['topic']}: user {mine}, others {theirs}")
     if ctx.evidence:
         lines.append(f"  evidence {ctx.evidence}")
-    seconds = result.timings_ms["total"] / 1000
+    t = result.timings_ms
     lines.append(
-        f"  tokens: prompt {result.usage.prompt_tokens}, answer {result.usage.completion_tokens} · {seconds:.1f} s"
+        f"  tokens: prompt {result.usage.prompt_tokens}, answer {result.usage.completion_tokens} · "
+        f"{t['total'] / 1000:.1f} s (embed {t['embed']:.0f} ms, retrieve {t['retrieve']:.0f} ms, "
+        f"mediate {t['mediate']:.0f} ms, generate {t['generate']:.0f} ms)"
     )
     console = _stderr()
     for line in lines:

@@ -78,3 +78,16 @@ def test_every_command_is_in_the_readme_with_help() -> None:
         assert re.search(rf"`logo {re.escape(name)}\b", readme), f"`logo {name}` is not documented in README.md"
         code, out, _ = run(*name.split(), "--help")
         assert code == 0 and "Example" in out and len(out) > 300, name
+
+
+def test_quiet_and_verbose(built: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"user": "a", "text": "ok"}\nnot json\n')
+    result = runner.invoke(app, ["--quiet", "ingest", "--skip-invalid", str(bad)])
+    assert result.exit_code == 0 and result.stderr == "" and json.loads(result.stdout)["invalid"] == 1
+    result = runner.invoke(app, ["--quiet", "ingest", str(bad)])
+    assert result.exit_code == 3 and "bad.jsonl:2:" in result.stderr  # errors still show
+    result = runner.invoke(app, ["--verbose", "ask", "--user", "cook1", "dinner?"])
+    assert result.exit_code == 0 and "retrieve" in result.stderr and "ms" in result.stderr
+    assert result.stdout.startswith("Fake answer")
+    assert runner.invoke(app, ["-q", "-v", "stats"]).exit_code == 2
