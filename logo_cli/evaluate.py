@@ -181,7 +181,7 @@ def run_eval(
     random.Random(seed).shuffle(order)
     chosen: list[tuple[EvalItem, str]] = []
     counts: Counter[str] = Counter()
-    scan_limit = None if per_bucket is None else max(2_000, 40 * per_bucket)  # rare buckets may stay short
+    scan_limit = None if per_bucket is None else max(300, 40 * per_bucket)  # rare buckets may stay short
     for scanned, item in enumerate(order):  # bucket by what logo's mediator sees then, the same for every method
         if scan_limit is not None and scanned >= scan_limit:
             break
