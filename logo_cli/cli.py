@@ -402,7 +402,7 @@ def ask_cli(
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     local_k: Annotated[int, typer.Option("--local-k", min=0, help="Most of the user's records in the prompt.")] = 4,
     global_k: Annotated[int, typer.Option("--global-k", min=0, help="Most population clusters in the prompt.")] = 3,
-    local_mode: LocalOpt = "profile+rag",
+    local_mode: LocalOpt = "rag",
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,
     biased_max_diversity: BiasedDiversityOpt = 0.35,
@@ -880,7 +880,7 @@ def eval_cli(
     predictions: Annotated[
         Path | None, typer.Option("--predictions", help="Write every prediction as JSONL here.")
     ] = None,
-    local_mode: LocalOpt = "profile+rag",
+    local_mode: LocalOpt = "rag",
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,
     biased_max_diversity: BiasedDiversityOpt = 0.35,
