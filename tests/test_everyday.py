@@ -91,3 +91,20 @@ def test_quiet_and_verbose(built: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "retrieve" in result.stderr and "ms" in result.stderr
     assert result.stdout.startswith("Fake answer")
     assert runner.invoke(app, ["-q", "-v", "stats"]).exit_code == 2
+
+
+def test_doctor_reports_each_check(built: Path) -> None:
+    code, out, _ = run("doctor", "--json")
+    checks = {c["check"]: c for c in map(json.loads, out.splitlines())}
+    assert code == 0 and all(c["ok"] for c in checks.values()), checks
+    assert "fake:256" in checks["embedder loads and embeds"]["detail"]
+    assert "175 records" in checks["store opens"]["detail"]
+    assert checks["versions"]["detail"]["logo"]
+
+
+def test_doctor_fails_on_a_broken_model(built: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_text("not a model")
+    code, out, _ = run("doctor", "--json", "--model", str(broken))
+    failed = [c for c in map(json.loads, out.splitlines()) if not c["ok"]]
+    assert code == 1 and failed and "not a GGUF" in failed[0]["detail"]
