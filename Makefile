@@ -35,7 +35,7 @@ demo: setup
 	$(LOGO) build-global --seed 0
 	@echo; echo "== cold-start user ines (1 record) asks about cooking =="
 	@$(LOGO) ask --explain --user ines "I just got my first real kitchen. What's an easy dinner I could cook tonight that isn't pasta?"
-	@echo; echo "== biased user hollis (31 horror-film records) asks off-profile =="
+	@echo; echo "== biased user hollis (32 records, nearly all horror films) asks off-profile =="
 	@$(LOGO) ask --explain --user hollis "Suggest a quick weeknight dinner for two, nothing fancy."
 	@echo; echo "== regular user maya asks about films =="
 	@$(LOGO) ask --explain --user maya "What should I watch this weekend?"

@@ -114,6 +114,7 @@ class Asker:
         if self.model_path != "fake":
             check_gguf(self.model_path)  # fail before any slow work
         self._embedder: Embedder | None = None
+        self._warm = False
         self._generator: Generator | None = None
         self.store: Store | None = None
         self.memory: GlobalMemory | None = None
@@ -190,8 +191,11 @@ class Asker:
         return ctx, messages, timings
 
     def answer(self, question: Question, on_token: Callable[[str], None] | None = None) -> Answer:
+        generator = self.generator  # load the models before timing the phases
+        if self.options.memory != "none" and not self._warm:
+            self.embedder.embed(["warm up"])  # the first call loads the weights
+            self._warm = True
         started = time.perf_counter()
-        generator = self.generator  # load before timing the phases
         ctx, messages, timings = self.prepare(question)
         clock = time.perf_counter()
         usage = Usage()

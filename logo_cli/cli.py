@@ -467,7 +467,7 @@ def ask_cli(
         else:
             sys.stdout.write(result.answer + "\n")
         if explain or VERBOSITY["level"] == 2:
-            _explain(result)
+            _explain(result, always=explain)
 
 
 def _write_through(text: str) -> None:
@@ -499,7 +499,7 @@ def _batch_questions(default_user: str | None, default_at: float | None) -> Any:
         yield Question(user=user, query=query, id=str(obj["id"]) if obj.get("id") is not None else None, at=when)
 
 
-def _explain(result: Any) -> None:
+def _explain(result: Any, *, always: bool = False) -> None:
     """Which memory went into the answer, for people (stderr)."""
     from rich.markup import escape
 
@@ -512,7 +512,8 @@ def _explain(result: Any) -> None:
         f" · history {ctx.history_size} records · {' '.join(flags) or 'regular'}"
     ]
     for hit in ctx.local:
-        lines.append(f"  local  {hit.score:.2f}  {hit.record.item or ''} {hit.record.text.replace(chr(10), ' ')[:90]}")
+        title = f"[{hit.record.item}] " if hit.record.item else ""
+        lines.append(f"  local  {hit.score:.2f}  {title}{hit.record.text.replace(chr(10), ' ')[:90]}")
     for use in ctx.global_:
         c = use.cluster
         lines.append(
@@ -525,14 +526,15 @@ def _explain(result: Any) -> None:
         theirs = conflict.get("population_rating", conflict.get("population_label"))
         lines.append(f"  conflict on {conflict['topic']}: user {mine}, others {theirs}")
     if ctx.evidence:
-        lines.append(f"  evidence {ctx.evidence}")
+        shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ctx.evidence.items() if v is not None)
+        lines.append(f"  evidence: {shown}")
     t = result.timings_ms
     lines.append(
         f"  tokens: prompt {result.usage.prompt_tokens}, answer {result.usage.completion_tokens} · "
         f"{t['total'] / 1000:.1f} s (embed {t['embed']:.0f} ms, retrieve {t['retrieve']:.0f} ms, "
         f"mediate {t['mediate']:.0f} ms, generate {t['generate']:.0f} ms)"
     )
-    console = _stderr()
+    console = _stderr(always=always)  # asked for by name: shown even with --quiet
     for line in lines:
         console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
 
@@ -569,6 +571,8 @@ def global_cli(
     if plot is not None:
         plot_map(memory, plot)
         _stderr().print(f"wrote {plot}")
+        if not as_json:
+            return
     if as_json or not _is_terminal():
         for row in rows:
             _emit(row)
@@ -728,9 +732,18 @@ def _object_out(obj: dict[str, Any], as_json: bool) -> None:
         _emit(obj)
         return
     from rich.console import Console
-    from rich.pretty import Pretty
 
-    Console().print(Pretty(obj))
+    console = Console(highlight=False)
+
+    def show(value: Any, indent: str) -> None:
+        for key, item in value.items():
+            if isinstance(item, dict):
+                console.print(f"{indent}{key}:")
+                show(item, indent + "  ")
+            else:
+                console.print(f"{indent}{key}: {'' if item is None else item}", soft_wrap=True)
+
+    show(obj, "")
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON even on a terminal.")]
@@ -772,7 +785,7 @@ def history_cli(
     settings = _settings(home, embedder)
     with _locked(settings, wait):
         rows = history(settings, user, limit)
-    _rows_out(rows, as_json, ["timestamp", "item", "rating", "text"], f"{user}: {len(rows)} records")
+    _rows_out(rows, as_json, ["timestamp", "item", "rating", "text"], f"{user}: newest {len(rows)} records")
 
 
 @app.command("paths", epilog="Example: logo paths --json | jq -r .store")
@@ -809,7 +822,20 @@ def doctor_cli(
     settings = _settings(home, embedder, model)
     with _locked(settings, None):
         checks = doctor(settings)
-    _rows_out(checks, as_json, ["check", "ok", "detail", "seconds"], "logo doctor")
+    if as_json or not _is_terminal():
+        _rows_out(checks, True, [], "")
+    else:
+        readable = [
+            {
+                **c,
+                "ok": "ok" if c["ok"] else "FAILED",
+                "detail": ", ".join(f"{k} {v}" for k, v in c["detail"].items())
+                if isinstance(c["detail"], dict)
+                else c["detail"],
+            }
+            for c in checks
+        ]
+        _rows_out(readable, False, ["check", "ok", "detail", "seconds"], "logo doctor")
     if not all(c["ok"] for c in checks):
         raise typer.Exit(int(ExitCode.ERROR))
 

@@ -160,7 +160,8 @@ class GlobalMemory:
         if self.timeline is None:
             raise StoreError("This global memory has no timeline.", "Run `logo build-global` again.")
         tl = self.timeline
-        edges = np.minimum(np.asarray(self.segments), when) if self.segments else None
+        started = [edge for edge in self.segments[:-1] if edge < when]  # periods begun by `when`
+        edges = np.minimum(np.asarray([*started, self.segments[len(started)]]), when) if started else None
         per_segment: list[np.ndarray] = []
         clusters = []
         for c in self.clusters:
@@ -189,6 +190,8 @@ class GlobalMemory:
                     rating_mean=rating_mean,
                     rating_count=rated if rating_mean is not None else 0,
                     labels={},
+                    examples=[],  # texts carry no time here: a view as of a moment shows none
+                    trend=[],
                     private=users < self.min_users,
                 )
             )

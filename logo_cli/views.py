@@ -14,6 +14,7 @@ from .embed import load_embedder
 from .errors import NotFound, UsageError
 from .global_memory import Cluster, GlobalMemory
 from .mediator import MediatorOptions, classify
+from .records import format_time
 from .store import Store
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -85,7 +86,7 @@ def profile_view(settings: Settings, user: str, at: float | None, options: Media
     community = memory.communities[profile.community] if profile.community is not None else None
     return {
         "user": user,
-        "at": at,
+        "at": format_time(at) if at is not None else None,
         "history": history,
         "diversity": profile.diversity,
         "cold_start": cold_start,
@@ -130,12 +131,12 @@ def plot_map(memory: GlobalMemory, path: Path) -> Path:
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ vt[:2].T
     owners = cluster_community(memory)
-    colours = plt.get_cmap("tab10")
+    colours = plt.get_cmap("tab20")
     fig, ax = plt.subplots(figsize=(10, 7.5), dpi=110)
     largest = max(c.users for c in memory.clusters) or 1
     for c in memory.clusters:
         size = 300 + 2700 * c.users / largest
-        colour = colours(owners.get(c.id, 0) % 10)
+        colour = colours(owners.get(c.id, 0) % 20)
         ax.scatter(
             xy[c.id, 0],
             xy[c.id, 1],
@@ -152,10 +153,10 @@ def plot_map(memory: GlobalMemory, path: Path) -> Path:
         ax.scatter(
             [],
             [],
-            color=colours(community.id % 10),
+            color=colours(community.id % 20),
             alpha=0.6,
             s=80,
-            label=f"community {community.id} ({community.size} users)",
+            label=f"community {community.id} ({community.size} user{'s' if community.size != 1 else ''})",
         )
     ax.legend(loc="best", fontsize=8, frameon=False)
     ax.set_title(f"logo global memory: {len(memory.clusters)} interest clusters, {memory.records} records")

@@ -68,6 +68,9 @@ def test_as_of_counts_only_earlier_records(built: Path) -> None:
                 assert cluster.rating_mean is None
             for item, users in cluster.top_items:
                 assert users == len({r.user for r in mine if r.item == item}) >= 3
+        assert all(c.examples == [] for c in view.clusters)  # texts carry no time: none in a view
+        started = sum(edge < when for edge in memory.segments[:-1])
+        assert all(len(c.trend) == started for c in view.clusters)  # no zero-filled future periods
     early = memory.as_of(times[0] - 1)
     assert all(c.size == 0 and c.private for c in early.clusters)
     late = memory.as_of(times[-1] + 1)
