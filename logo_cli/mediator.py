@@ -133,12 +133,17 @@ def classify(history_size: int, diversity: float | None, options: MediatorOption
     return cold_start, biased
 
 
+def relevance_of(best_similarity: float) -> float:
+    """How well the user's best record matches the question, 0..1."""
+    return _clip((best_similarity - SIM_FLOOR) / SIM_SPAN)
+
+
 def local_weight(
     history_size: int, best_similarity: float, off_profile: bool, diversity: float | None = None
 ) -> tuple[float, float]:
     """(local weight, relevance). See the module docstring for the formula."""
     size = history_size / (history_size + HALF_SIZE)
-    relevance = _clip((best_similarity - SIM_FLOOR) / SIM_SPAN)
+    relevance = relevance_of(best_similarity)
     weight = size * (0.3 + 0.7 * relevance)
     if off_profile:  # a narrow history says least about other topics
         weight *= 0.5 * (0.5 + 0.5 * (1.0 if diversity is None else diversity))
@@ -170,7 +175,7 @@ def mediate(
             in_dominant = question_cluster in profile.dominant
 
     cold_start, biased = classify(history_size, profile.diversity if profile else None, options)
-    weak_match = _clip((best - SIM_FLOOR) / SIM_SPAN) < OFF_PROFILE_RELEVANCE
+    weak_match = relevance_of(best) < OFF_PROFILE_RELEVANCE
     off_profile = bool(in_dominant is False and weak_match and not cold_start)
 
     w_local, relevance = local_weight(history_size, best, off_profile, diversity)

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import global_memory
 from .config import Settings
 from .embed import load_embedder
 from .errors import NotFound
 from .records import Record
-from .store import Store
-
-
-def _store(settings: Settings) -> Store:
-    embedder = load_embedder(settings.embedder_spec())
-    return Store(settings.store_dir).open(embedder.id, embedder.dim, create=False)
+from .store import open_store
 
 
 def export_user(settings: Settings, user: str) -> Iterator[Record]:
     """All of the user's records, oldest first (undated last)."""
-    records, _ = _store(settings).user_history(user)
+    records, _ = open_store(settings).user_history(user)
     if not records:
         raise NotFound(f"No records for user {user!r}.")
     yield from sorted(records, key=lambda r: (r.timestamp is None, r.timestamp or 0.0, r.uid))
@@ -44,7 +38,7 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     """
     from .global_build import BuildOptions, build_global
 
-    store = _store(settings)
+    store = open_store(settings)
     ids = store.user_ids(user)
     if not ids:
         raise NotFound(f"No records for user {user!r}.", "Check the id with `logo profile --user U`.")
@@ -59,7 +53,5 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
         embedder = load_embedder(settings.embedder_spec())
         version = build_global(store, embedder.id, embedder.dim, settings.global_dir, options).version
     elif has_global:  # nobody is left: no global memory can stand
-        for path in Path(settings.global_dir).iterdir():
-            if path.name == global_memory.POINTER:
-                path.unlink()
+        (settings.global_dir / global_memory.POINTER).unlink()
     return ForgetReport(user, len(ids), False, version is not None, version)

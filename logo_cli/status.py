@@ -14,15 +14,7 @@ from .config import Settings
 from .embed import load_embedder
 from .errors import LogoError, NotFound
 from .records import format_time
-from .store import Store
-
-
-def _open(settings: Settings) -> Store:
-    embedder = load_embedder(settings.embedder_spec())
-    store = Store(settings.store_dir)
-    if not store.exists():
-        raise NotFound(f"{settings.store_dir}: no store yet.", "Run `logo ingest FILE.jsonl` first.")
-    return store.open(embedder.id, embedder.dim, create=False)
+from .store import Store, open_store
 
 
 def _size(path: Path) -> int:
@@ -47,7 +39,7 @@ def users(settings: Settings) -> list[dict[str, Any]]:
 
 
 def stats(settings: Settings) -> dict[str, Any]:
-    store = _open(settings)
+    store = open_store(settings)
     records = store.count()
     out: dict[str, Any] = {
         "home": str(settings.home),
@@ -75,7 +67,7 @@ def stats(settings: Settings) -> dict[str, Any]:
 
 
 def history(settings: Settings, user: str, limit: int | None) -> list[dict[str, Any]]:
-    records, _ = _open(settings).user_history(user)
+    records, _ = open_store(settings).user_history(user)
     if not records:
         raise NotFound(f"No records for user {user!r}.")
     newest = sorted(records, key=lambda r: (r.timestamp is not None, r.timestamp or 0.0), reverse=True)
@@ -155,7 +147,7 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
     def store() -> str:
         if not Store(settings.store_dir).exists():
             return "no store yet (run `logo ingest`)"
-        return f"{_open(settings).count()} records"
+        return f"{open_store(settings).count()} records"
 
     def memory() -> str:
         if not global_memory.exists(settings.global_dir):

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .errors import StoreError
+from .config import Settings
+from .errors import NotFound, StoreError
 from .records import Record
 
 SCHEMA_VERSION = 1
@@ -104,7 +105,7 @@ class Store:
         if self._collection is not None:
             return self
         if not create and not self.exists():
-            raise StoreError(f"{self.path}: no store here yet.", "Run `logo ingest FILE.jsonl` first.")
+            raise NotFound(f"{self.path}: no store yet.", "Run `logo ingest FILE.jsonl` first.")
         client = self._client()
         stamp = {"logo_schema": SCHEMA_VERSION, "embedder": embedder_id, "dim": dim}
         try:
@@ -224,3 +225,11 @@ class Store:
             records = [_record(u, d, m) for u, d, m in zip(ids, batch["documents"], batch["metadatas"], strict=True)]
             yield Page(records, np.asarray(batch["embeddings"], dtype=np.float32))
             offset += len(ids)
+
+
+def open_store(settings: Settings) -> Store:
+    """The existing store, opened and stamp-checked with the configured embedder (NotFound if none yet)."""
+    from .embed import load_embedder
+
+    embedder = load_embedder(settings.embedder_spec())
+    return Store(settings.store_dir).open(embedder.id, embedder.dim, create=False)
