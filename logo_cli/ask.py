@@ -16,10 +16,10 @@ from .config import Settings
 from .embed import Embedder, load_embedder
 from .errors import GlobalMemoryMissing, StoreError, UsageError
 from .global_memory import GlobalMemory, UserProfile
-from .llm import Generator, Usage, check_gguf, load_generator
+from .llm import Generator, Usage, check_gguf, generator_for
 from .mediator import Context, MediatorOptions, build_messages, mediate
 from .records import Record, format_time
-from .store import Hit, Store
+from .store import Hit, Store, store_for
 
 CANDIDATES = 8  # the user's nearest records fetched before the mediator picks
 
@@ -111,7 +111,7 @@ class Asker:
         self.options = options
         self.generation = generation
         self.model_path = settings.model_path()
-        if self.model_path != "fake":
+        if self.model_path != "fake" and not settings.llm_url:
             check_gguf(self.model_path)  # fail before any slow work
         self._embedder: Embedder | None = None
         self._warm = False
@@ -130,7 +130,7 @@ class Asker:
                     f"Global memory was built with {self.memory.embedder}, but the embedder in use is {embedder.id}.",
                     "Use the same --embedder as when you ingested, or rebuild with `logo build-global`.",
                 )
-            store = Store(settings.store_dir)
+            store = store_for(settings)
             if store.exists():
                 self.store = store.open(embedder.id, embedder.dim, create=False)
 
@@ -143,9 +143,7 @@ class Asker:
     @property
     def generator(self) -> Generator:
         if self._generator is None:
-            self._generator = load_generator(
-                self.model_path, n_ctx=self.settings.n_ctx, n_threads=self.settings.n_threads
-            )
+            self._generator = generator_for(self.settings)
         return self._generator
 
     def prepare(self, question: Question) -> tuple[Context, list[dict[str, str]], dict[str, float]]:

@@ -23,6 +23,7 @@ EPILOG_LINK = (
 
 
 VERBOSITY = {"level": 1}  # 0 --quiet, 1 normal, 2 --verbose; set once per run by the root callback
+SERVICES: dict[str, str | None] = {"chroma_url": None, "llm_url": None}  # root --chroma-url / --llm-url
 
 
 def _stderr(*, always: bool = False) -> Any:
@@ -154,7 +155,7 @@ def _mediator_options(
 def _settings(home: Path | None, embedder: str | None = None, model: str | None = None) -> Any:
     from .config import resolve
 
-    return resolve(home, embedder=embedder, model=model)
+    return resolve(home, embedder=embedder, model=model, **SERVICES)
 
 
 def _emit(obj: Any) -> None:
@@ -178,10 +179,29 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="More on stderr: timings, the memory each answer used.")
     ] = False,
+    chroma_url: Annotated[
+        str | None,
+        typer.Option(
+            "--chroma-url",
+            envvar="LOGO_CHROMA_URL",
+            help="Keep local memory in a Chroma server (http://HOST:PORT) instead of the folder under --home.",
+            show_default="on disk",
+        ),
+    ] = None,
+    llm_url: Annotated[
+        str | None,
+        typer.Option(
+            "--llm-url",
+            envvar="LOGO_LLM_URL",
+            help="Send generation to an OpenAI-compatible server (http://HOST:PORT/v1) instead of the in-process GGUF.",
+            show_default="in process",
+        ),
+    ] = None,
 ) -> None:
     if quiet and verbose:
         raise UsageError("--quiet and --verbose contradict each other.")
     VERBOSITY["level"] = 0 if quiet else 2 if verbose else 1
+    SERVICES.update(chroma_url=chroma_url, llm_url=llm_url)
 
 
 # --------------------------------------------------------------------------------------------------- ingest
@@ -208,11 +228,11 @@ def ingest_cli(
     """
     from .embed import load_embedder
     from .ingest import IngestStopped, count_lines, ingest
-    from .store import Store
+    from .store import store_for
 
     settings = _settings(home, embedder)
     model = load_embedder(settings.embedder_spec())
-    store = Store(settings.store_dir)
+    store = store_for(settings)
     console = _stderr()
     progress = None
     task = None
@@ -308,7 +328,7 @@ def build_global_cli(
     """
     from .embed import load_embedder
     from .global_build import BuildOptions, build_global
-    from .store import Store
+    from .store import store_for
 
     settings = _settings(home, embedder, model)
     if update and (clusters is not None or communities is not None):
@@ -323,7 +343,7 @@ def build_global_cli(
         from .describe import Describer
 
         describer = Describer(settings)
-    store = Store(settings.store_dir)
+    store = store_for(settings)
     with _locked(settings, wait):
         if console.is_terminal:
             with console.status("building global memory") as status:

@@ -73,6 +73,10 @@ class Settings:
     embedder: str = field(default_factory=lambda: os.environ.get("LOGO_EMBEDDER", ""))
     n_threads: int = field(default_factory=lambda: _env_int("LOGO_THREADS", os.cpu_count() or 1))
     n_ctx: int = field(default_factory=lambda: _env_int("LOGO_CTX", 2048))
+    # Beyond one machine: a Chroma server instead of the on-disk store, an OpenAI-compatible server instead
+    # of the in-process GGUF. Empty means local.
+    chroma_url: str = field(default_factory=lambda: os.environ.get("LOGO_CHROMA_URL", ""))
+    llm_url: str = field(default_factory=lambda: os.environ.get("LOGO_LLM_URL", ""))
 
     sources: dict[str, str] = field(default_factory=dict)  # where each value came from, for `logo config`
 
@@ -95,8 +99,22 @@ class Settings:
         return self.embedder or str(default_embedder_path())
 
 
-ENV = {"model": "LOGO_MODEL", "embedder": "LOGO_EMBEDDER", "n_threads": "LOGO_THREADS", "n_ctx": "LOGO_CTX"}
-TOML_KEYS = {"model": "model", "embedder": "embedder", "n_threads": "threads", "n_ctx": "ctx"}
+ENV = {
+    "model": "LOGO_MODEL",
+    "embedder": "LOGO_EMBEDDER",
+    "n_threads": "LOGO_THREADS",
+    "n_ctx": "LOGO_CTX",
+    "chroma_url": "LOGO_CHROMA_URL",
+    "llm_url": "LOGO_LLM_URL",
+}
+TOML_KEYS = {
+    "model": "model",
+    "embedder": "embedder",
+    "n_threads": "threads",
+    "n_ctx": "ctx",
+    "chroma_url": "chroma_url",
+    "llm_url": "llm_url",
+}
 
 
 def resolve(home: Path | None = None, **flags: str | int | None) -> Settings:

@@ -13,7 +13,7 @@ import orjson
 
 from .config import Settings
 from .global_memory import Cluster
-from .llm import Generator, Usage, load_generator
+from .llm import Generator, Usage, generator_for
 
 PROMPT = "In one short sentence, name the shared interest of people whose notes mention: {terms}."
 
@@ -28,9 +28,7 @@ class Describer:
     @property
     def generator(self) -> Generator:
         if self._generator is None:
-            self._generator = load_generator(
-                self.settings.model_path(), n_ctx=self.settings.n_ctx, n_threads=self.settings.n_threads
-            )
+            self._generator = generator_for(self.settings)
         return self._generator
 
     def __call__(self, cluster: Cluster) -> str:

@@ -10,9 +10,12 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ModelError, UsageError
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 Message = dict[str, str]
 FAKE_MODEL = "fake"
@@ -216,6 +219,16 @@ def check_gguf(path: str) -> None:
 
 
 _CACHE: dict[tuple[str, int, int | None], Generator] = {}
+
+
+def generator_for(settings: Settings) -> Generator:
+    """The generator the settings name: an OpenAI-compatible server when `llm_url` is set, otherwise the GGUF
+    (or `fake`) in process. Loaded once per process."""
+    if settings.llm_url:
+        from .llm_remote import load_remote
+
+        return load_remote(settings)
+    return load_generator(settings.model_path(), n_ctx=settings.n_ctx, n_threads=settings.n_threads)
 
 
 def load_generator(path: str, *, n_ctx: int = 2048, n_threads: int | None = None) -> Generator:

@@ -14,7 +14,7 @@ from .config import Settings
 from .embed import load_embedder
 from .errors import LogoError, NotFound
 from .records import format_time
-from .store import Store, open_store
+from .store import open_store, store_for
 
 
 def _size(path: Path) -> int:
@@ -44,10 +44,11 @@ def stats(settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {
         "home": str(settings.home),
         "records": records,
-        "store_bytes": _size(settings.store_dir),
+        "store": store.where,
+        "store_bytes": None if settings.chroma_url else _size(settings.store_dir),
         "embedder": store.stamp().get("embedder"),
         "schema": store.stamp().get("logo_schema"),
-        "model": settings.model_path(),
+        "model": settings.llm_url or settings.model_path(),
         "global": None,
     }
     if global_memory.exists(settings.global_dir):
@@ -84,7 +85,7 @@ def paths(settings: Settings) -> dict[str, Any]:
     return {
         "home": str(settings.home),
         "config": str(settings.config_file),
-        "store": str(settings.store_dir),
+        "store": settings.chroma_url or str(settings.store_dir),
         "global": str(settings.global_dir),
         "lock": str(settings.home / "store.lock"),
         "model": safe(settings.model_path),
@@ -99,6 +100,8 @@ def config(settings: Settings) -> dict[str, Any]:
         "embedder": settings.embedder or "(packaged all-MiniLM-L6-v2)",
         "n_threads": settings.n_threads,
         "n_ctx": settings.n_ctx,
+        "chroma_url": settings.chroma_url or "(none: the store is on disk under home)",
+        "llm_url": settings.llm_url or "(none: the model runs in process)",
     }
     return {key: {"value": value, "source": settings.sources.get(key, "default")} for key, value in values.items()}
 
@@ -133,9 +136,9 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
         return f"{model.id}, dim {vector.shape[1]}"
 
     def llm() -> str:
-        from .llm import Usage, load_generator
+        from .llm import Usage, generator_for
 
-        generator = load_generator(settings.model_path(), n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+        generator = generator_for(settings)
         usage = Usage()
         text = "".join(
             generator.stream(
@@ -145,7 +148,7 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
         return f"{generator.id}: generated {usage.completion_tokens} tokens ({text.strip()[:30]!r})"
 
     def store() -> str:
-        if not Store(settings.store_dir).exists():
+        if not store_for(settings).exists():
             return "no store yet (run `logo ingest`)"
         return f"{open_store(settings).count()} records"
 

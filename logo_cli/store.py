@@ -77,35 +77,60 @@ def user_filter(user: str | None = None, before: float | None = None) -> dict[st
 
 
 class Store:
-    """A Chroma PersistentClient under `path`. `exists()` tells whether anything was ever ingested."""
+    """A Chroma PersistentClient under `path`, or a Chroma server at `url` (HttpClient) when one is given.
 
-    def __init__(self, path: Path) -> None:
+    `exists()` tells whether anything was ever ingested. Messages name `where`: the folder or the URL.
+    """
+
+    def __init__(self, path: Path, url: str = "") -> None:
         self.path = path
+        self.url = url.rstrip("/")
+        self.where = self.url or str(path)
         self._collection: Any = None
+        self._chroma: Any = None
 
     def exists(self) -> bool:
-        return (self.path / "chroma.sqlite3").is_file()
+        if not self.url:
+            return (self.path / "chroma.sqlite3").is_file()
+        try:
+            return COLLECTION in [c.name if hasattr(c, "name") else str(c) for c in self._client().list_collections()]
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"{self.url}: cannot list collections: {exc}") from exc
 
     def _client(self) -> Any:
+        if self._chroma is not None:
+            return self._chroma
         from .config import force_offline
 
         force_offline()
         import chromadb
         from chromadb.config import Settings
 
+        settings = Settings(anonymized_telemetry=False, allow_reset=False)
         try:
-            return chromadb.PersistentClient(
-                path=str(self.path), settings=Settings(anonymized_telemetry=False, allow_reset=False)
-            )
+            if self.url:
+                self._chroma = _http_client(self.url, settings)
+            else:
+                self._chroma = chromadb.PersistentClient(path=str(self.path), settings=settings)
+        except StoreError:
+            raise
         except Exception as exc:
-            raise StoreError(f"{self.path}: cannot open the store: {exc}", "Check LOGO_HOME and permissions.") from exc
+            hint = (
+                "Is the server running? Start one with `chroma run --path DIR`."
+                if self.url
+                else ("Check LOGO_HOME and permissions.")
+            )
+            raise StoreError(f"{self.where}: cannot open the store: {exc}", hint) from exc
+        return self._chroma
 
     def open(self, embedder_id: str, dim: int, *, create: bool) -> Store:
         """Open (or create) the collection and check its stamp against the embedder in use."""
         if self._collection is not None:
             return self
         if not create and not self.exists():
-            raise NotFound(f"{self.path}: no store yet.", "Run `logo ingest FILE.jsonl` first.")
+            raise NotFound(f"{self.where}: no store yet.", "Run `logo ingest FILE.jsonl` first.")
         client = self._client()
         stamp = {"logo_schema": SCHEMA_VERSION, "embedder": embedder_id, "dim": dim}
         try:
@@ -113,16 +138,16 @@ class Store:
                 COLLECTION, metadata=stamp, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
             )
         except Exception as exc:
-            raise StoreError(f"{self.path}: cannot open the records collection: {exc}") from exc
+            raise StoreError(f"{self.where}: cannot open the records collection: {exc}") from exc
         found = dict(collection.metadata or {})
         if int(found.get("logo_schema", 0)) > SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path}: this store was written by a newer logo (schema {found['logo_schema']}).",
+                f"{self.where}: this store was written by a newer logo (schema {found['logo_schema']}).",
                 "Upgrade logo, or point LOGO_HOME at another folder.",
             )
         if found.get("embedder") != embedder_id or int(found.get("dim", -1)) != dim:
             raise StoreError(
-                f"{self.path}: the store was built with embedder {found.get('embedder')} "
+                f"{self.where}: the store was built with embedder {found.get('embedder')} "
                 f"(dim {found.get('dim')}), not {embedder_id} (dim {dim}).",
                 "Use the same --embedder as when you ingested, or ingest into a new LOGO_HOME.",
             )
@@ -227,9 +252,29 @@ class Store:
             offset += len(ids)
 
 
+def _http_client(url: str, settings: Any) -> Any:
+    """A Chroma HttpClient for `http[s]://host[:port]` (a path prefix is not supported by Chroma's client)."""
+    from urllib.parse import urlsplit
+
+    import chromadb
+
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise StoreError(f"{url}: not a Chroma server URL.", "Use http://HOST:PORT, e.g. http://127.0.0.1:8000.")
+    ssl = parts.scheme == "https"
+    return chromadb.HttpClient(
+        host=parts.hostname, port=parts.port or (443 if ssl else 8000), ssl=ssl, settings=settings
+    )
+
+
+def store_for(settings: Settings) -> Store:
+    """The store the settings name: the Chroma server at `chroma_url`, or the folder under LOGO_HOME."""
+    return Store(settings.store_dir, settings.chroma_url)
+
+
 def open_store(settings: Settings) -> Store:
     """The existing store, opened and stamp-checked with the configured embedder (NotFound if none yet)."""
     from .embed import load_embedder
 
     embedder = load_embedder(settings.embedder_spec())
-    return Store(settings.store_dir).open(embedder.id, embedder.dim, create=False)
+    return store_for(settings).open(embedder.id, embedder.dim, create=False)

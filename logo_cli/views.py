@@ -15,7 +15,7 @@ from .errors import NotFound, UsageError
 from .global_memory import Cluster, GlobalMemory
 from .mediator import MediatorOptions, classify
 from .records import format_time
-from .store import Store
+from .store import store_for
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -73,7 +73,7 @@ def profile_view(settings: Settings, user: str, at: float | None, options: Media
     memory = load_memory(settings, at)
     profile = memory.users.get(user) if at is None else None
     embedder = load_embedder(settings.embedder_spec())
-    store = Store(settings.store_dir)
+    store = store_for(settings)
     history = 0
     if store.exists():
         vectors = store.open(embedder.id, embedder.dim, create=False).user_embeddings(user, at)
