@@ -214,7 +214,9 @@ def _root(
 def ingest_cli(
     files: Annotated[list[str], typer.Argument(help="JSONL files of records; - reads stdin.", show_default=False)],
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Report bad lines on stderr and go on.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records embedded and written at once.")] = 256,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Records embedded and written at once.")
+    ] = 1024,
     wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,

@@ -1,7 +1,9 @@
 """Stream records -> batches -> embeddings -> store. Idempotent: a record already stored is counted, not added.
 
 Each batch is written in one call after its embeddings are computed, so an interruption loses at most the
-batch in flight, and a re-run adds exactly what is missing.
+batch in flight, and a re-run adds exactly what is missing. The write of one batch runs in a background
+thread while the next batch is embedded (at most one write in flight), so the embedder, not the store, sets
+the pace; batches are large because the embedder sorts each call's texts by length to pad less.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from .errors import LogoError
 from .records import InvalidLine, Record, read_records
 from .store import Store
 
-DEFAULT_BATCH = 256
+DEFAULT_BATCH = 1024
 
 
 @dataclass
@@ -52,22 +54,42 @@ def ingest(
     on_invalid: Callable[[InvalidLine], None] | None = None,
 ) -> IngestSummary:
     """Ingest every record of `paths`. With `skip_invalid`, each bad line goes to `on_invalid` as it is met."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     summary = IngestSummary(embedder=embedder.id)
     store.open(embedder.id, embedder.dim, create=True)
     users: set[str] = set()
     batch: dict[str, Record] = {}
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logo-store-write")
+    in_flight: tuple[Future[None], set[str]] | None = None  # the write running now and the ids it holds
+
+    def settle() -> None:
+        """Wait for the write in flight; only then do its records count as added."""
+        nonlocal in_flight
+        if in_flight is None:
+            return
+        future, ids = in_flight
+        in_flight = None
+        future.result()
+        summary.added += len(ids)
+        if on_batch:
+            on_batch(summary)
 
     def flush() -> None:
+        nonlocal in_flight
         if not batch:
             return
-        fresh_ids = set(batch) - store.existing_ids(list(batch))
+        pending = in_flight[1] if in_flight else set()
+        candidates = [uid for uid in batch if uid not in pending]  # a repeat of the write in flight
+        fresh_ids = set(candidates) - store.existing_ids(candidates)
         fresh = [r for uid, r in batch.items() if uid in fresh_ids]
         summary.duplicates += len(batch) - len(fresh)
-        if fresh:
-            store.add(fresh, embedder.embed([r.embedding_text() for r in fresh]))
-        summary.added += len(fresh)
         batch.clear()
-        if on_batch:
+        vectors = embedder.embed([r.embedding_text() for r in fresh]) if fresh else None
+        settle()
+        if fresh and vectors is not None:
+            in_flight = (writer.submit(store.add, fresh, vectors), {r.uid for r in fresh})
+        elif on_batch:
             on_batch(summary)
 
     try:
@@ -85,11 +107,15 @@ def ingest(
             batch[item.uid] = item
             if len(batch) >= batch_size:
                 flush()
+        flush()
+        settle()
     except LogoError as exc:  # a bad line, a missing second file: keep every good record before it
         flush()
+        settle()
         summary.users = len(users)
         raise IngestStopped(exc, summary) from exc
-    flush()
+    finally:
+        writer.shutdown(wait=True)  # never leave a write half-done behind us, even on Ctrl-C
     summary.users = len(users)
     return summary
 
