@@ -79,8 +79,10 @@ def main() -> None:
         "runs_raw": [round(x, 1) for x in raw],
     }
     print(json.dumps(row))
-    print(f"ingest: logo {row['logo']} rec/s, embedder alone {row['raw_embedder']} rec/s, ratio {row['ratio']}",
-          file=sys.stderr)
+    print(
+        f"ingest: logo {row['logo']} rec/s, embedder alone {row['raw_embedder']} rec/s, ratio {row['ratio']}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -16,11 +16,12 @@ import numpy as np
 
 DIM = 384
 TOPICS = 300
-WORDS = """apple river engine violin garden pixel harbor comet falcon marble canyon lantern tundra saffron
+_WORD_LIST = """apple river engine violin garden pixel harbor comet falcon marble canyon lantern tundra saffron
 quartz meadow glacier cactus bamboo coral summit velvet ember orchid thunder prairie walnut sailor cobalt
 raven basil tiger cedar lotus pepper zephyr mango nickel oasis pebble quiver ripple sable tango umber violet
 willow yarrow zinnia acorn bison cinder dune ferret gecko hazel iris jasper kiwi lemur maple nutmeg olive
-parsley quince rhubarb sorrel thistle urchin vanilla wombat yucca almond birch clover daisy elm fennel""".split()
+parsley quince rhubarb sorrel thistle urchin vanilla wombat yucca almond birch clover daisy elm fennel"""
+WORDS = _WORD_LIST.split()
 
 
 def topic_words(topic: int) -> list[str]:
@@ -29,7 +30,12 @@ def topic_words(topic: int) -> list[str]:
 
 
 def write_store(
-    home: Path, records: int, *, users: int | None = None, seed: int = 0, batch: int = 5000,
+    home: Path,
+    records: int,
+    *,
+    users: int | None = None,
+    seed: int = 0,
+    batch: int = 5000,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Write `records` synthetic records for `users` users (default records/50) into `home`'s store."""

@@ -110,7 +110,7 @@ class Asker:
         self.settings = settings
         self.options = options
         self.generation = generation
-        self.model_path = settings.model_path()
+        self.model_path = settings.model if settings.llm_url else settings.model_path()
         if self.model_path != "fake" and not settings.llm_url:
             check_gguf(self.model_path)  # fail before any slow work
         self._embedder: Embedder | None = None

@@ -33,7 +33,9 @@ class Describer:
 
     def __call__(self, cluster: Cluster) -> str:
         terms = ", ".join([*cluster.keywords[:6], *(item for item, _ in cluster.top_items[:3])])
-        key = hashlib.blake2b(f"{self.settings.model_path()}\x1f{terms}".encode(), digest_size=12).hexdigest()
+        settings = self.settings
+        source = f"{settings.llm_url} {settings.model}" if settings.llm_url else settings.model_path()
+        key = hashlib.blake2b(f"{source}\x1f{terms}".encode(), digest_size=12).hexdigest()
         if key not in self.cache:
             messages = [{"role": "user", "content": PROMPT.format(terms=terms)}]
             text = "".join(self.generator.stream(messages, max_tokens=32, temperature=0.0, seed=0, usage=Usage()))

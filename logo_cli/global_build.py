@@ -1,12 +1,15 @@
 """Building global memory from the store, in passes over pages of records so memory stays bounded.
 
-1. sample: up to SAMPLE_SIZE records, to choose k (cosine silhouette) and the keyword vocabulary;
+1. sample: up to SAMPLE_SIZE records, to choose k (cosine silhouette) and the keyword vocabulary. A small
+   store is read whole; a large one is sampled by id (a random FIT_SAMPLE records fetched by id), so the
+   build reads the whole store only once, in step 3;
 2. fit: exact k-means when the store is small, else mini-batch k-means seeded from the sample and refined
-   page by page (skipped by `--update`, which keeps the previous centroids);
-3. assign: every record to its nearest centroid, accumulating per-record scalars (cluster, user, item,
-   time, rating) and per-cluster keyword counts; vectors are not kept;
-4. describe: sizes, users, class-based TF-IDF keywords, shared items, ratings, labels, examples, trends,
-   the as-of timeline, user profiles and communities.
+   on the fit sample (skipped by `--update`, which keeps the previous centroids);
+3. assign: one pass over ids, metadata and vectors (no text): every record to its nearest centroid,
+   accumulating per-record scalars (cluster, user, item, time, rating); vectors are not kept;
+4. describe: sizes, users, class-based TF-IDF keywords (counted over every text of a small store, over the
+   fit sample of a large one), shared items, ratings, labels, examples, trends, the as-of timeline, user
+   profiles and communities.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +35,11 @@ from .global_memory import (
     UserProfile,
     profile_from_counts,
 )
-from .store import Page, Store
+from .store import Page, Scan, Store
 
 FULL_KMEANS_MAX = 50_000  # below this, exact k-means on all vectors is affordable and finds better optima
 SAMPLE_SIZE = 4_000
+FIT_SAMPLE = 50_000  # large stores: centroids and keywords from this many random records (>= 780 per cluster)
 VOCABULARY = 20_000
 # words people use about anything: they say nothing about a cluster's topic
 _GENERIC = """like just really time good best great year years day days week weeks hours hour got get took use
@@ -88,11 +92,12 @@ def build_global(
 
 
 def _kmeans(k: int, n: int, seed: int) -> Any:
+    """The k-means used to score a candidate k: one k-means++ start is enough to compare k's, and 4x cheaper."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     if n <= FULL_KMEANS_MAX:
-        return KMeans(n_clusters=k, random_state=seed, n_init=4)
-    return MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096)
+        return KMeans(n_clusters=k, random_state=seed, n_init=1)
+    return MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=1, batch_size=4096)
 
 
 def k_candidates(n: int) -> list[int]:
@@ -121,20 +126,17 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fit_centroids(
-    pages: Callable[[], Iterator[Page]], cached: list[Page] | None, sample: np.ndarray, k: int, seed: int
-) -> np.ndarray:
+def _fit_centroids(vectors: np.ndarray, sample: np.ndarray, k: int, seed: int, exact: bool) -> np.ndarray:
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
-    if cached is not None:
-        everything = np.concatenate([p.embeddings for p in cached])
-        return _unit(KMeans(n_clusters=k, random_state=seed, n_init=4).fit(everything).cluster_centers_)
+    if exact:
+        return _unit(KMeans(n_clusters=k, random_state=seed, n_init=4).fit(vectors).cluster_centers_)
     # large stores: seed from the sample (k-means++ on a random sample avoids the store's insertion order),
-    # then refine page by page: memory stays at one page of vectors
+    # then refine on the random fit sample
     init = KMeans(n_clusters=k, random_state=seed, n_init=2).fit(sample).cluster_centers_
     model = MiniBatchKMeans(n_clusters=k, init=init, n_init=1, random_state=seed, batch_size=4096)
-    for page in pages():
-        model.partial_fit(page.embeddings)
+    for start in range(0, len(vectors), 4096):
+        model.partial_fit(vectors[start : start + 4096])
     return _unit(model.cluster_centers_)
 
 
@@ -144,7 +146,6 @@ def _fit_centroids(
 @dataclass
 class _Accumulator:
     k: int
-    vectorizer: Any
     users: dict[str, int] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
@@ -155,42 +156,44 @@ class _Accumulator:
     ts: list[np.ndarray] = field(default_factory=list)
     rating: list[np.ndarray] = field(default_factory=list)
     similarity_sum: float = 0.0
-    terms: Any = None  # k x vocabulary counts
-    examples: list[list[tuple[float, str, str]]] = field(default_factory=list)  # (similarity, user, text)
+    examples: list[list[tuple[float, str, str]]] = field(default_factory=list)  # (similarity, user, id)
 
-    def add(self, page: Page, centroids: np.ndarray) -> None:
-        from scipy import sparse
-
+    def add(self, page: Scan, centroids: np.ndarray) -> None:
         sims = page.embeddings @ centroids.T
         assigned = np.argmax(sims, axis=1)
         best = sims[np.arange(len(assigned)), assigned]
         self.similarity_sum += float(best.sum())
-        records = page.records
+        metas = page.metadatas
 
         def index(table: dict[str, int], key: str | None) -> int:
             return -1 if key is None else table.setdefault(key, len(table))
 
         self.cluster.append(assigned.astype(np.int32))
-        self.user.append(np.array([index(self.users, r.user) for r in records], dtype=np.int32))
-        self.item.append(np.array([index(self.items, r.item) for r in records], dtype=np.int32))
-        self.label.append(np.array([index(self.labels, r.label) for r in records], dtype=np.int32))
-        self.ts.append(np.array([r.timestamp if r.timestamp is not None else np.inf for r in records]))
-        self.rating.append(np.array([r.rating if r.rating is not None else np.nan for r in records]))
-
-        texts = [r.embedding_text() for r in records]
-        onehot = sparse.csr_matrix(
-            (np.ones(len(assigned)), (assigned, np.arange(len(assigned)))), shape=(self.k, len(assigned))
-        )
-        counts = onehot @ self.vectorizer.transform(texts)
-        self.terms = counts if self.terms is None else self.terms + counts
+        users = [m["user"] for m in metas]
+        self.user.append(np.array([index(self.users, u) for u in users], dtype=np.int32))
+        self.item.append(np.array([index(self.items, m.get("item")) for m in metas], dtype=np.int32))
+        self.label.append(np.array([index(self.labels, m.get("label")) for m in metas], dtype=np.int32))
+        self.ts.append(np.array([m.get("ts", np.inf) for m in metas], dtype=np.float64))
+        self.rating.append(np.array([m.get("rating", np.nan) for m in metas], dtype=np.float64))
 
         if not self.examples:
             self.examples = [[] for _ in range(self.k)]
         for c in np.unique(assigned):
             rows = np.flatnonzero(assigned == c)
             for row in rows[np.argsort(-best[rows])][:10]:
-                self.examples[c].append((float(best[row]), records[row].user, texts[row][:240]))
+                self.examples[c].append((float(best[row]), users[row], page.ids[row]))
             self.examples[c] = sorted(self.examples[c], reverse=True)[:30]
+
+
+def _keyword_counts(vectorizer: Any, texts: list[str], vectors: np.ndarray, centroids: np.ndarray) -> Any:
+    """k x vocabulary word counts of the texts, each text counted in its nearest cluster."""
+    from scipy import sparse
+
+    assigned = np.argmax(vectors @ centroids.T, axis=1) if len(vectors) else np.zeros(0, dtype=np.int64)
+    onehot = sparse.csr_matrix(
+        (np.ones(len(assigned)), (assigned, np.arange(len(assigned)))), shape=(len(centroids), len(assigned))
+    )
+    return onehot @ vectorizer.transform(texts)
 
 
 def _first_times(keys: list[np.ndarray], ts: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -253,22 +256,24 @@ def _build(
         if previous.embedder != embedder_id:
             raise StoreError(f"Global memory was built with {previous.embedder}, not {embedder_id}.")
 
-    cached = list(store.pages(options.page_size)) if total <= FULL_KMEANS_MAX else None
-
-    def pages() -> Iterator[Page]:
-        return iter(cached) if cached is not None else store.pages(options.page_size)
-
-    say(f"sampling {min(total, SAMPLE_SIZE)} of {total} records")
+    small = total <= FULL_KMEANS_MAX
     rng = np.random.default_rng(options.seed)
-    wanted = np.sort(rng.choice(total, min(total, SAMPLE_SIZE), replace=False))
-    sample_vectors, sample_texts, position = [], [], 0
-    for page in pages():
-        lo, hi = np.searchsorted(wanted, [position, position + len(page.records)])
-        for pos in wanted[lo:hi]:
-            sample_vectors.append(page.embeddings[pos - position])
-            sample_texts.append(page.records[pos - position].embedding_text())
-        position += len(page.records)
-    sample = np.asarray(sample_vectors, dtype=np.float32)
+    if small:  # read it whole: exact k-means, and keywords from every text
+        say(f"reading {total} records")
+        pages = list(store.pages(options.page_size))
+        fit = Page([r for p in pages for r in p.records], np.concatenate([p.embeddings for p in pages]))
+        del pages
+        wanted = np.sort(rng.choice(len(fit.records), min(len(fit.records), SAMPLE_SIZE), replace=False))
+    else:  # a random fit sample fetched by id; the full pass comes later and reads no text
+        say(f"sampling {FIT_SAMPLE} of {total} records")
+        ids = store.ids()
+        chosen = np.sort(rng.choice(len(ids), min(len(ids), FIT_SAMPLE), replace=False))
+        fit = store.fetch([ids[i] for i in chosen])
+        del ids
+        wanted = np.sort(rng.choice(len(fit.records), min(len(fit.records), SAMPLE_SIZE), replace=False))
+    fit_texts = [r.embedding_text() for r in fit.records]
+    sample = fit.embeddings[wanted]
+    sample_texts = [fit_texts[i] for i in wanted]
 
     if previous is not None:
         centroids, k = previous.centroids, len(previous.clusters)
@@ -290,7 +295,7 @@ def _build(
                 }
             }
         say(f"clustering {total} records into {k} interest clusters")
-        centroids = _fit_centroids(pages, cached, sample, k, options.seed)
+        centroids = _fit_centroids(fit.embeddings, sample, k, options.seed, exact=small)
 
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -304,10 +309,17 @@ def _build(
     except ValueError:  # only stop words in the sample
         vectorizer = CountVectorizer(token_pattern=r"(?u)\b\w+\b").fit([*sample_texts, "empty"])
 
+    terms = _keyword_counts(vectorizer, fit_texts, fit.embeddings, centroids)
+    known_texts = {r.uid: text for r, text in zip(fit.records, fit_texts, strict=True)}
+    del fit, fit_texts
+
     say("assigning records to clusters")
-    acc = _Accumulator(k, vectorizer)
-    for page in pages():
+    acc = _Accumulator(k)
+    for page in store.scan(max(options.page_size, 20_000)):
         acc.add(page, centroids)
+    missing = [uid for found in acc.examples for _, _, uid in found if uid not in known_texts]
+    if missing:
+        known_texts |= {r.uid: r.embedding_text() for r in store.fetch(missing).records}
 
     say("describing clusters")
     cluster = np.concatenate(acc.cluster)
@@ -356,7 +368,7 @@ def _build(
     user_counts = np.bincount(user.astype(np.int64) * k + cluster, minlength=n_users * k).reshape(n_users, k)
     cluster_users = (user_counts > 0).sum(axis=0)
     raters = np.diff(rater_offsets)
-    keywords = _keywords(acc.terms, vectorizer.get_feature_names_out())
+    keywords = _keywords(terms, vectorizer.get_feature_names_out())
 
     timed = np.isfinite(ts)
     segments: list[float] = []
@@ -376,9 +388,9 @@ def _build(
         for value, count in zip(*np.unique(label[rows][label[rows] >= 0], return_counts=True), strict=True):
             label_counts[label_names[int(value)]] = int(count)
         examples, seen = [], set()
-        for _, who, text in acc.examples[c] if acc.examples else []:
-            if who not in seen:
-                examples.append(text)
+        for _, who, uid in acc.examples[c] if acc.examples else []:
+            if who not in seen and uid in known_texts:
+                examples.append(known_texts[uid][:240])
                 seen.add(who)
             if len(examples) == 3:
                 break

@@ -8,9 +8,9 @@ The mediator still counts tokens here, before anything is sent. Tokenization, in
 1. `gguf`: a local GGUF of the served model, loaded vocab-only (no weights, no compute): exact counts, and
    its chat template renders prompts. Used when LOGO_MODEL / --model names a GGUF file, or, when it names
    nothing, the packaged default GGUF if the server serves that same model.
-2. `server`: the server's own tokenizer (`POST /tokenize` of llama-server, `POST /extras/tokenize/count` of
-   llama-cpp-python's server): exact counts, one request per distinct text (cached).
-3. `estimate`: ceil(characters / 4), when the server offers no tokenizer (vLLM, Ollama).
+2. `server`: the server's own tokenizer (`POST /tokenize` of llama-server and vLLM, `POST
+   /extras/tokenize/count` of llama-cpp-python's server): exact counts, one request per distinct text (cached).
+3. `estimate`: ceil(characters / 4), when the server offers no tokenizer (Ollama).
 
 Without a GGUF, prompts for scoring are rendered with ChatML (the server's own template applies to chat
 requests).
@@ -173,8 +173,8 @@ class RemoteGenerator:
         if self._gguf and (self._gguf_named or self._serves(self._gguf)):
             self._load_vocab(self._gguf)
             return f"gguf:{Path(self._gguf).name}"
-        for endpoint, body in (("/tokenize", {"content": "a"}), ("/extras/tokenize/count", {"input": "a"})):
-            if self._server_count(endpoint, body) is not None:
+        for endpoint in ("/tokenize", "/extras/tokenize/count"):
+            if self._server_count(endpoint, "a") is not None:
                 return f"server:{endpoint}"
         return "estimate"
 
@@ -194,10 +194,12 @@ class RemoteGenerator:
             raise ModelError(f"{path}: llama.cpp could not read this model's vocabulary: {exc}") from exc
         self._template = _compile(self._vocab.metadata.get("tokenizer.chat_template") or CHATML)
 
-    def _server_count(self, endpoint: str, body: dict[str, str]) -> int | None:
-        """Tokens by the server's tokenizer; None when it has no such endpoint."""
+    def _server_count(self, endpoint: str, text: str) -> int | None:
+        """Tokens by the server's tokenizer; None when it has no such endpoint. `/tokenize` reads `content` in
+        llama-server and `prompt` in vLLM; `/extras/tokenize/count` is llama-cpp-python's."""
         import httpx
 
+        body = {"content": text, "prompt": text} if endpoint == "/tokenize" else {"input": text}
         try:
             response = self.client.post(self.root + endpoint, json=body)
         except httpx.HTTPError as exc:
@@ -222,7 +224,7 @@ class RemoteGenerator:
             return math.ceil(len(text) / 4)
         if text not in self._counts:
             endpoint = tokenizer.removeprefix("server:")
-            count = self._server_count(endpoint, {"content": text} if endpoint == "/tokenize" else {"input": text})
+            count = self._server_count(endpoint, text)
             if len(self._counts) >= TOKENIZE_CACHE:
                 self._counts.clear()
             self._counts[text] = count if count is not None else math.ceil(len(text) / 4)

@@ -35,6 +35,15 @@ class Page:
     embeddings: np.ndarray
 
 
+@dataclass(frozen=True)
+class Scan:
+    """A page of a full pass: ids, raw metadata (user, ts, item, rating, label) and vectors, but no text."""
+
+    ids: list[str]
+    metadatas: list[dict[str, Any]]
+    embeddings: np.ndarray
+
+
 def _metadata(record: Record) -> dict[str, Any]:
     meta: dict[str, Any] = {"user": record.user}
     if record.timestamp is not None:
@@ -236,6 +245,40 @@ class Store:
             hits.append(Hit(_record(uid, doc, meta), 1.0 - float(dist)))
             vectors.append(emb)
         return hits, np.asarray(vectors, dtype=np.float32)
+
+    def ids(self, page_size: int = 100_000) -> list[str]:
+        """Every record id (no vectors, no text): cheap, and what a random sample is drawn from."""
+        out: list[str] = []
+        while True:
+            got = self.collection.get(limit=page_size, offset=len(out), include=[])["ids"]
+            out.extend(got)
+            if len(got) < page_size:
+                return out
+
+    def fetch(self, ids: Sequence[str], chunk: int = 5000) -> Page:
+        """These records with their vectors, in the order asked (ids not in the store are left out)."""
+        found: dict[str, tuple[Record, np.ndarray]] = {}
+        for start in range(0, len(ids), chunk):
+            got = self.collection.get(
+                ids=list(ids[start : start + chunk]), include=["documents", "metadatas", "embeddings"]
+            )
+            for uid, doc, meta, emb in zip(
+                got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True
+            ):
+                found[uid] = (_record(uid, doc, meta), emb)
+        kept = [found[uid] for uid in ids if uid in found]
+        vectors = np.asarray([v for _, v in kept], dtype=np.float32).reshape(len(kept), -1)
+        return Page([r for r, _ in kept], vectors)
+
+    def scan(self, page_size: int = 20_000) -> Iterator[Scan]:
+        """Every record's id, metadata and vector, page by page, without the text: the cheapest full pass."""
+        offset = 0
+        while True:
+            batch = self.collection.get(limit=page_size, offset=offset, include=["metadatas", "embeddings"])
+            if not batch["ids"]:
+                return
+            yield Scan(list(batch["ids"]), list(batch["metadatas"]), np.asarray(batch["embeddings"], np.float32))
+            offset += len(batch["ids"])
 
     def pages(self, page_size: int = 5000) -> Iterator[Page]:
         """Every record with its embedding, page by page, so memory stays bounded as the store grows."""

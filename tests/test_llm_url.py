@@ -121,7 +121,7 @@ def fake_server() -> Iterator[str]:
     FakeOpenAI.strict, FakeOpenAI.tokenize, FakeOpenAI.logprobs, FakeOpenAI.usage = False, False, None, True
     FakeOpenAI.requests = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -192,7 +192,37 @@ def test_http_errors_name_the_url(fake_server: str) -> None:
     assert f"{fake_server}/nowhere/v1" in caught.value.message and "HTTP 404" in caught.value.message
 
 
+def test_the_model_setting_names_the_served_model_or_the_tokenizer(fake_server: str, tmp_path: Path) -> None:
+    from logo_cli.config import Settings, default_model_path
+    from logo_cli.llm_remote import load_remote
+
+    named = Settings(home=tmp_path, model="qwen2.5:7b", llm_url="http://127.0.0.1:9/")
+    gen = load_remote(named)
+    assert gen is load_remote(named)  # one per process
+    assert gen.id == "openai:qwen2.5:7b @ http://127.0.0.1:9/v1"  # known without asking the server
+
+    # Nothing named: the packaged GGUF tokenizes only if the server serves that model; this one serves others.
+    default = load_remote(Settings(home=tmp_path, model="", llm_url=fake_server))
+    assert isinstance(default, RemoteGenerator) and default.tokenizer == "estimate"
+    assert default.model == "served-one"
+    # A GGUF named by path is the tokenizer (and picks nothing: the server's first model is used).
+    gguf = str(default_model_path())
+    by_path = load_remote(Settings(home=tmp_path, model=gguf, llm_url=fake_server))
+    assert isinstance(by_path, RemoteGenerator) and by_path.model == "served-one"
+    assert by_path.tokenizer == "gguf:" + Path(gguf).name
+    assert by_path.count_tokens("<|im_start|>user") == 2
+
+
 # ------------------------------------------------------------------------------------------------ real
+
+
+def logo_env(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`logo` with the fake embedder and more LOGO_* variables (the shared helper drops them all)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGO_")}
+    clean |= {"LOGO_HOME": str(home), "LOGO_EMBEDDER": "fake", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "logo_cli", *args], capture_output=True, text=True, env=clean, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -204,10 +234,11 @@ def gguf() -> str:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real store and global memory, built before the server starts (one llama.cpp/torch at a time)."""
+    """The sample histories in a real store and global memory, built before the server starts (one compute-heavy
+    process at a time). The fake embedder keeps this module fast: what is under test is the generator."""
     home = tmp_path_factory.mktemp("llm-url") / "home"
-    for args in (("ingest", str(HISTORIES)), ("build-global", "--seed", "0")):
-        done = logo(home, *args)
+    for args in (("ingest", str(HISTORIES)), ("build-global", "--seed", "0", "--clusters", "8")):
+        done = logo_env(home, {}, *args)
         assert done.returncode == 0, done.stderr
     return home
 
@@ -219,7 +250,7 @@ def server(home: Path, gguf: str, tmp_path_factory: pytest.TempPathFactory) -> I
     log = tmp_path_factory.mktemp("server") / "server.log"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1"]
     command += ["--port", str(port), "--n_ctx", "2048", "--logits_all", "true", "--verbose", "false"]
-    command += ["--n_threads", str(os.cpu_count() or 1), "--n_threads_batch", str(os.cpu_count() or 1)]
+    # Its default of one thread: on two cores, two llama.cpp threads starve the server's own (measured 4x slower).
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -246,36 +277,18 @@ def server(home: Path, gguf: str, tmp_path_factory: pytest.TempPathFactory) -> I
             process.wait()
 
 
-def logo_env(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`logo` with LOGO_* variables (the shared helper drops them all)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGO_")}
-    clean |= {"LOGO_HOME": str(home), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "logo_cli", *args], capture_output=True, text=True, env=clean, timeout=300
-    )
-
-
 @pytest.mark.real
 def test_ask_answers_from_the_server(home: Path, server: str, gguf: str) -> None:
+    env = {"LOGO_LLM_URL": server, "LOGO_MODEL": gguf}  # the GGUF only for its tokenizer: vocab, no weights
     question = "What should I cook this weekend?"
-    done = logo_env(
-        home,
-        {"LOGO_LLM_URL": server, "LOGO_MODEL": gguf},
-        "ask",
-        "--user",
-        "maya",
-        "--json",
-        "--max-tokens",
-        "24",
-        question,
-    )
+    done = logo_env(home, env, "ask", "--user", "maya", "--json", "--max-tokens", "24", question)
     assert done.returncode == 0, done.stderr
     [result] = lines(done.stdout)
     assert result["answer"].strip()
     assert result["models"]["llm"].startswith("openai:") and f"@ {server}/v1" in result["models"]["llm"]
     assert "SmolLM2" in result["models"]["llm"]
     assert result["tokens"]["prompt"] > 0 and 0 < result["tokens"]["completion"] <= 24
-    assert result["local"] or result["global"]  # the mediator ran here, with the real store
+    assert result["local"] and result["global"]  # the mediator ran here, on the store and global memory
 
 
 @pytest.mark.real
