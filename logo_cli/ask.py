@@ -166,10 +166,16 @@ class Asker:
         records: list[Record] = []
         if self.store is not None:
             wants_records = self.options.memory in ("logo", "local") and self.options.local_mode != "rag"
-            records, vectors = self.store.user_history(question.user, question.at, with_records=wants_records)
+            if wants_records:
+                records, vectors = self.store.user_history(question.user, question.at)
+                ids = [r.uid for r in records]
+            else:
+                ids, vectors = self.store.user_vectors(question.user, question.at)
             history = len(vectors)
             if history and self.options.memory in ("logo", "local"):
-                hits, hit_vectors = self.store.search_user(question.user, vector, min(CANDIDATES, history), question.at)
+                hits, hit_vectors = self.store.nearest(
+                    question.user, ids, vectors, vector, min(CANDIDATES, history), records if wants_records else None
+                )
             if self.memory is not None:
                 known = self.memory.users.get(question.user)
                 profile = (
