@@ -1,9 +1,12 @@
-"""Benchmark `ask` against the raw components in the same run.
+"""Benchmark `ask` against the raw components in the same run, on sample_histories/.
 
 - ask overhead: logo's full answer (embed + retrieve + mediate + generate) vs llama.cpp alone generating from
-  the very same prompt tokens; the ratio shows what logo adds around the model.
-- ingest: logo ingest's records/s vs the raw embedder's texts/s on the same texts.
+  the very same prompt tokens with an empty cache; the ratio shows what logo adds around the model.
+- batch cache reuse: the same questions asked in a row with llama.cpp's KV cache kept between them (the
+  shared head of the prompt is not processed again) vs reset before each question.
+- prompt tokens per memory mode (none, local, global, logo) and per local mode (rag, profile, profile+rag).
 
+Ingest is in bench/bench_ingest.py, scale (1M records) in bench/bench_scale.py.
 Usage: python bench/bench_ask.py [--questions N] [--repeats R]
 Prints one JSON line per figure and a summary table on stderr. Needs `make setup` (real models).
 """
@@ -36,34 +39,12 @@ def main() -> None:
     from logo_cli.ingest import ingest
     from logo_cli.llm import Usage
     from logo_cli.mediator import MediatorOptions
-    from logo_cli.records import Record, read_records
     from logo_cli.store import Store
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp))
         embedder = load_embedder(settings.embedder_spec())
-        records = [r for r in read_records([str(SAMPLES / "histories.jsonl")]) if isinstance(r, Record)]
-        texts = [r.embedding_text() for r in records]
-        embedder.embed(texts[:64])  # load and warm up
-
-        raw, full = [], []
-        for i in range(args.repeats):
-            t = time.perf_counter()
-            embedder.embed(texts)
-            raw.append(len(texts) / (time.perf_counter() - t))
-            store = Store(Path(tmp) / f"store{i}")
-            t = time.perf_counter()
-            ingest([str(SAMPLES / "histories.jsonl")], store, embedder)
-            full.append(len(texts) / (time.perf_counter() - t))
-        out.append(
-            {
-                "figure": "ingest_records_per_s",
-                "logo": round(statistics.median(full), 1),
-                "raw_embedder": round(statistics.median(raw), 1),
-                "ratio": round(statistics.median(full) / statistics.median(raw), 3),
-            }
-        )
 
         store = Store(settings.store_dir)
         ingest([str(SAMPLES / "histories.jsonl")], store, embedder)
@@ -113,6 +94,46 @@ def main() -> None:
             }
         )
         out.append({"figure": "prompt_tokens_median", "logo": statistics.median(prompt_tokens)})
+
+        # batch mode: the KV cache kept between questions (what `logo ask -` does) vs reset before each
+        kept_ms, reset_ms = [], []
+        for _ in range(args.repeats):
+            for q in questions:
+                t = time.perf_counter()
+                asker.answer(Question(q["user"], q["query"]))
+                kept_ms.append((time.perf_counter() - t) * 1000)
+            for q in questions:
+                llm.reset()
+                t = time.perf_counter()
+                asker.answer(Question(q["user"], q["query"]))
+                reset_ms.append((time.perf_counter() - t) * 1000)
+        out.append(
+            {
+                "figure": "batch_ask_ms_median",
+                "cache_kept": round(statistics.median(kept_ms), 1),
+                "cache_reset": round(statistics.median(reset_ms), 1),
+                "ratio": round(statistics.median(kept_ms) / statistics.median(reset_ms), 3),
+            }
+        )
+
+        # prompt tokens per memory mode and local mode, over every sample question (no generation needed)
+        all_questions = [json.loads(line) for line in (SAMPLES / "questions.jsonl").read_text().splitlines()]
+        for memory in ("none", "local", "global", "logo"):
+            for local in ("rag", "profile", "profile+rag") if memory in ("local", "logo") else ("rag",):
+                mode = Asker(settings, MediatorOptions(memory=memory, local_mode=local), GenerationOptions())
+                counts = [
+                    generator.count_tokens(generator.render(mode.prepare(Question(q["user"], q["query"]))[1]))
+                    for q in all_questions
+                ]
+                out.append(
+                    {
+                        "figure": "prompt_tokens_by_mode",
+                        "memory": memory,
+                        "local": local if memory in ("local", "logo") else None,
+                        "median": statistics.median(counts),
+                        "max": max(counts),
+                    }
+                )
 
     for row in out:
         print(json.dumps(row))

@@ -928,6 +928,14 @@ def eval_cli(
     predictions: Annotated[
         Path | None, typer.Option("--predictions", help="Write every prediction as JSONL here.")
     ] = None,
+    rating_head: Annotated[
+        str,
+        typer.Option(
+            "--rating-head",
+            help="How a rating is read off the model: model (its expected rating), calibrated (contextual "
+            "calibration), anchored (calibrated, times a Gaussian around the mediator's estimate).",
+        ),
+    ] = "anchored",
     local_mode: LocalOpt = "rag",
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,
@@ -939,12 +947,16 @@ def eval_cli(
 ) -> None:
     """Measure answers against gold, for each memory mode, by user bucket (cold-start, biased, regular).
 
-    Metric by gold type: a number -> MAE and RMSE (the model's expected rating from the likelihood of
-    "Rating: 1".."Rating: 5"); with candidates -> accuracy (the candidate the model finds most likely);
-    free text -> ROUGE-L. Questions are bucketed by what logo's mediator sees at their time.
+    Metric by gold type: a number -> MAE and RMSE (a rating read off the likelihoods of "Rating: 1" ..
+    "Rating: 5" by --rating-head; --json gives every head's MAE); with candidates -> accuracy (the candidate
+    the model finds most likely); free text -> ROUGE-L. Questions are bucketed by what logo's mediator sees
+    at their time.
     """
-    from .evaluate import load_eval, plot_report, run_eval
+    from .evaluate import RATING_HEADS, load_eval, plot_report, run_eval
     from .mediator import MEMORY_MODES
+
+    if rating_head not in RATING_HEADS:
+        raise UsageError(f"--rating-head must be one of {', '.join(RATING_HEADS)}, not {rating_head!r}.")
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     if not chosen or any(m not in MEMORY_MODES for m in chosen):
@@ -976,9 +988,12 @@ def eval_cli(
                     per_bucket=per_bucket,
                     seed=seed,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    rating_head=rating_head,
                 )
         else:
-            report = run_eval(settings, items, chosen, base=base, per_bucket=per_bucket, seed=seed)
+            report = run_eval(
+                settings, items, chosen, base=base, per_bucket=per_bucket, seed=seed, rating_head=rating_head
+            )
     if predictions is not None:
         predictions.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in report.predictions))
     if plot is not None:
@@ -993,7 +1008,8 @@ def eval_cli(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"logo eval: {report.items} questions, {report.model}, {report.seconds:.0f} s")
+    head = f", rating head {report.rating_head}" if any(r.metric == "mae" for r in report.rows) else ""
+    table = Table(title=f"logo eval: {report.items} questions, {report.model}{head}, {report.seconds:.0f} s")
     for name in ("bucket", "method", "n", "metric", "value", "rmse", "evidence only", "prompt tokens"):
         table.add_column(name, justify="left" if name in ("bucket", "method", "metric") else "right")
     for row in sorted(report.rows, key=lambda r: (r.bucket, r.method)):

@@ -53,6 +53,7 @@ def cluster_agreement(memory: GlobalMemory, store: Store, meta_key: str) -> Agre
 
 BUCKETS = ("cold_start", "biased_off_profile", "biased_on_profile", "regular")
 RATING_VALUES = (1, 2, 3, 4, 5)
+RATING_CANDIDATES = [f"Rating: {v}" for v in RATING_VALUES]
 
 
 @dataclass
@@ -119,12 +120,45 @@ def rouge_l(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def expected_rating(scores: list[float]) -> float:
+def expected_rating(scores: Sequence[float]) -> float:
     """The model's expected rating from the log-likelihoods of "Rating: 1" ... "Rating: 5"."""
+    return float((rating_distribution(scores) * np.asarray(RATING_VALUES)).sum())
+
+
+def rating_distribution(scores: Sequence[float], prior: Sequence[float] | None = None) -> np.ndarray:
+    """P(rating) from the candidates' log-likelihoods; with `prior`, contextually calibrated (Zhao et al.
+    2021): divided by what the model gives a content-free question, which removes its own bias toward some
+    ratings whatever the prompt says."""
     logits = np.asarray(scores, dtype=np.float64)
+    if prior is not None:
+        logits = logits - np.asarray(prior, dtype=np.float64)
     p = np.exp(logits - logits.max())
-    p /= p.sum()
-    return float((p * np.asarray(RATING_VALUES)).sum())
+    return np.asarray(p / p.sum())
+
+
+RATING_HEADS = ("model", "calibrated", "anchored")
+ANCHOR_SD = 1.0  # stars: how far from the mediator's estimate a rating may fall before it loses most weight
+
+
+def rating_prediction(
+    head: str, scores: Sequence[float], prior: Sequence[float] | None, estimate: float | None
+) -> float:
+    """The predicted rating by one of RATING_HEADS:
+
+    - model: the model's expected rating;
+    - calibrated: the same after contextual calibration;
+    - anchored: the calibrated distribution times a Gaussian around the mediator's evidence estimate (a
+      product of experts): the memory's estimate, reshaped by what the model reads in the prompt. Without
+      an estimate (no memory, or no rated records) it is the calibrated head.
+    """
+    values = np.asarray(RATING_VALUES, dtype=np.float64)
+    if head == "model":
+        return expected_rating(scores)
+    p = rating_distribution(scores, prior)
+    if head == "anchored" and estimate is not None:
+        p = p * np.exp(-((values - estimate) ** 2) / (2 * ANCHOR_SD**2))
+        p /= p.sum()
+    return float((p * values).sum())
 
 
 @dataclass
@@ -136,6 +170,7 @@ class EvalRow:
     value: float
     rmse: float | None = None
     evidence_mae: float | None = None  # the mediator's fused estimate alone, without the model
+    mae_by_head: dict[str, float] | None = None  # numbers: the MAE of every rating head on the same scores
     prompt_tokens: float = 0.0
 
 
@@ -148,6 +183,7 @@ class EvalReport:
     embedder: str
     seconds: float
     predictions: list[dict[str, object]]
+    rating_head: str = "anchored"
 
 
 def bucket_of(cold_start: bool, biased: bool, off_profile: bool) -> str:
@@ -167,6 +203,7 @@ def run_eval(
     per_bucket: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    rating_head: str = "anchored",
 ) -> EvalReport:
     """Run the same questions through each memory mode with the same model, grouped by user bucket."""
     from .ask import Asker, GenerationOptions, Question
@@ -193,6 +230,12 @@ def run_eval(
         if per_bucket is not None and all(counts[b] >= per_bucket for b in BUCKETS):
             break
 
+    content_free: list[float] | None = None
+    if any(item.kind == "number" for item, _ in chosen):  # the model's prior over ratings, once per run
+        blank = Asker(settings, replace(base, memory="none"), generation)
+        _, messages, _ = blank.prepare(Question("", "How would this user rate N/A?"))
+        content_free = [s.logprob for s in blank.generator.score(messages, RATING_CANDIDATES, Usage())]
+
     predictions: list[dict[str, object]] = []
     total = len(chosen) * len(methods)
     for done, ((item, bucket), method) in enumerate(((c, m) for c in chosen for m in methods), start=1):
@@ -210,11 +253,21 @@ def run_eval(
             ctx, messages, _ = asker.prepare(question)
             usage = Usage()
             if item.kind == "number":
-                scores = asker.generator.score(messages, [f"Rating: {v}" for v in RATING_VALUES], usage)
-                value = expected_rating([s.logprob for s in scores])
-                row |= {"prediction": round(value, 3), "error": value - float(item.gold)}
+                logprobs = [s.logprob for s in asker.generator.score(messages, RATING_CANDIDATES, usage)]
+                estimate = None
                 if ctx.evidence and ctx.evidence.get("rating_estimate") is not None:
-                    row["evidence_error"] = float(ctx.evidence["rating_estimate"]) - float(item.gold)
+                    estimate = float(ctx.evidence["rating_estimate"])
+                    row["evidence_error"] = estimate - float(item.gold)
+                heads = {h: rating_prediction(h, logprobs, content_free, estimate) for h in RATING_HEADS}
+                value = heads[rating_head]
+                row |= {
+                    "prediction": round(value, 3),
+                    "gold": float(item.gold),
+                    "error": value - float(item.gold),
+                    "heads": {h: round(v, 3) for h, v in heads.items()},
+                    "logprobs": [round(x, 4) for x in logprobs],
+                    "estimate": estimate,
+                }
             else:
                 assert item.candidates is not None
                 scores = asker.generator.score(messages, item.candidates, usage)
@@ -244,6 +297,10 @@ def run_eval(
                         round(float(np.abs(errors).mean()), 4),
                         rmse=round(float(np.sqrt((errors**2).mean())), 4),
                         evidence_mae=round(float(np.abs(evidence).mean()), 4) if evidence else None,
+                        mae_by_head={
+                            h: round(float(np.mean([abs(p["heads"][h] - float(p["gold"])) for p in mine])), 4)  # type: ignore[index,arg-type]
+                            for h in RATING_HEADS
+                        },
                         prompt_tokens=round(tokens, 1),
                     )
                 )
@@ -259,6 +316,7 @@ def run_eval(
         embedder=judge.embedder.id,
         seconds=round(time.time() - started, 1),
         predictions=predictions,
+        rating_head=rating_head,
     )
 
 

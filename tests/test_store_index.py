@@ -1,0 +1,87 @@
+"""The user index: a user's records are read by id, and the index never loses or leaks a record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from logo_cli.embed import load_embedder
+from logo_cli.ingest import ingest
+from logo_cli.records import Record, read_records
+from logo_cli.store import USER_INDEX_FILE, Store, user_filter
+from logo_cli.user_index import UserIndex
+
+from .conftest import make_records, write_jsonl
+
+USERS = {"ann": ("films", 9), "bob": ("cooking", 7), "cy": ("travel", 1)}
+
+
+def filled(tmp_path: Path) -> tuple[Store, Path, list[Record]]:
+    source = write_jsonl(tmp_path / "in.jsonl", make_records(USERS))
+    embedder = load_embedder("fake")
+    store = Store(tmp_path / "store")
+    ingest([str(source)], store, embedder, batch_size=4)
+    records = [r for r in read_records([str(source)]) if isinstance(r, Record)]
+    return store, source, records
+
+
+def reopen(path: Path) -> Store:
+    embedder = load_embedder("fake")
+    return Store(path).open(embedder.id, embedder.dim, create=False)
+
+
+def by_filter(store: Store, user: str, before: float | None = None) -> set[str]:
+    """What Chroma's own where-filter says, to compare the index against."""
+    return set(store.collection.get(where=user_filter(user, before), include=[])["ids"])
+
+
+def test_histories_through_the_index_match_chromas_filter(tmp_path: Path) -> None:
+    store, _, records = filled(tmp_path)
+    assert (tmp_path / "store" / USER_INDEX_FILE).is_file()
+    times = sorted(r.timestamp for r in records if r.timestamp is not None)
+    for user in USERS:
+        for before in (None, times[len(times) // 3], times[-1] + 1, times[0]):
+            got = {r.uid for r in store.user_history(user, before)[0]}
+            assert got == by_filter(store, user, before)
+            assert set(store.user_vectors(user, before)[0]) == got
+
+
+def test_a_store_without_an_index_gets_one_built(tmp_path: Path) -> None:
+    store, _, records = filled(tmp_path)
+    expected = {u: by_filter(store, u) for u in USERS}
+    (tmp_path / "store" / USER_INDEX_FILE).unlink()  # a store written before the index existed
+    store = reopen(tmp_path / "store")
+    assert UserIndex(tmp_path / "store" / USER_INDEX_FILE).count() == len(records)
+    for user in USERS:
+        assert {r.uid for r in store.user_history(user)[0]} == expected[user]
+
+
+def test_ids_left_by_a_crash_are_skipped_and_a_rerun_completes_the_store(tmp_path: Path) -> None:
+    store, source, records = filled(tmp_path)
+    lost = [r for r in records if r.user == "ann"][:3]
+    store.collection.delete(ids=[r.uid for r in lost])  # as if killed after the index write, before Chroma's
+    store = reopen(tmp_path / "store")
+    assert {r.uid for r in store.user_history("ann")[0]} == by_filter(store, "ann")
+    summary = ingest([str(source)], store, load_embedder("fake"))
+    assert summary.added == 3
+    assert {r.uid for r in store.user_history("ann")[0]} == {r.uid for r in records if r.user == "ann"}
+
+
+def test_forgetting_removes_ids_from_the_index(tmp_path: Path) -> None:
+    store, _, _ = filled(tmp_path)
+    store.delete(store.user_ids("bob"))
+    assert store.user_ids("bob") == []
+    assert UserIndex(tmp_path / "store" / USER_INDEX_FILE).ids("bob") == []
+
+
+def test_a_wrong_index_entry_never_leaks_another_users_record(tmp_path: Path) -> None:
+    store, _, records = filled(tmp_path)
+    bobs = [r.uid for r in records if r.user == "bob"]
+    UserIndex(tmp_path / "store" / USER_INDEX_FILE).add([(bobs[0], "ann", None)])  # ignored: uid exists
+    index = UserIndex(tmp_path / "store" / USER_INDEX_FILE)
+    index.db.execute("UPDATE records SET user = 'ann' WHERE uid = ?", (bobs[0],))  # corrupt it on purpose
+    store = reopen(tmp_path / "store")
+    assert bobs[0] not in {r.uid for r in store.user_history("ann")[0]}
+    hits, _ = store.search_user("ann", np.ones(store.stamp()["dim"], dtype=np.float32), 20)
+    assert all(h.record.user == "ann" for h in hits)
