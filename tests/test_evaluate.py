@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from logo_cli.cli import app
 from logo_cli.errors import BadRecord
-from logo_cli.evaluate import bucket_of, expected_rating, load_eval, rouge_l
+from logo_cli.evaluate import RATING_HEADS, bucket_of, expected_rating, load_eval, rating_prediction, rouge_l
 from logo_cli.mediator import build_profile
 from logo_cli.records import Record
 
@@ -30,6 +30,25 @@ def test_expected_rating_follows_the_likelihoods() -> None:
     assert expected_rating([0.0, 0.0, 0.0, 0.0, 0.0]) == pytest.approx(3.0)
     assert expected_rating([-50, -50, -50, -50, 0.0]) == pytest.approx(5.0, abs=1e-6)
     assert 1.0 < expected_rating([0.0, -1.0, -2.0, -3.0, -4.0]) < 2.0
+
+
+def test_calibration_removes_the_models_own_bias() -> None:
+    bias = [0.0, -1.0, 1.0, 4.0, 0.0]  # what the model says to a content-free question
+    signal = [-3.0, -1.0, 0.0, -1.0, -3.0]  # what the prompt adds: centred on 3
+    scores = [b + s for b, s in zip(bias, signal, strict=True)]
+    assert expected_rating(scores) > 3.5  # raw: the model's leaning toward 4 drags the answer up
+    assert rating_prediction("calibrated", scores, bias, None) == pytest.approx(3.0)
+    assert rating_prediction("calibrated", scores, None, None) == pytest.approx(expected_rating(scores))
+
+
+def test_the_anchored_head_follows_the_mediators_estimate() -> None:
+    flat = [0.0] * 5
+    assert rating_prediction("anchored", flat, flat, None) == pytest.approx(3.0)  # no estimate: calibrated
+    low, high = (rating_prediction("anchored", flat, flat, e) for e in (1.5, 4.5))
+    assert low < 2.3 and high > 3.7
+    confident = [-9.0, -9.0, -9.0, -9.0, 0.0]  # the prompt makes the model sure of 5
+    assert rating_prediction("anchored", confident, flat, 2.0) > 3.5  # strong model evidence still counts
+    assert set(RATING_HEADS) == {"model", "calibrated", "anchored"}
 
 
 def test_buckets() -> None:
@@ -95,6 +114,10 @@ def test_eval_runs_every_method_by_bucket(fake_env: Path, population: Path, tmp_
     assert all(r["metric"] == "mae" and r["value"] >= 0 for r in report["rows"])
     logo_all = next(r for r in report["rows"] if r["method"] == "logo" and r["bucket"] == "all")
     assert logo_all["evidence_mae"] is not None
+    assert set(logo_all["mae_by_head"]) == {"model", "calibrated", "anchored"}
+    assert logo_all["value"] == pytest.approx(logo_all["mae_by_head"]["anchored"], abs=1e-3)  # the default
+    bad = runner.invoke(app, ["eval", str(numeric), "--rating-head", "magic"])
+    assert bad.exit_code == 2
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 12
 
     choice = write_jsonl(tmp_path / "c.jsonl", questions[3:])

@@ -85,3 +85,25 @@ def test_a_wrong_index_entry_never_leaks_another_users_record(tmp_path: Path) ->
     assert bobs[0] not in {r.uid for r in store.user_history("ann")[0]}
     hits, _ = store.search_user("ann", np.ones(store.stamp()["dim"], dtype=np.float32), 20)
     assert all(h.record.user == "ann" for h in hits)
+
+
+def test_a_schema_1_store_keeps_its_text_in_documents(tmp_path: Path) -> None:
+    """Stores written before the text moved into metadata stay readable, and keep their layout."""
+    import chromadb
+
+    embedder = load_embedder("fake")
+    client = chromadb.PersistentClient(path=str(tmp_path / "store"))
+    old = client.create_collection(
+        "records",
+        metadata={"logo_schema": 1, "embedder": embedder.id, "dim": embedder.dim},
+        configuration={"hnsw": {"space": "cosine"}},
+        embedding_function=None,
+    )
+    old.add(ids=["a1"], embeddings=embedder.embed(["old text"]), documents=["old text"], metadatas=[{"user": "ann"}])
+    del client, old
+    store = reopen(tmp_path / "store")
+    assert [r.text for r in store.user_history("ann")[0]] == ["old text"]
+    store.add([Record(user="ann", text="new text", uid="a2")], embedder.embed(["new text"]))
+    got = store.collection.get(ids=["a2"], include=["documents", "metadatas"])
+    assert got["documents"] == ["new text"] and "text" not in got["metadatas"][0]
+    assert sorted(r.text for r in store.user_history("ann")[0]) == ["new text", "old text"]

@@ -55,8 +55,7 @@ def stored_ids(home: Path) -> set[str]:
 def stored_documents(home: Path) -> dict[str, str]:
     embedder = load_embedder("fake")
     store = Store(home / "store").open(embedder.id, embedder.dim, create=False)
-    got = store.collection.get(include=["documents"])
-    return dict(zip(got["ids"], got["documents"], strict=True))
+    return {r.uid: r.text for page in store.pages() for r in page.records}
 
 
 def rec(i: int, user: str = "alice", **extra: Any) -> dict[str, Any]:
