@@ -216,7 +216,7 @@ def ingest_cli(
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Report bad lines on stderr and go on.")] = False,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Records embedded and written at once.")
-    ] = 1024,
+    ] = 2048,
     wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,

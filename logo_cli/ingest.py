@@ -17,7 +17,7 @@ from .errors import LogoError
 from .records import InvalidLine, Record, read_records
 from .store import Store
 
-DEFAULT_BATCH = 1024
+DEFAULT_BATCH = 2048
 
 
 @dataclass

@@ -105,5 +105,5 @@ def test_a_schema_1_store_keeps_its_text_in_documents(tmp_path: Path) -> None:
     assert [r.text for r in store.user_history("ann")[0]] == ["old text"]
     store.add([Record(user="ann", text="new text", uid="a2")], embedder.embed(["new text"]))
     got = store.collection.get(ids=["a2"], include=["documents", "metadatas"])
-    assert got["documents"] == ["new text"] and "text" not in got["metadatas"][0]
+    assert got["documents"] == ["new text"] and "r" not in got["metadatas"][0]
     assert sorted(r.text for r in store.user_history("ann")[0]) == ["new text", "old text"]
