@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=O
 DEMO_HOME ?= .demo-home
 LOGO   := LOGO_HOME=$(DEMO_HOME) $(BIN)/logo
 
-.PHONY: setup demo test lint bench clean
+.PHONY: bench-scale setup demo test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -47,8 +47,15 @@ lint: setup
 	$(BIN)/ruff check logo_cli tests bench
 	$(BIN)/mypy logo_cli
 
+# Speed against the raw components (about 10 minutes). bench-scale writes synthetic stores of 10k, 100k and
+# 1M records under /tmp/logo-scale the first time (about 20 minutes for 1M), then measures on them.
 bench: setup
-	$(BIN)/python bench/bench_ask.py
+	$(BIN)/python bench/bench_cli.py
+	$(BIN)/python bench/bench_ingest.py --records 8000
+	$(BIN)/python bench/bench_ask.py --questions 6 --repeats 3
+
+bench-scale: setup
+	$(BIN)/python bench/bench_scale.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

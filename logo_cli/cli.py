@@ -935,7 +935,7 @@ def eval_cli(
             help="How a rating is read off the model: model (its expected rating), calibrated (contextual "
             "calibration), anchored (calibrated, times a Gaussian around the mediator's estimate).",
         ),
-    ] = "anchored",
+    ] = "model",
     local_mode: LocalOpt = "rag",
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,

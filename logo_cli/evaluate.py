@@ -183,7 +183,7 @@ class EvalReport:
     embedder: str
     seconds: float
     predictions: list[dict[str, object]]
-    rating_head: str = "anchored"
+    rating_head: str = "model"
 
 
 def bucket_of(cold_start: bool, biased: bool, off_profile: bool) -> str:
@@ -203,7 +203,7 @@ def run_eval(
     per_bucket: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
-    rating_head: str = "anchored",
+    rating_head: str = "model",
 ) -> EvalReport:
     """Run the same questions through each memory mode with the same model, grouped by user bucket."""
     from .ask import Asker, GenerationOptions, Question
