@@ -111,6 +111,7 @@ class LlamaCppGenerator:
             )
         except Exception as exc:
             raise ModelError(f"{path}: llama.cpp could not load this model: {exc}") from exc
+        close_at_exit(self._llm)
         self.path = path
         self.n_ctx = n_ctx
         name = self._llm.metadata.get("general.name") or Path(path).stem
@@ -206,6 +207,22 @@ class LlamaCppGenerator:
             results.append(Score(total, len(own)))
         llm.n_tokens = base
         return results
+
+
+def close_at_exit(llm: Any) -> None:
+    """Free a llama.cpp model before interpreter shutdown: left to the garbage collector then,
+    llama-cpp-python's `__del__` runs after its C bindings are gone and prints a TypeError."""
+    import atexit
+    import weakref
+
+    ref = weakref.ref(llm)
+
+    def close() -> None:
+        obj = ref()
+        if obj is not None:
+            obj.close()
+
+    atexit.register(close)
 
 
 def check_gguf(path: str) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ModelError, UsageError
-from .llm import CHATML, FAKE_MODEL, REPEAT_PENALTY, Generator, Message, Score, Usage, check_gguf
+from .llm import CHATML, FAKE_MODEL, REPEAT_PENALTY, Generator, Message, Score, Usage, check_gguf, close_at_exit
 
 if TYPE_CHECKING:
     import httpx
@@ -190,6 +190,7 @@ class RemoteGenerator:
         try:
             with _quiet_stderr():  # llama.cpp warns from C about the (unused) context of a vocab-only model
                 self._vocab = Llama(model_path=path, vocab_only=True, verbose=False)
+                close_at_exit(self._vocab)
         except Exception as exc:
             raise ModelError(f"{path}: llama.cpp could not read this model's vocabulary: {exc}") from exc
         self._template = _compile(self._vocab.metadata.get("tokenizer.chat_template") or CHATML)

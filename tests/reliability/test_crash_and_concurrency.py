@@ -84,10 +84,11 @@ def test_sigkill_mid_ingest_never_loses_or_duplicates(tmp_path: Path, slow: bool
 def test_four_writers_and_an_ask_loop_at_once(tmp_path: Path, slow: bool) -> None:
     home = tmp_path / "home"
     topics = ("films", "cooking", "travel")
-    everyone = make_records({f"w{i:02d}": (topics[i % 3], 40) for i in range(40)})  # 1,600 records
+    # 4,000 records: each writer holds the lock for seconds, so the others must wait (and say so after 2 s)
+    everyone = make_records({f"w{i:02d}": (topics[i % 3], 100) for i in range(40)})
     files = []
     for k in range(4):  # overlapping slices: each record is in one or two files
-        part = everyone[k * 300 : k * 300 + 700]
+        part = everyone[k * 750 : k * 750 + 1750]
         files.append(write_jsonl(tmp_path / f"part{k}.jsonl", part))
     first = logo(home, "ingest", str(files[0]))  # the store must exist before asks start
     assert first.wait(timeout=120) == 0
@@ -106,7 +107,7 @@ def test_four_writers_and_an_ask_loop_at_once(tmp_path: Path, slow: bool) -> Non
     assert all(w.returncode == 0 for w in writers), [err for _, err in results]
     assert failures == [] and asks >= 1
     ids = stored_ids(home)
-    assert len(ids) == len(set(ids)) == len({r["id"] for r in everyone[: 3 * 300 + 700]})
+    assert len(ids) == len(set(ids)) == len({r["id"] for r in everyone[: 3 * 750 + 1750]})
     waited = sum("waiting for another logo process" in err for _, err in results)
     assert waited >= 1, "concurrent writers should have waited for the lock"
 
@@ -124,7 +125,7 @@ def test_wait_gives_up_with_exit_7(tmp_path: Path) -> None:
 
 def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    records = big_file(tmp_path, 100, 50)
+    records = big_file(tmp_path, 400, 50)  # 20,000 records: still running when the signal comes
     proc = logo(home, "ingest", "--batch-size", "100", str(records))
     time.sleep(2.5)
     proc.send_signal(signal.SIGINT)
