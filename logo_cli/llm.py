@@ -119,11 +119,7 @@ class LlamaCppGenerator:
         self._template = self._chat_template()
 
     def _chat_template(self) -> Any:
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        source = self._llm.metadata.get("tokenizer.chat_template") or CHATML
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        return env.from_string(source)
+        return compile_template(self._llm.metadata.get("tokenizer.chat_template") or CHATML)
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -207,6 +203,14 @@ class LlamaCppGenerator:
             results.append(Score(total, len(own)))
         llm.n_tokens = base
         return results
+
+
+def compile_template(source: str) -> Any:
+    """A GGUF's chat template (Jinja), in a sandbox: the template comes from the model file."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(source)
 
 
 def close_at_exit(llm: Any) -> None:

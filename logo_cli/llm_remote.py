@@ -29,7 +29,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ModelError, UsageError
-from .llm import CHATML, FAKE_MODEL, REPEAT_PENALTY, Generator, Message, Score, Usage, check_gguf, close_at_exit
+from .llm import (
+    CHATML,
+    FAKE_MODEL,
+    REPEAT_PENALTY,
+    Generator,
+    Message,
+    Score,
+    Usage,
+    check_gguf,
+    close_at_exit,
+    compile_template,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -193,7 +204,7 @@ class RemoteGenerator:
                 close_at_exit(self._vocab)
         except Exception as exc:
             raise ModelError(f"{path}: llama.cpp could not read this model's vocabulary: {exc}") from exc
-        self._template = _compile(self._vocab.metadata.get("tokenizer.chat_template") or CHATML)
+        self._template = compile_template(self._vocab.metadata.get("tokenizer.chat_template") or CHATML)
 
     def _server_count(self, endpoint: str, text: str) -> int | None:
         """Tokens by the server's tokenizer; None when it has no such endpoint. `/tokenize` reads `content` in
@@ -236,7 +247,7 @@ class RemoteGenerator:
             template = self._template
         else:
             if self._template is None:
-                self._template = _compile(CHATML)
+                self._template = compile_template(CHATML)
             template = self._template
         return str(template.render(messages=list(messages), add_generation_prompt=True, bos_token="", eos_token=""))
 
@@ -511,13 +522,6 @@ def _quiet_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, fd)
         os.close(saved)
-
-
-def _compile(source: str) -> Any:
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(source)
 
 
 _CACHE: dict[tuple[str, str, int], Generator] = {}

@@ -327,7 +327,8 @@ def _rating_evidence(ctx: Context) -> dict[str, Any]:
         values = np.array([u.cluster.rating_mean for u in rated_clusters], dtype=np.float64)
         theirs = float((weights * values).sum() / weights.sum())
     memory = ctx.global_memory
-    offset = _user_offset(ctx, rated)
+    rated_clusters_of_hits = _local_clusters(ctx, rated)
+    offset = _user_offset(ctx, rated, rated_clusters_of_hits)
     if theirs is not None and offset is not None:
         # the population's rating on the question's topics, moved by how this user rates the same topics
         # as others do: on MovieLens the user's similar items alone predicted worse than the clusters' mean
@@ -345,7 +346,7 @@ def _rating_evidence(ctx: Context) -> dict[str, Any]:
         lo, hi = memory.rating_range
         gap = ctx.conflict_gap * max(hi - lo, 1e-9)
         per_cluster: dict[int, list[float]] = {}
-        for i, cid in zip(rated, _local_clusters(ctx, rated), strict=False):
+        for i, cid in zip(rated, rated_clusters_of_hits, strict=False):
             per_cluster.setdefault(cid, []).append(float(ctx.local[i].record.rating or 0.0))
         for cid, user_ratings in per_cluster.items():
             cluster = memory.clusters[cid]
@@ -371,14 +372,14 @@ def _rating_evidence(ctx: Context) -> dict[str, Any]:
     }
 
 
-def _user_offset(ctx: Context, rated: list[int]) -> tuple[float, int] | None:
+def _user_offset(ctx: Context, rated: list[int], clusters: list[int]) -> tuple[float, int] | None:
     """How far above (+) or below (-) the population the user rates the topics of their similar records:
     the similarity-weighted mean of (their rating - their record's cluster mean), and how many records."""
     memory = ctx.global_memory
     if memory is None or not rated:
         return None
     diffs, weights = [], []
-    for i, cid in zip(rated, _local_clusters(ctx, rated), strict=False):
+    for i, cid in zip(rated, clusters, strict=False):
         cluster = memory.clusters[cid]
         if cluster.private or cluster.rating_mean is None:
             continue

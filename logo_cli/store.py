@@ -39,7 +39,8 @@ class Page:
 
 @dataclass(frozen=True)
 class Scan:
-    """A page of a full pass: ids, raw metadata (user, ts, item, rating, label) and vectors, but no text."""
+    """A page of a full pass: ids, each record's fields (user, ts, item, rating, label; flattened by `fields`)
+    and vectors. Schema-1 stores leave the text out of it; schema 2 carries it in the packed field."""
 
     ids: list[str]
     metadatas: list[dict[str, Any]]
@@ -95,6 +96,11 @@ def _record(uid: str, document: str | None, meta: dict[str, Any]) -> Record:
         label=f.get("label"),
         meta=(orjson.loads(extra) if isinstance(extra, str) else dict(extra)) if extra else {},
     )
+
+
+def _records(got: dict[str, Any]) -> list[Record]:
+    """The records of a Chroma `get` result that included documents and metadatas."""
+    return [_record(u, d, m) for u, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
 
 
 def user_filter(user: str | None = None, before: float | None = None) -> dict[str, Any] | None:
@@ -291,8 +297,7 @@ class Store:
         got = self._where_user(user, before, ["embeddings", "documents", "metadatas"])
         if not got["ids"]:
             return [], np.zeros((0, 0), dtype=np.float32)
-        records = [_record(u, d, m) for u, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
-        return records, np.asarray(got["embeddings"], dtype=np.float32)
+        return _records(got), np.asarray(got["embeddings"], dtype=np.float32)
 
     def nearest(
         self,
@@ -306,7 +311,8 @@ class Store:
         """The k of the user's records (`ids`/`vectors`, from `user_vectors`) nearest the query, best first.
 
         Exact cosine over the user's own vectors: a history is small next to the store, and Chroma's
-        user-filtered ANN query measured 10x slower than this lookup at 100k records (bench/bench_scale.py).
+        user-filtered ANN query took 84 ms at 100k records and 1.2 s at 1M, against 6-8 ms for this whole
+        retrieval (bench/bench_scale.py).
         Records are read by id only for the k kept, unless the caller already has them all.
         """
         if k <= 0 or not len(ids):
@@ -317,9 +323,7 @@ class Store:
             found = {records[i].uid: records[i] for i in top}
         else:
             got = self.collection.get(ids=[ids[i] for i in top], include=["documents", "metadatas"])
-            found = {
-                u: _record(u, d, m) for u, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-            }
+            found = {r.uid: r for r in _records(got)}
         hits, kept = [], []
         for i in top:
             record = found.get(ids[i])
@@ -352,10 +356,8 @@ class Store:
             got = self.collection.get(
                 ids=list(ids[start : start + chunk]), include=["documents", "metadatas", "embeddings"]
             )
-            for uid, doc, meta, emb in zip(
-                got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True
-            ):
-                found[uid] = (_record(uid, doc, meta), emb)
+            for record, vector in zip(_records(got), got["embeddings"], strict=True):
+                found[record.uid] = (record, vector)
         kept = [found[uid] for uid in ids if uid in found]
         vectors = np.asarray([v for _, v in kept], dtype=np.float32).reshape(len(kept), -1)
         return Page([r for r, _ in kept], vectors)
@@ -381,8 +383,7 @@ class Store:
             ids = batch["ids"]
             if not ids:
                 return
-            records = [_record(u, d, m) for u, d, m in zip(ids, batch["documents"], batch["metadatas"], strict=True)]
-            yield Page(records, np.asarray(batch["embeddings"], dtype=np.float32))
+            yield Page(_records(batch), np.asarray(batch["embeddings"], dtype=np.float32))
             offset += len(ids)
 
 

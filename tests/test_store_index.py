@@ -78,7 +78,6 @@ def test_forgetting_removes_ids_from_the_index(tmp_path: Path) -> None:
 def test_a_wrong_index_entry_never_leaks_another_users_record(tmp_path: Path) -> None:
     store, _, records = filled(tmp_path)
     bobs = [r.uid for r in records if r.user == "bob"]
-    UserIndex(tmp_path / "store" / USER_INDEX_FILE).add([(bobs[0], "ann", None)])  # ignored: uid exists
     index = UserIndex(tmp_path / "store" / USER_INDEX_FILE)
     index.db.execute("UPDATE records SET user = 'ann' WHERE uid = ?", (bobs[0],))  # corrupt it on purpose
     store = reopen(tmp_path / "store")
