@@ -923,6 +923,15 @@ def eval_cli(
         int | None, typer.Option("--per-bucket", min=1, help="At most N questions per user bucket (sampled by --seed).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for sampling questions.")] = 0,
+    scan: Annotated[
+        int | None,
+        typer.Option(
+            "--scan",
+            min=0,
+            help="With --per-bucket: look at most at N questions to fill the buckets (default 40 x --per-bucket, "
+            "at least 300); 0 looks at all, to find rare buckets such as biased off-profile.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object even on a terminal.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Bar chart of the results, as PNG.")] = None,
     predictions: Annotated[
@@ -989,10 +998,18 @@ def eval_cli(
                     seed=seed,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                     rating_head=rating_head,
+                    scan=scan,
                 )
         else:
             report = run_eval(
-                settings, items, chosen, base=base, per_bucket=per_bucket, seed=seed, rating_head=rating_head
+                settings,
+                items,
+                chosen,
+                base=base,
+                per_bucket=per_bucket,
+                seed=seed,
+                rating_head=rating_head,
+                scan=scan,
             )
     if predictions is not None:
         predictions.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in report.predictions))

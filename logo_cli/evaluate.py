@@ -184,6 +184,7 @@ class EvalReport:
     seconds: float
     predictions: list[dict[str, object]]
     rating_head: str = "model"
+    scanned: int = 0  # questions looked at to fill the buckets
 
 
 def bucket_of(cold_start: bool, biased: bool, off_profile: bool) -> str:
@@ -204,8 +205,12 @@ def run_eval(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     rating_head: str = "model",
+    scan: int | None = None,
 ) -> EvalReport:
-    """Run the same questions through each memory mode with the same model, grouped by user bucket."""
+    """Run the same questions through each memory mode with the same model, grouped by user bucket.
+
+    With `per_bucket`, questions are looked at in seeded random order until every bucket is full or `scan`
+    questions were looked at (default 40 per wanted question, at least 300; 0: all)."""
     from .ask import Asker, GenerationOptions, Question
     from .llm import Usage
 
@@ -218,11 +223,15 @@ def run_eval(
     random.Random(seed).shuffle(order)
     chosen: list[tuple[EvalItem, str]] = []
     counts: Counter[str] = Counter()
+    scanned = 0
     scan_limit = None if per_bucket is None else max(300, 40 * per_bucket)  # rare buckets may stay short
-    for scanned, item in enumerate(order):  # bucket by what logo's mediator sees then, the same for every method
+    if scan is not None:
+        scan_limit = scan or None
+    for item in order:  # bucket by what logo's mediator sees then, the same for every method
         if scan_limit is not None and scanned >= scan_limit:
             break
         ctx, _, _ = judge.prepare(Question(item.user, item.query, item.id, item.at))
+        scanned += 1
         bucket = bucket_of(ctx.cold_start, ctx.biased, ctx.off_profile)
         if per_bucket is None or counts[bucket] < per_bucket:
             chosen.append((item, bucket))
@@ -317,6 +326,7 @@ def run_eval(
         seconds=round(time.time() - started, 1),
         predictions=predictions,
         rating_head=rating_head,
+        scanned=scanned,
     )
 
 

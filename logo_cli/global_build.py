@@ -31,6 +31,7 @@ from .global_memory import (
     Cluster,
     Community,
     GlobalMemory,
+    ItemTable,
     Timeline,
     UserProfile,
     profile_from_counts,
@@ -47,6 +48,7 @@ used make made new old first last still way thing things lot bit pretty actually
 loved want went going think know need tried try says said finally today tonight yesterday ago minutes away right
 long big small nice fine okay sure kind"""
 GENERIC_WORDS = frozenset(_GENERIC.split())
+ITEM_TABLE_MAX = 200_000  # most-rated items whose population rating answers "how would they rate X"
 ITEM_CANDIDATES = 20  # items per cluster whose users' first times are kept for as-of views
 UNDATED = 1e300  # JSON has no infinity: undated first times are stored as this, after every real time
 DRIFT_ADVICE = 0.02  # a drop in mean similarity to centroids beyond this suggests a full rebuild
@@ -156,6 +158,7 @@ class _Accumulator:
     ts: list[np.ndarray] = field(default_factory=list)
     rating: list[np.ndarray] = field(default_factory=list)
     similarity_sum: float = 0.0
+    item_vectors: np.ndarray | None = None  # row = item index: sum of its rated records' vectors
     examples: list[list[tuple[float, str, str]]] = field(default_factory=list)  # (similarity, user, id)
 
     def add(self, page: Scan, centroids: np.ndarray) -> None:
@@ -175,6 +178,16 @@ class _Accumulator:
         self.label.append(np.array([index(self.labels, m.get("label")) for m in metas], dtype=np.int32))
         self.ts.append(np.array([m.get("ts", np.inf) for m in metas], dtype=np.float64))
         self.rating.append(np.array([m.get("rating", np.nan) for m in metas], dtype=np.float64))
+
+        rated_items = self.item[-1][(self.item[-1] >= 0) & ~np.isnan(self.rating[-1])]
+        if len(rated_items):
+            if self.item_vectors is None or len(self.items) > len(self.item_vectors):
+                grown = np.zeros((max(2 * len(self.items), 1024), page.embeddings.shape[1]), dtype=np.float32)
+                if self.item_vectors is not None:
+                    grown[: len(self.item_vectors)] = self.item_vectors
+                self.item_vectors = grown
+            mask = (self.item[-1] >= 0) & ~np.isnan(self.rating[-1])
+            np.add.at(self.item_vectors, rated_items, page.embeddings[mask])
 
         if not self.examples:
             self.examples = [[] for _ in range(self.k)]
@@ -364,6 +377,8 @@ def _build(
             }
             top_items[c] = [(item_names[i], count) for count, i, _ in entries if count >= options.min_users][:5]
 
+    items = _item_table(item, user, ts, rating, item_names, acc.item_vectors, options.min_users)
+
     sizes = np.bincount(cluster, minlength=k)
     user_counts = np.bincount(user.astype(np.int64) * k + cluster, minlength=n_users * k).reshape(n_users, k)
     cluster_users = (user_counts > 0).sum(axis=0)
@@ -515,4 +530,49 @@ def _build(
             rater_offsets=rater_offsets,
             item_first_ts=item_first_ts,
         ),
+        items=items,
+    )
+
+
+def _item_table(
+    item: np.ndarray,
+    user: np.ndarray,
+    ts: np.ndarray,
+    rating: np.ndarray,
+    names: list[str],
+    vector_sums: np.ndarray | None,
+    min_users: int,
+) -> ItemTable | None:
+    """The rated items that at least min_users people rated (the ITEM_TABLE_MAX most rated), with their
+    ratings sorted by time for as-of views."""
+    rows = (item >= 0) & ~np.isnan(rating)
+    if vector_sums is None or not rows.any():
+        return None
+    (rater_item, _), rater_first = _first_times([item[rows], user[rows]], ts[rows])
+    raters = np.bincount(rater_item, minlength=len(names))
+    shared = np.flatnonzero(raters >= min_users)
+    if not len(shared):
+        return None
+    shared = shared[np.argsort(-raters[shared], kind="stable")][:ITEM_TABLE_MAX]
+    shared.sort()
+    new_row = np.full(len(names), -1, dtype=np.int64)
+    new_row[shared] = np.arange(len(shared))
+
+    keep = rows.copy()
+    keep[rows] = new_row[item[rows]] >= 0
+    order, rating_ts, offsets = _per_cluster_sorted(new_row[item[keep]], ts[keep], len(shared))
+    rating_cum = _cumsum_per_cluster(rating[keep][order], offsets)
+    kept_raters = new_row[rater_item] >= 0
+    _, rater_ts, rater_offsets = _per_cluster_sorted(
+        new_row[rater_item[kept_raters]], rater_first[kept_raters], len(shared)
+    )
+    vectors = _unit(vector_sums[shared]).astype(np.float16)
+    return ItemTable(
+        names=[names[i] for i in shared],
+        vectors=vectors,
+        rating_ts=rating_ts,
+        rating_cum=rating_cum,
+        offsets=offsets,
+        rater_ts=rater_ts,
+        rater_offsets=rater_offsets,
     )

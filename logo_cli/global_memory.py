@@ -1,11 +1,12 @@
 """Global memory: what the whole population shares. This module holds its data model, the queries the
 mediator makes, the as-of-time view, and persistence; `global_build` computes it.
 
-A saved version is a folder with `memory.json` (clusters, profiles, communities), the centroid matrices and
-`timeline.npz`, per-cluster arrays sorted by time from which every statistic can be recomputed as of any
-moment (`as_of`), so an answer `--at` a time never uses what happened after it. A build is written to a new
-version folder and switched to by replacing one pointer file at the end: a reader never sees half a build,
-and a crashed build leaves the previous one in use.
+A saved version is a folder with `memory.json` (clusters, profiles, communities), the centroid matrices,
+`items.npz` (the population's ratings of each shared item, sorted by time) and `timeline.npz`, per-cluster
+arrays sorted by time, from which every statistic can be recomputed as of any moment (`as_of`), so an answer
+`--at` a time never uses what happened after it. A build is written to a new version folder and switched to
+by replacing one pointer file at the end: a reader never sees half a build, and a crashed build leaves the
+previous one in use.
 """
 
 from __future__ import annotations
@@ -86,6 +87,50 @@ class Timeline:
 
 
 @dataclass
+class ItemTable:
+    """The population's ratings of single items (a film, a product), for items rated by at least min_users
+    people: the finest-grained thing everyone shares. `offsets[i]:offsets[i+1]` slices item i's ratings in
+    `rating_ts` (sorted) and `rating_cum` (running sums); `rater_offsets` slices `rater_ts`, each distinct
+    rater's first rating time. `vectors` (unit, float16) is the mean of the item's record vectors."""
+
+    names: list[str]
+    vectors: np.ndarray
+    rating_ts: np.ndarray
+    rating_cum: np.ndarray
+    offsets: np.ndarray
+    rater_ts: np.ndarray
+    rater_offsets: np.ndarray
+    rows: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rows = {name: i for i, name in enumerate(self.names)}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+
+    def rating(self, row: int, when: float | None, min_users: int) -> tuple[float, int] | None:
+        """(mean rating, ratings) of one item from ratings strictly before `when` (all if None); None while
+        fewer than min_users people had rated it: a rarely rated item is as private as a small cluster."""
+        lo, hi = int(self.offsets[row]), int(self.offsets[row + 1])
+        n = hi - lo
+        raters = int(self.rater_offsets[row + 1] - self.rater_offsets[row])
+        if when is not None:
+            n = int(np.searchsorted(self.rating_ts[lo:hi], when, side="left"))
+            raters = _count_before(self.rater_ts, self.rater_offsets, row, when)
+        if n == 0 or raters < min_users:
+            return None
+        return float(self.rating_cum[lo + n - 1]) / n, n
+
+    def nearest(self, vector: np.ndarray, n: int, floor: float) -> list[tuple[int, float]]:
+        """The n items most similar to `vector` at or above `floor` (cosine), best first."""
+        if n <= 0 or not len(self.names):
+            return []
+        scores = self.vectors.astype(np.float32) @ vector.astype(np.float32)
+        top = np.argpartition(-scores, min(n, len(scores) - 1))[:n] if len(scores) > n else np.arange(len(scores))
+        return [(int(i), float(scores[i])) for i in top[np.argsort(-scores[top])] if scores[i] >= floor]
+
+
+@dataclass
 class GlobalMemory:
     version: str
     built_at: float
@@ -103,6 +148,7 @@ class GlobalMemory:
     centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     community_centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     timeline: Timeline | None = None
+    items: ItemTable | None = None  # absent in memories built before it existed
 
     @property
     def min_users(self) -> int:
@@ -124,6 +170,12 @@ class GlobalMemory:
             if len(out) == n:
                 break
         return out
+
+    def item_rating(self, name: str) -> tuple[float, int] | None:
+        """The population's (mean rating, ratings) of one item by name, as of this view's time."""
+        if self.items is None or (row := self.items.rows.get(name)) is None:
+            return None
+        return self.items.rating(row, self.as_of_time, self.min_users)
 
     def assign(self, vectors: np.ndarray) -> np.ndarray:
         """The nearest cluster of each vector."""
@@ -265,10 +317,11 @@ def new_version() -> str:
 
 def _to_json(memory: GlobalMemory) -> bytes:
     payload = asdict(memory)
-    for key in ("centroids", "community_centroids", "timeline", "as_of_time"):
+    for key in ("centroids", "community_centroids", "timeline", "as_of_time", "items"):
         payload.pop(key)
     payload["format"] = FORMAT_VERSION
     payload["item_first_ts"] = memory.timeline.item_first_ts if memory.timeline else {}
+    payload["item_names"] = memory.items.names if memory.items else None
     return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -290,6 +343,8 @@ def save(memory: GlobalMemory, home: Path) -> Path:
     np.save(tmp / "community_centroids.npy", memory.community_centroids)
     if memory.timeline is not None:
         np.savez(tmp / "timeline.npz", **memory.timeline.arrays())  # type: ignore[arg-type]
+    if memory.items is not None:
+        np.savez(tmp / "items.npz", **memory.items.arrays())  # type: ignore[arg-type]
     for file in tmp.iterdir():
         _fsync(file)
     os.replace(tmp, final)
@@ -318,6 +373,7 @@ def load(home: Path) -> GlobalMemory:
         centroids = np.load(folder / "centroids.npy")
         community_centroids = np.load(folder / "community_centroids.npy")
         arrays = dict(np.load(folder / "timeline.npz")) if (folder / "timeline.npz").is_file() else None
+        item_arrays = dict(np.load(folder / "items.npz")) if (folder / "items.npz").is_file() else None
     except (OSError, orjson.JSONDecodeError, ValueError) as exc:
         raise StoreError(f"{folder}: global memory is unreadable: {exc}", "Run `logo build-global` again.") from exc
     if data.get("format", 0) > FORMAT_VERSION:
@@ -349,4 +405,5 @@ def load(home: Path) -> GlobalMemory:
         centroids=centroids,
         community_centroids=community_centroids,
         timeline=timeline,
+        items=ItemTable(names=data["item_names"], **item_arrays) if item_arrays and data.get("item_names") else None,
     )

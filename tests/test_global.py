@@ -78,6 +78,33 @@ def test_as_of_counts_only_earlier_records(built: Path) -> None:
     assert [c.top_items for c in late.clusters] == [c.top_items for c in memory.clusters]
 
 
+def test_item_table_holds_each_shared_items_ratings_as_of_any_time(built: Path, population: Path) -> None:
+    _, memory = store_and_memory(built)
+    records = [json.loads(line) for line in population.read_text().splitlines()]
+    assert memory.items is not None
+    raters = {item: {r["user"] for r in records if r["item"] == item} for item in {r["item"] for r in records}}
+    assert set(memory.items.names) == {item for item, users in raters.items() if len(users) >= 3}
+    assert np.allclose(np.linalg.norm(memory.items.vectors.astype(np.float32), axis=1), 1.0, atol=1e-2)
+    times = sorted(r["timestamp"] for r in records)
+    for when in (times[0], times[len(times) // 2], times[-1] + 1):
+        view = memory.as_of(when)
+        for item in memory.items.names:
+            before = [r for r in records if r["item"] == item and r["timestamp"] < when]
+            expected = None
+            if len({r["user"] for r in before}) >= 3:
+                expected = (pytest.approx(np.mean([r["rating"] for r in before])), len(before))
+            assert view.item_rating(item) == expected, (item, when)
+
+
+def test_memory_built_before_item_tables_still_answers(built: Path) -> None:
+    folder = built / "global" / (built / "global" / "CURRENT").read_text().strip()
+    (folder / "items.npz").unlink()
+    assert global_memory.load(built / "global").items is None
+    code, out, err = run("ask", "--user", "film0", "--json", "How would I rate Alien?")
+    assert code == 0, err
+    assert json.loads(out)["evidence"]["items"] == []
+
+
 def test_ask_at_uses_statistics_from_before(built: Path) -> None:
     _, memory = store_and_memory(built)
     code, out, _ = run("ask", "--user", "cook1", "--json", "--memory", "global", "--global-k", "3", "recipe dinner")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from logo_cli.global_memory import Cluster, Community, GlobalMemory, UserProfile
-from logo_cli.mediator import SYSTEM_PROMPT, MediatorOptions, build_messages, local_weight, mediate
+from logo_cli.global_memory import Cluster, Community, GlobalMemory, ItemTable, UserProfile
+from logo_cli.mediator import ITEM_PRIOR, SYSTEM_PROMPT, MediatorOptions, build_messages, local_weight, mediate
 from logo_cli.records import Record
 from logo_cli.store import Hit
 
@@ -180,3 +182,61 @@ def test_label_evidence_and_conflict(memory: GlobalMemory) -> None:
     assert ctx.evidence is not None and set(ctx.evidence["label_shares"]) == {"funny", "scary"}
     prompt = build_messages(ctx, "What is it?", lambda s: len(s.split()), 1000)[0]["content"]
     assert "this user says funny, others say scary" in prompt
+
+
+def with_items(memory: GlobalMemory) -> GlobalMemory:
+    """Alien (1979) on the horror axis, rated 2 stars by 4 people at times 1..4; a film halfway between horror
+    and cooking, rated 5 by 3 people."""
+    mixed = (E[0] + E[1]) / np.sqrt(2)
+    items = ItemTable(
+        names=["Alien (1979)", "Horror Chef (2000)"],
+        vectors=np.stack([E[0], mixed]).astype(np.float16),
+        rating_ts=np.array([1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0]),
+        rating_cum=np.array([2.0, 4.0, 6.0, 8.0, 5.0, 10.0, 15.0]),
+        offsets=np.array([0, 4, 7]),
+        rater_ts=np.array([1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0]),
+        rater_offsets=np.array([0, 4, 7]),
+    )
+    return replace(memory, items=items, options={"min_users": 3})
+
+
+def test_the_item_a_question_names_brings_its_population_rating(memory: GlobalMemory) -> None:
+    memory = with_items(memory)
+    question = "How would this user rate Alien (1979)?"
+    ctx = mediate(E[0], [], None, 0, None, memory, MediatorOptions(memory="global"))
+    assert ctx.evidence is not None
+    assert [(u["item"], u["ratings"], u["rating_mean"], u["weight"]) for u in ctx.evidence["items"]] == [
+        ("Alien (1979)", 4, 2.0, 1.0)  # the half-match weighs exp(-0.29 / 0.02) ~ 0: left out
+    ]
+    # the item's mean, shrunk toward its cluster's (4.0) by ITEM_PRIOR pseudo-ratings
+    assert ctx.evidence["rating_estimate"] == pytest.approx((4 * 2.0 + ITEM_PRIOR * 4.0) / (4 + ITEM_PRIOR), abs=0.01)
+    prompt = build_messages(ctx, question, lambda s: len(s.split()), 1000)[0]["content"]
+    assert "4 ratings of Alien (1979): avg 2.0/5" in prompt
+    chat = build_messages(ctx, "Tell me about space films", lambda s: len(s.split()), 1000)[0]["content"]
+    assert "ratings of Alien" not in chat  # an item's rating is noise to other questions
+
+    local = mediate(E[0], [hit("a horror film", 0.6, rating=2.0)], E[[0]], 10, None, memory, MediatorOptions("local"))
+    assert local.evidence is not None and local.evidence["items"] == []  # population memory only
+
+
+def test_item_ratings_respect_time_and_privacy(memory: GlobalMemory) -> None:
+    memory = with_items(memory)
+    assert memory.item_rating("Alien (1979)") == (2.0, 4)
+    early = replace(memory, as_of_time=3.0)  # two raters before t=3: fewer than min_users
+    assert early.item_rating("Alien (1979)") is None and early.item_rating("Horror Chef (2000)") is None
+    assert replace(memory, as_of_time=3.5).item_rating("Alien (1979)") == (2.0, 3)
+    ctx = mediate(E[0], [], None, 0, None, early, MediatorOptions(memory="global"))
+    assert ctx.evidence is not None and ctx.evidence["items"] == [] and ctx.evidence["rating_estimate"] == 4.0
+    unrelated = mediate(E[2], [], None, 0, None, memory, MediatorOptions(memory="global"))
+    assert unrelated.items == []  # below ITEM_MIN_SIM
+
+
+def test_user_offset_is_measured_against_each_items_population_rating(memory: GlobalMemory) -> None:
+    """A user who gave Alien 1 star is 2.1 below the population's rating of Alien (2.0 shrunk toward the
+    horror cluster's 4.0), not 3 below the horror cluster's."""
+    memory = with_items(memory)
+    rated = Hit(Record(user="u", text="Alien", uid="a", rating=1.0, item="Alien (1979)"), 0.6)
+    ctx = mediate(E[0], [rated], E[[0]], 10, None, memory, MediatorOptions())
+    assert ctx.evidence is not None
+    baseline = (4 * 2.0 + ITEM_PRIOR * 4.0) / (4 + ITEM_PRIOR)
+    assert ctx.evidence["user_offset"] == pytest.approx(1.0 - baseline, abs=0.01)

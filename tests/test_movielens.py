@@ -94,6 +94,25 @@ def test_at_uses_only_the_past(slice_home: tuple[Path, Path]) -> None:
         assert (used["size"], used["users"], used["rating_mean"]) == (cluster.size, cluster.users, cluster.rating_mean)
 
 
+def test_a_rating_question_finds_its_films_population_rating(slice_home: tuple[Path, Path]) -> None:
+    """The real embedder matches "How would this user rate TITLE (GENRES)?" to TITLE's records, and the
+    population's rating of it counts only ratings from before --at."""
+    home, eval_file = slice_home
+    questions = [json.loads(line) for line in eval_file.read_text().splitlines()]
+    memory = global_memory.load(home / "global")
+    question = next(
+        q for q in questions if memory.as_of(q["at"]).item_rating(q["item"]) is not None and q["cold_start_simulated"]
+    )
+    mean, ratings = memory.as_of(question["at"]).item_rating(question["item"])  # type: ignore[misc]
+    done = logo(home, "ask", "-u", question["user"], "--json", "--max-tokens", "4", "--at", str(question["at"]),
+                question["query"])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    evidence = json.loads(done.stdout)["evidence"]
+    top = evidence["items"][0]
+    assert (top["item"], top["ratings"], top["rating_mean"]) == (question["item"], ratings, round(mean, 3))
+    assert top["similarity"] >= 0.5
+
+
 def test_eval_harness_on_a_slice(slice_home: tuple[Path, Path], tmp_path: Path) -> None:
     """The harness end to end with the real model on a few questions (full runs live in README/bench)."""
     home, eval_file = slice_home
