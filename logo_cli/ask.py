@@ -146,15 +146,18 @@ class Asker:
             self._generator = generator_for(self.settings)
         return self._generator
 
-    def prepare(self, question: Question) -> tuple[Context, list[dict[str, str]], dict[str, float]]:
-        """Everything before generation: the mediator's context and the prompt messages."""
+    def prepare(
+        self, question: Question, vector: np.ndarray | None = None
+    ) -> tuple[Context, list[dict[str, str]], dict[str, float]]:
+        """Everything before generation: the mediator's context and the prompt messages. `vector` is the
+        question's embedding when the caller embedded many questions in one batch."""
         if not question.query.strip():
             raise UsageError("The question is empty.")
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         if self.options.memory == "none":
             vector = np.zeros(1, dtype=np.float32)
-        else:
+        elif vector is None:
             vector = self.embedder.embed([question.query])[0]
         timings["embed"] = _ms(clock)
 

@@ -541,6 +541,11 @@ def _explain(result: Any, *, always: bool = False) -> None:
         lines.append(
             f"  global {use.score:.2f}  cluster {c.id} ({c.users} users, via {use.source}): {', '.join(c.keywords[:5])}"
         )
+    for item in ctx.items:
+        lines.append(
+            f"  item   {item.similarity:.2f}  {item.item}: {item.ratings} ratings, avg {item.rating_mean:.2f}"
+            f" (weight {item.weight:.2f})"
+        )
     if ctx.community is not None:
         lines.append(f"  community {ctx.community.id} ({ctx.community.size} users, via {ctx.community_source})")
     for conflict in ctx.conflicts:
@@ -548,7 +553,9 @@ def _explain(result: Any, *, always: bool = False) -> None:
         theirs = conflict.get("population_rating", conflict.get("population_label"))
         lines.append(f"  conflict on {conflict['topic']}: user {mine}, others {theirs}")
     if ctx.evidence:
-        shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ctx.evidence.items() if v is not None)
+        shown = ", ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in ctx.evidence.items() if v is not None and k != "items"
+        )
         lines.append(f"  evidence: {shown}")
     t = result.timings_ms
     lines.append(

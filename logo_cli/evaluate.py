@@ -136,6 +136,7 @@ def rating_distribution(scores: Sequence[float], prior: Sequence[float] | None =
     return np.asarray(p / p.sum())
 
 
+EMBED_BATCH = 64
 RATING_HEADS = ("model", "calibrated", "anchored")
 ANCHOR_SD = 1.0  # stars: how far from the mediator's estimate a rating may fall before it loses most weight
 
@@ -221,33 +222,38 @@ def run_eval(
 
     order = list(items)
     random.Random(seed).shuffle(order)
-    chosen: list[tuple[EvalItem, str]] = []
+    chosen: list[tuple[EvalItem, str, np.ndarray]] = []
     counts: Counter[str] = Counter()
     scanned = 0
     scan_limit = None if per_bucket is None else max(300, 40 * per_bucket)  # rare buckets may stay short
     if scan is not None:
         scan_limit = scan or None
-    for item in order:  # bucket by what logo's mediator sees then, the same for every method
+    vectors: dict[int, np.ndarray] = {}  # questions embedded in batches: one at a time costs ~4x more
+    for position, item in enumerate(order):  # bucket by what logo's mediator sees then, the same for every method
         if scan_limit is not None and scanned >= scan_limit:
             break
-        ctx, _, _ = judge.prepare(Question(item.user, item.query, item.id, item.at))
+        if position % EMBED_BATCH == 0:
+            batch = order[position : position + EMBED_BATCH]
+            vectors = dict(enumerate(judge.embedder.embed([q.query for q in batch]), start=position))
+        vector = vectors[position]
+        ctx, _, _ = judge.prepare(Question(item.user, item.query, item.id, item.at), vector)
         scanned += 1
         bucket = bucket_of(ctx.cold_start, ctx.biased, ctx.off_profile)
         if per_bucket is None or counts[bucket] < per_bucket:
-            chosen.append((item, bucket))
+            chosen.append((item, bucket, vector))
             counts[bucket] += 1
         if per_bucket is not None and all(counts[b] >= per_bucket for b in BUCKETS):
             break
 
     content_free: list[float] | None = None
-    if any(item.kind == "number" for item, _ in chosen):  # the model's prior over ratings, once per run
+    if any(item.kind == "number" for item, _, _ in chosen):  # the model's prior over ratings, once per run
         blank = Asker(settings, replace(base, memory="none"), generation)
         _, messages, _ = blank.prepare(Question("", "How would this user rate N/A?"))
         content_free = [s.logprob for s in blank.generator.score(messages, RATING_CANDIDATES, Usage())]
 
     predictions: list[dict[str, object]] = []
     total = len(chosen) * len(methods)
-    for done, ((item, bucket), method) in enumerate(((c, m) for c in chosen for m in methods), start=1):
+    for done, ((item, bucket, vector), method) in enumerate(((c, m) for c in chosen for m in methods), start=1):
         asker = askers[method]
         question = Question(item.user, item.query, item.id, item.at)
         row: dict[str, object] = {"id": item.id, "method": method, "bucket": bucket}
@@ -259,7 +265,7 @@ def run_eval(
                 "prompt_tokens": answer.usage.prompt_tokens,
             }
         else:
-            ctx, messages, _ = asker.prepare(question)
+            ctx, messages, _ = asker.prepare(question, vector)
             usage = Usage()
             if item.kind == "number":
                 logprobs = [s.logprob for s in asker.generator.score(messages, RATING_CANDIDATES, usage)]

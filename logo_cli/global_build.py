@@ -48,7 +48,7 @@ used make made new old first last still way thing things lot bit pretty actually
 loved want went going think know need tried try says said finally today tonight yesterday ago minutes away right
 long big small nice fine okay sure kind"""
 GENERIC_WORDS = frozenset(_GENERIC.split())
-ITEM_TABLE_MAX = 200_000  # most-rated items whose population rating answers "how would they rate X"
+ITEM_TABLE_MAX = 50_000  # most-rated items whose population rating answers "how would they rate X" (77 MB)
 ITEM_CANDIDATES = 20  # items per cluster whose users' first times are kept for as-of views
 UNDATED = 1e300  # JSON has no infinity: undated first times are stored as this, after every real time
 DRIFT_ADVICE = 0.02  # a drop in mean similarity to centroids beyond this suggests a full rebuild
@@ -186,8 +186,14 @@ class _Accumulator:
                 if self.item_vectors is not None:
                     grown[: len(self.item_vectors)] = self.item_vectors
                 self.item_vectors = grown
+            from scipy import sparse
+
             mask = (self.item[-1] >= 0) & ~np.isnan(self.rating[-1])
-            np.add.at(self.item_vectors, rated_items, page.embeddings[mask])
+            touched, row = np.unique(rated_items, return_inverse=True)
+            onehot = sparse.csr_matrix(  # sums the page's vectors per item; np.add.at is far slower
+                (np.ones(len(row), np.float32), (row, np.arange(len(row)))), shape=(len(touched), len(row))
+            )
+            self.item_vectors[touched] += onehot @ page.embeddings[mask]
 
         if not self.examples:
             self.examples = [[] for _ in range(self.k)]
@@ -566,7 +572,7 @@ def _item_table(
     _, rater_ts, rater_offsets = _per_cluster_sorted(
         new_row[rater_item[kept_raters]], rater_first[kept_raters], len(shared)
     )
-    vectors = _unit(vector_sums[shared]).astype(np.float16)
+    vectors = _unit(vector_sums[shared])
     return ItemTable(
         names=[names[i] for i in shared],
         vectors=vectors,

@@ -91,7 +91,7 @@ class ItemTable:
     """The population's ratings of single items (a film, a product), for items rated by at least min_users
     people: the finest-grained thing everyone shares. `offsets[i]:offsets[i+1]` slices item i's ratings in
     `rating_ts` (sorted) and `rating_cum` (running sums); `rater_offsets` slices `rater_ts`, each distinct
-    rater's first rating time. `vectors` (unit, float16) is the mean of the item's record vectors."""
+    rater's first rating time. `vectors` (unit) is the mean of the item's record vectors."""
 
     names: list[str]
     vectors: np.ndarray
@@ -125,7 +125,7 @@ class ItemTable:
         """The n items most similar to `vector` at or above `floor` (cosine), best first."""
         if n <= 0 or not len(self.names):
             return []
-        scores = self.vectors.astype(np.float32) @ vector.astype(np.float32)
+        scores = self.vectors @ vector.astype(self.vectors.dtype)
         top = np.argpartition(-scores, min(n, len(scores) - 1))[:n] if len(scores) > n else np.arange(len(scores))
         return [(int(i), float(scores[i])) for i in top[np.argsort(-scores[top])] if scores[i] >= floor]
 

@@ -190,7 +190,7 @@ def with_items(memory: GlobalMemory) -> GlobalMemory:
     mixed = (E[0] + E[1]) / np.sqrt(2)
     items = ItemTable(
         names=["Alien (1979)", "Horror Chef (2000)"],
-        vectors=np.stack([E[0], mixed]).astype(np.float16),
+        vectors=np.stack([E[0], mixed]).astype(np.float32),
         rating_ts=np.array([1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0]),
         rating_cum=np.array([2.0, 4.0, 6.0, 8.0, 5.0, 10.0, 15.0]),
         offsets=np.array([0, 4, 7]),
