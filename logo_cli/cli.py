@@ -948,10 +948,11 @@ def eval_cli(
         str,
         typer.Option(
             "--rating-head",
-            help="How a rating is read off the model: model (its expected rating), calibrated (contextual "
-            "calibration), anchored (calibrated, times a Gaussian around the mediator's estimate).",
+            help="How a rating is read off the model: anchored (default: the calibrated distribution times a "
+            "Gaussian around the memory's estimate), model (its expected rating), calibrated (contextual "
+            "calibration).",
         ),
-    ] = "model",
+    ] = "anchored",
     local_mode: LocalOpt = "rag",
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,

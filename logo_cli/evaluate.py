@@ -184,7 +184,7 @@ class EvalReport:
     embedder: str
     seconds: float
     predictions: list[dict[str, object]]
-    rating_head: str = "model"
+    rating_head: str = "anchored"
     scanned: int = 0  # questions looked at to fill the buckets
 
 
@@ -205,7 +205,7 @@ def run_eval(
     per_bucket: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
-    rating_head: str = "model",
+    rating_head: str = "anchored",
     scan: int | None = None,
 ) -> EvalReport:
     """Run the same questions through each memory mode with the same model, grouped by user bucket.

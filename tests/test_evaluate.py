@@ -115,7 +115,7 @@ def test_eval_runs_every_method_by_bucket(fake_env: Path, population: Path, tmp_
     logo_all = next(r for r in report["rows"] if r["method"] == "logo" and r["bucket"] == "all")
     assert logo_all["evidence_mae"] is not None
     assert set(logo_all["mae_by_head"]) == {"model", "calibrated", "anchored"}
-    assert logo_all["value"] == pytest.approx(logo_all["mae_by_head"]["model"], abs=1e-3)  # the default
+    assert logo_all["value"] == pytest.approx(logo_all["mae_by_head"]["anchored"], abs=1e-3)  # the default
     bad = runner.invoke(app, ["eval", str(numeric), "--rating-head", "magic"])
     assert bad.exit_code == 2
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 12
