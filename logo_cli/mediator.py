@@ -331,7 +331,9 @@ def _choose_items(question_vector: np.ndarray, memory: GlobalMemory) -> list[Ite
 
 
 def _conflicts_and_evidence(ctx: Context) -> None:
-    """From the memory in `ctx` only, so the JSON never reports evidence the model did not see."""
+    """From the memory in `ctx`: conflicts and label shares from what the prompt shows, so the JSON never
+    reports a conflict the model did not see; the rating estimate (which the prompt states) also uses the
+    user's offset over every fetched record."""
     ctx.conflicts, ctx.evidence = [], None
     evidence: dict[str, Any] = {}
     evidence |= _rating_evidence(ctx)
@@ -379,9 +381,9 @@ def _rating_evidence(ctx: Context) -> dict[str, Any]:
     offset = _user_offset(ctx, pool, pool_clusters)
     rated_clusters_of_hits = [c for i, c in zip(pool, pool_clusters, strict=False) if i < len(ctx.local)]
     if theirs is not None and offset is not None:
-        # the population's rating on the question's topics, moved by how this user rates the same topics
-        # as others do: on MovieLens the user's similar items alone predicted worse than the clusters' mean
-        # even for regular users (MAE 0.87 vs 0.56); their offset from it is what is personal
+        # the population's rating of the question's item and topics, moved by how this user rates things
+        # compared with everyone else: on MovieLens the user's similar items alone predicted worse than the
+        # clusters' mean even for regular users (MAE 0.87 vs 0.56); their offset from it is what is personal
         value, n = offset
         fused: float | None = theirs + n / (n + OFFSET_PRIOR) * value
     else:
