@@ -8,7 +8,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=O
 DEMO_HOME ?= .demo-home
 LOGO   := LOGO_HOME=$(DEMO_HOME) $(BIN)/logo
 
-.PHONY: bench-scale setup demo test lint bench clean
+.PHONY: bench-scale eval-movielens setup demo test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,9 @@ bench: setup
 
 bench-scale: setup
 	$(BIN)/python bench/bench_scale.py
+
+eval-movielens: setup  ## the MovieLens quality protocol of README (about 85 minutes on 2 cores)
+	bench/eval_movielens.sh
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

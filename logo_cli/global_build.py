@@ -179,7 +179,8 @@ class _Accumulator:
         self.ts.append(np.array([m.get("ts", np.inf) for m in metas], dtype=np.float64))
         self.rating.append(np.array([m.get("rating", np.nan) for m in metas], dtype=np.float64))
 
-        rated_items = self.item[-1][(self.item[-1] >= 0) & ~np.isnan(self.rating[-1])]
+        mask = (self.item[-1] >= 0) & ~np.isnan(self.rating[-1])
+        rated_items = self.item[-1][mask]
         if len(rated_items):
             if self.item_vectors is None or len(self.items) > len(self.item_vectors):
                 grown = np.zeros((max(2 * len(self.items), 1024), page.embeddings.shape[1]), dtype=np.float32)
@@ -188,7 +189,6 @@ class _Accumulator:
                 self.item_vectors = grown
             from scipy import sparse
 
-            mask = (self.item[-1] >= 0) & ~np.isnan(self.rating[-1])
             touched, row = np.unique(rated_items, return_inverse=True)
             onehot = sparse.csr_matrix(  # sums the page's vectors per item; np.add.at is far slower
                 (np.ones(len(row), np.float32), (row, np.arange(len(row)))), shape=(len(touched), len(row))

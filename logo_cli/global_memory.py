@@ -316,7 +316,7 @@ def new_version() -> str:
 
 
 def _to_json(memory: GlobalMemory) -> bytes:
-    payload = asdict(memory)
+    payload = asdict(replace(memory, items=None))  # asdict deep-copies arrays; the items go to items.npz
     for key in ("centroids", "community_centroids", "timeline", "as_of_time", "items"):
         payload.pop(key)
     payload["format"] = FORMAT_VERSION
