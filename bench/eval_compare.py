@@ -95,7 +95,9 @@ def main() -> None:
         lo, hi = ci
         print(
             f"| {r['bucket']} | {r['head']} | {r['other']} | {r['n']} | {r['logo']:.3f} | {r['other_mae']:.3f} "
-            f"| {r['difference']:+.3f} ({lo:+.3f}, {hi:+.3f}) | {r['relative']:+.1%} |"
+            f"| {r['difference']:+.3f} ({lo:+.3f}, {hi:+.3f}) | "
+            + ("n/a" if r["relative"] is None else f"{r['relative']:+.1%}")
+            + " |"
         )
 
 

@@ -226,7 +226,7 @@ def run_eval(
     counts: Counter[str] = Counter()
     scanned = 0
     scan_limit = None if per_bucket is None else max(300, 40 * per_bucket)  # rare buckets may stay short
-    if scan is not None:
+    if scan is not None and per_bucket is not None:  # without --per-bucket every question is run
         scan_limit = scan or None
     vectors: dict[int, np.ndarray] = {}  # questions embedded in batches: one at a time costs ~4x more
     for position, item in enumerate(order):  # bucket by what logo's mediator sees then, the same for every method

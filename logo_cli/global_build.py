@@ -158,7 +158,8 @@ class _Accumulator:
     ts: list[np.ndarray] = field(default_factory=list)
     rating: list[np.ndarray] = field(default_factory=list)
     similarity_sum: float = 0.0
-    item_vectors: np.ndarray | None = None  # row = item index: sum of its rated records' vectors
+    item_vectors: np.ndarray | None = None  # sum of each rated item's record vectors, row per rated item
+    vector_row: dict[int, int] = field(default_factory=dict)  # item index -> row: unrated items cost nothing
     examples: list[list[tuple[float, str, str]]] = field(default_factory=list)  # (similarity, user, id)
 
     def add(self, page: Scan, centroids: np.ndarray) -> None:
@@ -182,18 +183,20 @@ class _Accumulator:
         mask = (self.item[-1] >= 0) & ~np.isnan(self.rating[-1])
         rated_items = self.item[-1][mask]
         if len(rated_items):
-            if self.item_vectors is None or len(self.items) > len(self.item_vectors):
-                grown = np.zeros((max(2 * len(self.items), 1024), page.embeddings.shape[1]), dtype=np.float32)
-                if self.item_vectors is not None:
-                    grown[: len(self.item_vectors)] = self.item_vectors
-                self.item_vectors = grown
             from scipy import sparse
 
             touched, row = np.unique(rated_items, return_inverse=True)
+            rows = np.array([self.vector_row.setdefault(int(i), len(self.vector_row)) for i in touched])
+            if self.item_vectors is None or len(self.vector_row) > len(self.item_vectors):
+                size = max(int(1.5 * len(self.vector_row)), 1024)
+                grown = np.zeros((size, page.embeddings.shape[1]), dtype=np.float32)
+                if self.item_vectors is not None:
+                    grown[: len(self.item_vectors)] = self.item_vectors
+                self.item_vectors = grown
             onehot = sparse.csr_matrix(  # sums the page's vectors per item; np.add.at is far slower
                 (np.ones(len(row), np.float32), (row, np.arange(len(row)))), shape=(len(touched), len(row))
             )
-            self.item_vectors[touched] += onehot @ page.embeddings[mask]
+            self.item_vectors[rows] += onehot @ page.embeddings[mask]
 
         if not self.examples:
             self.examples = [[] for _ in range(self.k)]
@@ -383,7 +386,7 @@ def _build(
             }
             top_items[c] = [(item_names[i], count) for count, i, _ in entries if count >= options.min_users][:5]
 
-    items = _item_table(item, user, ts, rating, item_names, acc.item_vectors, options.min_users)
+    items = _item_table(item, user, ts, rating, item_names, acc.item_vectors, acc.vector_row, options.min_users)
 
     sizes = np.bincount(cluster, minlength=k)
     user_counts = np.bincount(user.astype(np.int64) * k + cluster, minlength=n_users * k).reshape(n_users, k)
@@ -547,6 +550,7 @@ def _item_table(
     rating: np.ndarray,
     names: list[str],
     vector_sums: np.ndarray | None,
+    vector_row: dict[int, int],
     min_users: int,
 ) -> ItemTable | None:
     """The rated items that at least min_users people rated (the ITEM_TABLE_MAX most rated), with their
@@ -572,7 +576,7 @@ def _item_table(
     _, rater_ts, rater_offsets = _per_cluster_sorted(
         new_row[rater_item[kept_raters]], rater_first[kept_raters], len(shared)
     )
-    vectors = _unit(vector_sums[shared])
+    vectors = _unit(vector_sums[[vector_row[int(i)] for i in shared]])
     return ItemTable(
         names=[names[i] for i in shared],
         vectors=vectors,

@@ -105,6 +105,7 @@ class Context:
     local: list[Hit] = field(default_factory=list)
     global_: list[GlobalUse] = field(default_factory=list)
     items: list[ItemUse] = field(default_factory=list)
+    rating_clusters: list[GlobalUse] = field(default_factory=list, repr=False)  # as chosen, before the budget
     community: Community | None = None
     community_source: str | None = None  # "profile" | "items" | "question"
     dominant_keywords: list[str] = field(default_factory=list)
@@ -228,6 +229,7 @@ def mediate(
     if use_global and memory is not None:
         _choose_global(ctx, question_vector, hits, hit_vectors, profile, memory, options)
         ctx.items = _choose_items(question_vector, memory)
+        ctx.rating_clusters = list(ctx.global_)  # the estimate stays put when the budget drops clusters
         if profile and profile.dominant:
             ctx.dominant_keywords = [
                 kw
@@ -314,10 +316,11 @@ def _choose_items(question_vector: np.ndarray, memory: GlobalMemory) -> list[Ite
     (a softmax over similarity): one clear match takes nearly all the weight, near-ties share it."""
     if memory.items is None:
         return []
-    found = []
-    for row, sim in memory.items.nearest(question_vector, ITEM_K, ITEM_MIN_SIM):
+    # items not yet rated by min_users people at --at are skipped, not counted against ITEM_K
+    found: list[tuple[str, float, float, int]] = []
+    for row, sim in memory.items.nearest(question_vector, 4 * ITEM_K, ITEM_MIN_SIM):
         stats = memory.items.rating(row, memory.as_of_time, memory.min_users)
-        if stats is not None:
+        if stats is not None and len(found) < ITEM_K:
             found.append((memory.items.names[row], sim, *stats))
     if not found:
         return []
@@ -363,7 +366,7 @@ def _rating_evidence(ctx: Context) -> dict[str, Any]:
         values = np.array([ctx.local[i].record.rating for i in rated], dtype=np.float64)
         mine = float((weights * values).sum() / weights.sum())
     theirs = None
-    rated_clusters = [u for u in ctx.global_ if u.cluster.rating_mean is not None and u.cluster.rating_count]
+    rated_clusters = [u for u in ctx.rating_clusters if u.cluster.rating_mean is not None and u.cluster.rating_count]
     if rated_clusters:
         weights = np.array([max(u.score, 1e-3) * u.cluster.rating_count for u in rated_clusters])
         values = np.array([u.cluster.rating_mean for u in rated_clusters], dtype=np.float64)
@@ -387,7 +390,7 @@ def _rating_evidence(ctx: Context) -> dict[str, Any]:
         value, n = offset
         fused: float | None = theirs + n / (n + OFFSET_PRIOR) * value
     else:
-        fused = _fuse(ctx, mine, theirs)
+        fused, offset = _fuse(ctx, mine, theirs), None  # an offset without a population to move is unused
     if fused is None:
         return {}
 
@@ -534,7 +537,7 @@ def _item_line(use: ItemUse) -> str:
     return f"- {use.ratings} ratings of {_data(use.item)}: avg {use.rating_mean:.1f}/5"
 
 
-RATING_WORDS = ("rate", "rating", "stars", "score", "/5", "out of 5")
+RATING_WORDS = re.compile(r"\b(rate|rates|rated|rating|ratings|stars?|score)\b|/5\b|out of 5", re.IGNORECASE)
 
 
 def _notes(ctx: Context, question: str) -> list[str]:
@@ -562,7 +565,7 @@ def _notes(ctx: Context, question: str) -> list[str]:
 
 
 def _asks_rating(question: str) -> bool:
-    return any(word in question.lower() for word in RATING_WORDS)
+    return RATING_WORDS.search(question) is not None  # whole words: "pirate" and "accurate" ask for no rating
 
 
 def _estimate_note(ctx: Context, question: str) -> str | None:

@@ -240,3 +240,27 @@ def test_user_offset_is_measured_against_each_items_population_rating(memory: Gl
     assert ctx.evidence is not None
     baseline = (4 * 2.0 + ITEM_PRIOR * 4.0) / (4 + ITEM_PRIOR)
     assert ctx.evidence["user_offset"] == pytest.approx(1.0 - baseline, abs=0.01)
+
+
+def test_offset_counts_every_fetched_record_and_survives_the_budget(memory: GlobalMemory) -> None:
+    """Eight rated horror records, 1.5 stars below the cluster: the prompt shows only some of them, but the
+    offset is measured on all eight, and dropping shown records or clusters for the budget moves neither the
+    offset nor the estimate."""
+    hits = [hit(f"horror film {i}", 0.6 - i * 0.01, rating=2.5) for i in range(8)]
+    ctx = mediate(E[0], hits, E[[0] * 8], 8, None, memory, MediatorOptions())
+    assert len(ctx.local) < 8
+    assert ctx.evidence is not None
+    assert (ctx.evidence["user_offset"], ctx.evidence["offset_records"]) == (-1.5, 8)
+    before = ctx.evidence["rating_estimate"]
+    assert before == pytest.approx(4.0 + 8 / 11 * -1.5, abs=0.01)
+    build_messages(ctx, "How would this user rate Alien?", lambda s: len(s.split()), 60)
+    assert not ctx.global_ or len(ctx.local) <= 1  # the budget dropped memory
+    assert ctx.evidence is not None
+    assert (ctx.evidence["rating_estimate"], ctx.evidence["offset_records"]) == (before, 8)
+
+
+def test_rating_questions_are_told_by_whole_words() -> None:
+    from logo_cli.mediator import _asks_rating
+
+    assert _asks_rating("How would this user rate Alien (1979)?") and _asks_rating("Give it a score out of 5")
+    assert not _asks_rating("Tell me about pirate films") and not _asks_rating("Is this accurate?")
