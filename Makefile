@@ -57,7 +57,7 @@ bench: setup
 bench-scale: setup
 	$(BIN)/python bench/bench_scale.py
 
-eval-movielens: setup  ## the MovieLens quality protocol of README (about 85 minutes on 2 cores)
+eval-movielens: setup  ## the MovieLens quality protocol of README (about 65 minutes on 2 cores)
 	bench/eval_movielens.sh
 
 clean:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the MovieLens figures in README.md, "Personalization quality": convert ml-latest-small, ingest,
 # build global memory, then the two eval runs of the protocol. The selection run (seed 1) is where the
-# rating head was chosen; the reported run (seed 3) was run once, afterwards. About 20 + 65 minutes on
-# 2 cores; run nothing else meanwhile (two llama.cpp processes on 2 cores slow each other down badly).
+# rating head was chosen; the reported run (seed 3) was run once, afterwards. Here (2 cores) the two evals
+# took 16 and 45 minutes, and ingesting these 72,533 records about 3. Run nothing else meanwhile: two
+# llama.cpp processes on 2 cores slow each other down badly.
 #
 # Usage: bench/eval_movielens.sh [OUT_DIR]
 # MOVIELENS=dir and LOGO=path/to/logo override the defaults; for a quick smoke run of the pipeline,

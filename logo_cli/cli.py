@@ -6,6 +6,7 @@ stdout carries data only (JSON lines, or the answer text); everything for people
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -985,6 +986,17 @@ def eval_cli(
     console = _stderr()
     settings = _settings(home, embedder, model)
     with _locked(settings, wait):
+        run = partial(
+            run_eval,
+            settings,
+            items,
+            chosen,
+            base=base,
+            per_bucket=per_bucket,
+            seed=seed,
+            rating_head=rating_head,
+            scan=scan,
+        )
         if console.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -997,28 +1009,9 @@ def eval_cli(
                 transient=True,
             ) as bar:
                 task = bar.add_task("eval", total=None)
-                report = run_eval(
-                    settings,
-                    items,
-                    chosen,
-                    base=base,
-                    per_bucket=per_bucket,
-                    seed=seed,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
-                    rating_head=rating_head,
-                    scan=scan,
-                )
+                report = run(progress=lambda done, total: bar.update(task, completed=done, total=total))
         else:
-            report = run_eval(
-                settings,
-                items,
-                chosen,
-                base=base,
-                per_bucket=per_bucket,
-                seed=seed,
-                rating_head=rating_head,
-                scan=scan,
-            )
+            report = run()
     if predictions is not None:
         predictions.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in report.predictions))
     if plot is not None:

@@ -7,12 +7,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import Settings
 from .global_memory import GlobalMemory
 from .mediator import MediatorOptions
+
+if TYPE_CHECKING:
+    from .ask import Asker
 from .store import Store
 
 
@@ -196,6 +200,50 @@ def bucket_of(cold_start: bool, biased: bool, off_profile: bool) -> str:
     return "regular"
 
 
+@dataclass
+class Chosen:
+    item: EvalItem
+    bucket: str
+    vector: np.ndarray  # the question's embedding, shared by every method
+
+
+def choose_questions(
+    judge: Asker, items: Sequence[EvalItem], *, per_bucket: int | None, seed: int, scan: int | None
+) -> tuple[list[Chosen], Counter[str], int]:
+    """The questions to run, each with its bucket as logo's mediator (`judge`) sees it at question time, the
+    same for every method; and how many were looked at.
+
+    With `per_bucket`, questions are looked at in seeded random order until every bucket is full or `scan`
+    questions were looked at (default 40 per wanted question, at least 300; 0: all)."""
+    from .ask import Question
+
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    chosen: list[Chosen] = []
+    counts: Counter[str] = Counter()
+    scanned = 0
+    scan_limit = None if per_bucket is None else max(300, 40 * per_bucket)  # rare buckets may stay short
+    if scan is not None and per_bucket is not None:  # without --per-bucket every question is run
+        scan_limit = scan or None
+    vectors: dict[int, np.ndarray] = {}  # embedded in batches: one at a time dominated the scan's profile
+    for position, item in enumerate(order):
+        if scan_limit is not None and scanned >= scan_limit:
+            break
+        if position % EMBED_BATCH == 0:
+            batch = order[position : position + EMBED_BATCH]
+            vectors = dict(enumerate(judge.embedder.embed([q.query for q in batch]), start=position))
+        vector = vectors[position]
+        ctx, _, _ = judge.prepare(Question(item.user, item.query, item.id, item.at), vector)
+        scanned += 1
+        bucket = bucket_of(ctx.cold_start, ctx.biased, ctx.off_profile)
+        if per_bucket is None or counts[bucket] < per_bucket:
+            chosen.append(Chosen(item, bucket, vector))
+            counts[bucket] += 1
+        if per_bucket is not None and all(counts[b] >= per_bucket for b in BUCKETS):
+            break
+    return chosen, counts, scanned
+
+
 def run_eval(
     settings: Settings,
     items: Sequence[EvalItem],
@@ -208,10 +256,8 @@ def run_eval(
     rating_head: str = "anchored",
     scan: int | None = None,
 ) -> EvalReport:
-    """Run the same questions through each memory mode with the same model, grouped by user bucket.
-
-    With `per_bucket`, questions are looked at in seeded random order until every bucket is full or `scan`
-    questions were looked at (default 40 per wanted question, at least 300; 0: all)."""
+    """Run the same questions through each memory mode with the same model, grouped by user bucket (questions
+    chosen by `choose_questions`)."""
     from .ask import Asker, GenerationOptions, Question
     from .llm import Usage
 
@@ -220,40 +266,18 @@ def run_eval(
     askers = {m: Asker(settings, replace(base, memory=m), generation) for m in methods}  # type: ignore[arg-type]
     judge = askers.get("logo") or Asker(settings, replace(base, memory="logo"), generation)
 
-    order = list(items)
-    random.Random(seed).shuffle(order)
-    chosen: list[tuple[EvalItem, str, np.ndarray]] = []
-    counts: Counter[str] = Counter()
-    scanned = 0
-    scan_limit = None if per_bucket is None else max(300, 40 * per_bucket)  # rare buckets may stay short
-    if scan is not None and per_bucket is not None:  # without --per-bucket every question is run
-        scan_limit = scan or None
-    vectors: dict[int, np.ndarray] = {}  # questions embedded in batches: one at a time costs ~4x more
-    for position, item in enumerate(order):  # bucket by what logo's mediator sees then, the same for every method
-        if scan_limit is not None and scanned >= scan_limit:
-            break
-        if position % EMBED_BATCH == 0:
-            batch = order[position : position + EMBED_BATCH]
-            vectors = dict(enumerate(judge.embedder.embed([q.query for q in batch]), start=position))
-        vector = vectors[position]
-        ctx, _, _ = judge.prepare(Question(item.user, item.query, item.id, item.at), vector)
-        scanned += 1
-        bucket = bucket_of(ctx.cold_start, ctx.biased, ctx.off_profile)
-        if per_bucket is None or counts[bucket] < per_bucket:
-            chosen.append((item, bucket, vector))
-            counts[bucket] += 1
-        if per_bucket is not None and all(counts[b] >= per_bucket for b in BUCKETS):
-            break
+    chosen, counts, scanned = choose_questions(judge, items, per_bucket=per_bucket, seed=seed, scan=scan)
 
     content_free: list[float] | None = None
-    if any(item.kind == "number" for item, _, _ in chosen):  # the model's prior over ratings, once per run
+    if any(c.item.kind == "number" for c in chosen):  # the model's prior over ratings, once per run
         blank = Asker(settings, replace(base, memory="none"), generation)
         _, messages, _ = blank.prepare(Question("", "How would this user rate N/A?"))
         content_free = [s.logprob for s in blank.generator.score(messages, RATING_CANDIDATES, Usage())]
 
     predictions: list[dict[str, object]] = []
     total = len(chosen) * len(methods)
-    for done, ((item, bucket, vector), method) in enumerate(((c, m) for c in chosen for m in methods), start=1):
+    for done, (choice, method) in enumerate(((c, m) for c in chosen for m in methods), start=1):
+        item, bucket, vector = choice.item, choice.bucket, choice.vector
         asker = askers[method]
         question = Question(item.user, item.query, item.id, item.at)
         row: dict[str, object] = {"id": item.id, "method": method, "bucket": bucket}
