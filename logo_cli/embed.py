@@ -1,11 +1,20 @@
-"""Embedders: a protocol, the sentence-transformers backend (lazy import), and a deterministic fake for tests.
+"""Embedders: a protocol, two runtimes for a sentence-transformers folder, and a deterministic fake for tests.
 
 Vectors are L2-normalized float32, so a dot product is the cosine similarity.
+
+A sentence-transformers folder runs either in sentence-transformers itself (torch: ~3.3 s of imports) or,
+for a Transformer + mean-pooling model such as all-MiniLM-L6-v2, as a cached ONNX export of the same
+weights in onnxruntime + tokenizers (~0.1 s of imports). Both give the same vectors (checked at export
+time), so both carry the same id and a store made with one is read with the other; `runtime` says which
+ran. `LOGO_EMBED_RUNTIME=auto|onnx|torch` chooses (auto: ONNX when it can run, else torch).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import logging
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,9 +22,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, UsageError
 
 FAKE_PREFIX = "fake"
+RUNTIMES = ("auto", "onnx", "torch")
+RUNTIME_ENV = "LOGO_EMBED_RUNTIME"
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -24,6 +37,9 @@ class Embedder(Protocol):
 
     @property
     def dim(self) -> int: ...
+
+    @property
+    def runtime(self) -> str: ...  # what computes the vectors: onnxruntime, sentence-transformers, fake
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -37,6 +53,8 @@ def _normalize(matrix: np.ndarray) -> np.ndarray:
 
 class FakeEmbedder:
     """Hashed bag of words: deterministic, instant, and texts sharing words land near each other."""
+
+    runtime = "fake"
 
     def __init__(self, dim: int = 256) -> None:
         self.dim = dim
@@ -55,6 +73,8 @@ class FakeEmbedder:
 
 class SentenceTransformerEmbedder:
     """A local sentence-transformers folder, loaded on first use, on the CPU, without network access."""
+
+    runtime = "sentence-transformers"
 
     def __init__(self, path: str, batch_size: int = 64) -> None:
         folder = Path(path)
@@ -107,6 +127,145 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+class OnnxEmbedder:
+    """The same folder as SentenceTransformerEmbedder, run as a cached ONNX export by onnxruntime + tokenizers.
+
+    Tokenized as sentence-transformers does (the folder's tokenizer.json, truncated to max_seq_length
+    word-pieces including [CLS]/[SEP]), batched by length (longest first, padded per batch), mean-pooled in
+    the graph, L2-normalized here. Neither torch nor sentence-transformers is imported unless the export has
+    to be made (once per weights; `python -m logo_cli.onnx_export` pre-warms it). A cached file that
+    onnxruntime cannot load is exported again once. `onnx_path` runs a given file instead of the cache.
+    """
+
+    runtime = "onnxruntime"
+
+    def __init__(
+        self, path: str, batch_size: int = 64, threads: int | None = None, onnx_path: Path | None = None
+    ) -> None:
+        from .onnx_export import onnx_spec
+
+        folder = Path(path)
+        self.spec = onnx_spec(folder)  # UnsupportedModel (a ModelError) when ONNX cannot match this folder
+        self.path = folder
+        self.batch_size = batch_size
+        self.threads = threads or os.cpu_count() or 1
+        self.id = f"sentence-transformers:{_model_name(folder)}"
+        self.dim = self.spec.dim
+        self.onnx_path = onnx_path
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._inputs: list[str] = []
+
+    def prepare(self) -> None:
+        """Load the tokenizer and the ONNX session, exporting first if needed. Raises ModelError."""
+        if self._session is not None:
+            return
+        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
+            raise ModelError("The ONNX embedder needs the onnxruntime and tokenizers packages.")
+        from .config import force_offline
+
+        force_offline()  # as the torch path: no tokenizers thread pool (it warns when the process forks later)
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.spec.max_seq_length)
+        if self.onnx_path is not None:
+            session = self._open(self.onnx_path)
+        else:
+            from .onnx_export import discard_export, ensure_onnx
+
+            onnx_file = ensure_onnx(self.path)
+            try:
+                session = self._open(onnx_file)
+            except ModelError as exc:  # a damaged export: remove it and export again, once
+                log.info("%s; exporting again", exc)
+                discard_export(self.path)
+                session = self._open(ensure_onnx(self.path))
+        self._tokenizer = tokenizer
+        self._inputs = [i.name for i in session.get_inputs()]
+        self._session = session
+
+    def _open(self, onnx_file: Path) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: onnxruntime's warnings are noise on stderr
+        try:
+            session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for an unreadable model
+            raise ModelError(f"{onnx_file}: onnxruntime cannot load it: {exc}") from exc
+        outputs = session.get_outputs()
+        names = {i.name for i in session.get_inputs()}
+        if (
+            len(outputs) != 1
+            or outputs[0].shape[-1] != self.dim
+            or not {"input_ids", "attention_mask"} <= names <= {"input_ids", "attention_mask", "token_type_ids"}
+        ):
+            raise ModelError(f"{onnx_file}: not an export of {self.path} (inputs {sorted(names)}).")
+        return session
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self.prepare()
+        batch = [t.lower() for t in texts] if self.spec.do_lower_case else list(texts)
+        encodings = self._tokenizer.encode_batch(batch)
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(-lengths, kind="stable")  # similar lengths together: little padding per batch
+        out = np.empty((len(batch), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = int(lengths[rows].max())
+            feeds = {name: np.zeros((len(rows), width), dtype=np.int64) for name in self._inputs}
+            for r, i in enumerate(rows):
+                encoding, n = encodings[i], lengths[i]
+                feeds["input_ids"][r, :n] = encoding.ids
+                feeds["attention_mask"][r, :n] = 1
+                if "token_type_ids" in feeds:
+                    feeds["token_type_ids"][r, :n] = encoding.type_ids
+            out[rows] = self._session.run(None, feeds)[0]
+        return _normalize(out)
+
+
+class AutoEmbedder:
+    """ONNX when it can run (cached export, or one made now), else sentence-transformers: same id, same vectors.
+
+    The choice is made on first use (so commands that need only id/dim pay nothing) and kept; `runtime`
+    resolves it, and `fallback_reason` says why ONNX was not used."""
+
+    def __init__(self, path: str, batch_size: int = 64) -> None:
+        self._onnx = OnnxEmbedder(path, batch_size)
+        self._torch = SentenceTransformerEmbedder(path, batch_size)
+        self.id = self._onnx.id
+        self.fallback_reason: str | None = None
+        self._active: Embedder | None = None
+
+    @property
+    def dim(self) -> int:
+        return self._onnx.dim
+
+    def _resolve(self) -> Embedder:
+        if self._active is None:
+            try:
+                self._onnx.prepare()
+                self._active = self._onnx
+            except Exception as exc:  # any failure of the fast path (export, onnxruntime) falls back, silently
+                self.fallback_reason = f"{type(exc).__name__}: {exc}"
+                log.info("ONNX embedder unavailable, using sentence-transformers: %s", self.fallback_reason)
+                self._active = self._torch
+        return self._active
+
+    @property
+    def runtime(self) -> str:
+        return self._resolve().runtime
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._resolve().embed(texts)
+
+
 def _declared_dim(folder: Path) -> int | None:
     """The output size the folder's modules declare (the last Dense or Pooling layer), if they say."""
     import json
@@ -132,17 +291,47 @@ def _model_name(folder: Path) -> str:
     return folder.name
 
 
-_CACHE: dict[str, Embedder] = {}
+_CACHE: dict[tuple[str, str], Embedder] = {}
 
 
-def load_embedder(spec: str) -> Embedder:
-    """`fake` or `fake:DIM` for the test embedder, otherwise a sentence-transformers folder. Cached per process."""
-    if spec not in _CACHE:
+def embed_runtime(runtime: str | None = None) -> str:
+    """The runtime asked for: the argument, else $LOGO_EMBED_RUNTIME, else auto."""
+    value = (runtime or os.environ.get(RUNTIME_ENV) or "auto").strip().lower()
+    if value not in RUNTIMES:
+        raise UsageError(f"{RUNTIME_ENV}={value!r}: expected one of {', '.join(RUNTIMES)}.")
+    return value
+
+
+def _onnx_usable(folder: Path) -> bool:
+    """Cheap checks (no heavy import) that auto may try ONNX: packages present, folder supported, and an
+    export cached or makeable (and not already given up for these weights)."""
+    from .onnx_export import UnsupportedModel, cached_onnx, can_export, failed_reason, onnx_spec
+
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
+        return False
+    try:
+        onnx_spec(folder)
+    except UnsupportedModel:
+        return False
+    return cached_onnx(folder).is_file() or (can_export() and failed_reason(folder) is None)
+
+
+def load_embedder(spec: str, runtime: str | None = None) -> Embedder:
+    """`fake` or `fake:DIM` for the test embedder, otherwise a sentence-transformers folder run by `runtime`
+    (auto, onnx or torch; default $LOGO_EMBED_RUNTIME, else auto). Cached per process."""
+    chosen = embed_runtime(runtime)
+    key = (spec, chosen)
+    if key not in _CACHE:
         if spec == FAKE_PREFIX or spec.startswith(FAKE_PREFIX + ":"):
             _, _, dim = spec.partition(":")
-            _CACHE[spec] = FakeEmbedder(int(dim) if dim else 256)
+            _CACHE[key] = FakeEmbedder(int(dim) if dim else 256)
         else:
             if not Path(spec).exists():
                 raise ModelError(f"{spec}: no such embedder folder.", "Pass --embedder PATH to a local folder.")
-            _CACHE[spec] = SentenceTransformerEmbedder(spec)
-    return _CACHE[spec]
+            if chosen == "onnx":
+                _CACHE[key] = OnnxEmbedder(spec)
+            elif chosen == "auto" and _onnx_usable(Path(spec)):
+                _CACHE[key] = AutoEmbedder(spec)
+            else:
+                _CACHE[key] = SentenceTransformerEmbedder(spec)
+    return _CACHE[key]
