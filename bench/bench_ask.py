@@ -32,7 +32,10 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=48)
     args = parser.parse_args()
 
+    from logo_cli.answers import AnswerType
     from logo_cli.ask import Asker, GenerationOptions, Question
+
+    OPEN = AnswerType.OPEN  # generated text: what this bench compares with llama.cpp alone
     from logo_cli.config import Settings
     from logo_cli.embed import load_embedder
     from logo_cli.global_build import BuildOptions, build_global
@@ -54,12 +57,12 @@ def main() -> None:
         questions = questions[: args.questions]
         generator = asker.generator
         llm = generator._llm  # type: ignore[attr-defined]  # the raw llama.cpp object
-        asker.answer(Question(questions[0]["user"], questions[0]["query"]))  # warm up
+        asker.answer(Question(questions[0]["user"], questions[0]["query"], answer_type=OPEN))  # warm up
 
         logo_ms, raw_ms, overhead_ms, prompt_tokens = [], [], [], []
         for _ in range(args.repeats):
             for q in questions:
-                result = asker.answer(Question(q["user"], q["query"]))
+                result = asker.answer(Question(q["user"], q["query"], answer_type=OPEN))
                 logo_ms.append(result.timings_ms["total"])
                 overhead_ms.append(result.timings_ms["total"] - result.timings_ms["generate"])
                 prompt_tokens.append(result.usage.prompt_tokens)
@@ -100,12 +103,12 @@ def main() -> None:
         for _ in range(args.repeats):
             for q in questions:
                 t = time.perf_counter()
-                asker.answer(Question(q["user"], q["query"]))
+                asker.answer(Question(q["user"], q["query"], answer_type=OPEN))
                 kept_ms.append((time.perf_counter() - t) * 1000)
             for q in questions:
                 llm.reset()
                 t = time.perf_counter()
-                asker.answer(Question(q["user"], q["query"]))
+                asker.answer(Question(q["user"], q["query"], answer_type=OPEN))
                 reset_ms.append((time.perf_counter() - t) * 1000)
         out.append(
             {
@@ -122,7 +125,9 @@ def main() -> None:
             for local in ("rag", "profile", "profile+rag") if memory in ("local", "logo") else ("rag",):
                 mode = Asker(settings, MediatorOptions(memory=memory, local_mode=local), GenerationOptions())
                 counts = [
-                    generator.count_tokens(generator.render(mode.prepare(Question(q["user"], q["query"]))[1]))
+                    generator.count_tokens(
+                        generator.render(mode.prepare(Question(q["user"], q["query"], answer_type=OPEN)).messages)
+                    )
                     for q in all_questions
                 ]
                 out.append(

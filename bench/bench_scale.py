@@ -57,6 +57,7 @@ def build(home: Path) -> dict[str, float]:
 def asks(home: Path, questions: int, full: int, seed: int) -> dict[str, float]:
     import numpy as np
 
+    from logo_cli.answers import AnswerType
     from logo_cli.ask import Asker, GenerationOptions, Question
     from logo_cli.config import Settings
     from logo_cli.mediator import MediatorOptions
@@ -76,13 +77,15 @@ def asks(home: Path, questions: int, full: int, seed: int) -> dict[str, float]:
         words = topic_words(int(rng.integers(0, 300)))
         texts.append(f"What should I try next, something with {words[0]} or {words[1]}?")
     t = time.perf_counter()
-    asker.prepare(Question(picks[0], texts[0]))  # the first read loads Chroma's vector segment into memory
+    asker.prepare(
+        Question(picks[0], texts[0], answer_type=AnswerType.OPEN)
+    )  # the first read loads Chroma's vector segment into memory
     first_ms = (time.perf_counter() - t) * 1000
 
     own, embed_ms, retrieve_ms, mediate_ms, raw_ms = [], [], [], [], []
     collection = asker.store.collection
     for user, text in zip(picks[:questions], texts[:questions], strict=True):
-        _, _, timings = asker.prepare(Question(user, text))
+        timings = asker.prepare(Question(user, text, answer_type=AnswerType.OPEN)).timings
         own.append(timings["embed"] + timings["retrieve"] + timings["mediate"])
         embed_ms.append(timings["embed"])
         retrieve_ms.append(timings["retrieve"])
@@ -94,7 +97,7 @@ def asks(home: Path, questions: int, full: int, seed: int) -> dict[str, float]:
 
     totals, shares, prompt = [], [], []
     for user, text in zip(picks[questions:], texts[questions:], strict=True):
-        answer = asker.answer(Question(user, text))
+        answer = asker.answer(Question(user, text, answer_type=AnswerType.OPEN))
         t = answer.timings_ms
         mine = t["embed"] + t["retrieve"] + t["mediate"]
         totals.append(t["total"])

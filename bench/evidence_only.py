@@ -22,6 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from logo_cli.answers import AnswerType
 from logo_cli.ask import Asker, GenerationOptions, Question
 from logo_cli.config import force_offline, resolve
 from logo_cli.evaluate import choose_questions, load_eval
@@ -54,7 +55,8 @@ def main() -> None:
     for method, asker in askers.items():
         errors: dict[str, list[float]] = defaultdict(list)
         for c in (c for c in chosen if c.item.kind == "number"):
-            ctx, _, _ = asker.prepare(Question(c.item.user, c.item.query, c.item.id, c.item.at), c.vector)
+            question = Question(c.item.user, c.item.query, c.item.id, c.item.at, answer_type=AnswerType.RATING)
+            ctx = asker.prepare(question, c.vector, prompt=False).context
             estimate = (ctx.evidence or {}).get("rating_estimate")
             if estimate is not None:
                 error = abs(float(estimate) - float(c.item.gold))

@@ -1,5 +1,7 @@
 """Answering questions: load the models and memories once, then for each question embed it, retrieve,
-mediate, and generate. Used by `logo ask` for one question or a batch.
+mediate, and answer it by its type (`answers.py`): a rating read off the model's scores and memory's
+estimate, the best-scored option, items recommended from memory, or short generated text. `logo ask` and
+`logo eval` both call `Asker.answer`, so what eval scores is what ask prints.
 """
 
 from __future__ import annotations
@@ -12,16 +14,34 @@ from typing import Any
 import numpy as np
 
 from . import global_memory
+from .answers import (
+    DEFAULT_COUNT,
+    AnswerType,
+    ChoiceAnswer,
+    RatingAnswer,
+    RatingScale,
+    choice_answer,
+    detect,
+    looping,
+    options_in,
+    rating_answer,
+    rating_reason,
+    rating_text,
+    requested_count,
+    scale_for,
+)
 from .config import Settings
 from .embed import Embedder, load_embedder
 from .errors import GlobalMemoryMissing, StoreError, UsageError
 from .global_memory import GlobalMemory, UserProfile
 from .llm import Generator, Usage, check_gguf, generator_for
-from .mediator import Context, MediatorOptions, build_messages, mediate
+from .mediator import SYSTEM_PROMPT, Context, MediatorOptions, build_messages, mediate
+from .recommend import GENERIC_REQUEST, Recommendation, RecommendInput, recommend, recommendation_text
 from .records import Record, format_time
 from .store import Hit, Store, store_for
 
 CANDIDATES = 8  # the user's nearest records fetched before the mediator picks
+CONTENT_FREE = "How would this user rate N/A?"  # the calibration question: it names nothing
 
 
 @dataclass
@@ -30,6 +50,14 @@ class Question:
     query: str
     id: str | None = None
     at: float | None = None  # answer as of this time: only records strictly before it
+    candidates: list[str] | None = None  # options to choose from (a batch line's `candidates`/`options`)
+    answer_type: AnswerType = AnswerType.AUTO
+    count: int | None = None  # items to recommend; None: what the question asks for, else DEFAULT_COUNT
+
+    def resolved_type(self) -> AnswerType:
+        if self.answer_type != AnswerType.AUTO:
+            return self.answer_type
+        return detect(self.query, self.candidates)
 
 
 @dataclass
@@ -37,6 +65,19 @@ class GenerationOptions:
     max_tokens: int = 160
     temperature: float = 0.0
     seed: int = 0
+
+
+@dataclass
+class Prepared:
+    """Everything before the answer: the mediator's context, the prompt, and the user's history when the
+    answer type reads it."""
+
+    context: Context
+    messages: list[dict[str, str]]
+    timings: dict[str, float]
+    vector: np.ndarray
+    history: list[Record] = field(default_factory=list)
+    history_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
 
 @dataclass
@@ -49,6 +90,22 @@ class Answer:
     usage: Usage
     timings_ms: dict[str, float] = field(default_factory=dict)
     global_version: str | None = None
+    answer_type: AnswerType = AnswerType.OPEN
+    rating: RatingAnswer | None = None
+    choice: ChoiceAnswer | None = None
+    recommendations: list[Recommendation] | None = None
+    note: str | None = None  # why the answer type differs from the one asked for, if it does
+
+    @property
+    def value(self) -> Any:
+        """The answer as data: the rating, the chosen option, the recommended items, or the text."""
+        if self.rating is not None:
+            return self.rating.value
+        if self.choice is not None:
+            return self.choice.option
+        if self.recommendations is not None:
+            return [r.item for r in self.recommendations]
+        return self.answer
 
     def to_json(self, *, include_prompt: bool = False) -> dict[str, Any]:
         ctx = self.context
@@ -58,6 +115,18 @@ class Answer:
             "query": self.question.query,
             "at": format_time(self.question.at) if self.question.at is not None else None,
             "answer": self.answer,
+            "answer_type": self.answer_type.value,
+            "answer_value": self.value,
+        }
+        if self.note:
+            out["note"] = self.note
+        if self.rating is not None:
+            out["rating"] = self.rating.to_json()
+        if self.choice is not None:
+            out["choices"] = self.choice.scores
+        if self.recommendations is not None:
+            out["recommendations"] = [r.to_json() for r in self.recommendations]
+        out |= {
             "memory": ctx.memory,
             "weights": ctx.weights,
             "flags": ctx.flags(),
@@ -116,6 +185,10 @@ class Asker:
         self._embedder: Embedder | None = None
         self._warm = False
         self._generator: Generator | None = None
+        self._priors: dict[RatingScale, list[float]] = {}
+        self._catalog: GlobalMemory | None = None
+        self._history: Store | None = None
+        self._generic: np.ndarray | None = None
         self.store: Store | None = None
         self.memory: GlobalMemory | None = None
         needs_global = options.memory in ("logo", "global")
@@ -146,19 +219,27 @@ class Asker:
             self._generator = generator_for(self.settings)
         return self._generator
 
-    def prepare(
-        self, question: Question, vector: np.ndarray | None = None
-    ) -> tuple[Context, list[dict[str, str]], dict[str, float]]:
-        """Everything before generation: the mediator's context and the prompt messages. `vector` is the
-        question's embedding when the caller embedded many questions in one batch."""
+    @property
+    def catalog(self) -> GlobalMemory | None:
+        """Global memory's items, which every memory mode recommends from (modes differ in how they rank).
+        None when no global memory is built."""
+        if self.memory is not None:
+            return self.memory
+        if self._catalog is None and global_memory.exists(self.settings.global_dir):
+            self._catalog = global_memory.load(self.settings.global_dir)
+        return self._catalog
+
+    def prepare(self, question: Question, vector: np.ndarray | None = None, *, prompt: bool = True) -> Prepared:
+        """Everything before the answer: the mediator's context and (with `prompt`) the prompt messages.
+        `vector` is the question's embedding when the caller embedded many questions in one batch."""
         if not question.query.strip():
             raise UsageError("The question is empty.")
+        kind = question.resolved_type()
         timings: dict[str, float] = {}
         clock = time.perf_counter()
-        if self.options.memory == "none":
-            vector = np.zeros(1, dtype=np.float32)
-        elif vector is None:
-            vector = self.embedder.embed([question.query])[0]
+        needs_vector = self.options.memory != "none" or kind == AnswerType.RECOMMEND
+        if vector is None:
+            vector = self.embedder.embed([question.query])[0] if needs_vector else np.zeros(1, dtype=np.float32)
         timings["embed"] = _ms(clock)
 
         clock = time.perf_counter()
@@ -167,16 +248,22 @@ class Asker:
         history = 0
         profile: UserProfile | None = None
         records: list[Record] = []
-        if self.store is not None:
-            wants_records = self.options.memory in ("logo", "local") and self.options.local_mode != "rag"
+        vectors = np.zeros((0, 0), dtype=np.float32)
+        store = self.store
+        if store is None and kind == AnswerType.RECOMMEND and self.options.memory == "none":
+            store = self._history_store()  # recommending leaves out what the user already has
+        if store is not None:
+            wants_records = kind == AnswerType.RECOMMEND or (
+                self.options.memory in ("logo", "local") and self.options.local_mode != "rag"
+            )
             if wants_records:
-                records, vectors = self.store.user_history(question.user, question.at)
+                records, vectors = store.user_history(question.user, question.at)
                 ids = [r.uid for r in records]
             else:
-                ids, vectors = self.store.user_vectors(question.user, question.at)
+                ids, vectors = store.user_vectors(question.user, question.at)
             history = len(vectors)
             if history and self.options.memory in ("logo", "local"):
-                hits, hit_vectors = self.store.nearest(
+                hits, hit_vectors = store.nearest(
                     question.user, ids, vectors, vector, min(CANDIDATES, history), records if wants_records else None
                 )
             if self.memory is not None:
@@ -192,43 +279,174 @@ class Asker:
         memory = self.memory if self.options.memory in ("logo", "global") else None
         if memory is not None and question.at is not None:
             memory = memory.as_of(question.at)  # population statistics from before --at only
-        ctx = mediate(vector, hits, hit_vectors, history, profile, memory, self.options, records)
-        messages = build_messages(ctx, question.query, self.generator.count_tokens, self.options.prompt_budget)
+        ctx = mediate(
+            vector if self.options.memory != "none" else np.zeros(1, dtype=np.float32),
+            hits,
+            hit_vectors,
+            history if self.options.memory != "none" else 0,
+            profile,
+            memory,
+            self.options,
+            records,
+        )
+        messages = self._messages(ctx, question.query) if prompt else []
         timings["mediate"] = _ms(clock)
-        return ctx, messages, timings
+        return Prepared(ctx, messages, timings, vector, records, vectors)
 
-    def answer(self, question: Question, on_token: Callable[[str], None] | None = None) -> Answer:
-        generator = self.generator  # load the models before timing the phases
-        if self.options.memory != "none" and not self._warm:
+    def _messages(self, ctx: Context, query: str) -> list[dict[str, str]]:
+        return build_messages(ctx, query, self.generator.count_tokens, self.options.prompt_budget)
+
+    def _history_store(self) -> Store | None:
+        """The store for reading a user's history when the memory mode itself reads none (`none`)."""
+        if self._history is None:
+            store = store_for(self.settings)
+            if store.exists():
+                self._history = store.open(self.embedder.id, self.embedder.dim, create=False)
+        return self._history
+
+    def answer(
+        self,
+        question: Question,
+        on_token: Callable[[str], None] | None = None,
+        vector: np.ndarray | None = None,
+    ) -> Answer:
+        """The typed answer to one question (the type by `answers.detect` unless the question forces one)."""
+        kind = question.resolved_type()
+        if kind != AnswerType.RECOMMEND:  # recommendations come from memory: they need no model
+            _ = self.generator  # load the models before timing the phases
+        if (self.options.memory != "none" or kind == AnswerType.RECOMMEND) and not self._warm:
             self.embedder.embed(["warm up"])  # the first call loads the weights
             self._warm = True
         started = time.perf_counter()
-        ctx, messages, timings = self.prepare(question)
+        if kind == AnswerType.CHOICE and not (question.candidates or options_in(question.query)):
+            raise UsageError(
+                "A choice needs options.", "Give `candidates` in the batch line, or list them in the question."
+            )
+        prepared = self.prepare(question, vector, prompt=kind != AnswerType.RECOMMEND)
+        ctx, timings = prepared.context, prepared.timings
+        result = Answer(
+            question=question,
+            answer="",
+            context=ctx,
+            messages=prepared.messages,
+            models={"llm": None, "embedder": None},
+            usage=Usage(),
+            global_version=self.memory.version if self.memory else None,
+            answer_type=kind,
+        )
         clock = time.perf_counter()
-        usage = Usage()
-        pieces: list[str] = []
-        for piece in generator.stream(
+        if kind == AnswerType.RECOMMEND:
+            self._recommend(question, prepared, result)
+            timings["recommend"] = _ms(clock)
+            if result.answer_type != AnswerType.RECOMMEND:  # nothing in memory fits: open text after all
+                clock = time.perf_counter()
+                result.messages = prepared.messages = self._messages(ctx, question.query)
+                timings["mediate"] = round(timings["mediate"] + _ms(clock), 2)
+        clock = time.perf_counter()
+        if result.answer_type == AnswerType.RATING:
+            self._rate(question, prepared, result)
+        elif result.answer_type == AnswerType.CHOICE:
+            options = question.candidates or options_in(question.query) or []
+            scores = self.generator.score(prepared.messages, options, result.usage)
+            result.choice = choice_answer(options, [x.mean for x in scores], [x.logprob for x in scores])
+            result.answer = result.choice.option
+        elif result.answer_type == AnswerType.OPEN:
+            result.answer = self._generate(prepared.messages, result.usage, on_token)
+        if result.answer_type != AnswerType.RECOMMEND:
+            timings["generate"] = _ms(clock)
+            result.models["llm"] = self.generator.id
+        timings["total"] = _ms(started)
+        result.timings_ms = timings
+        result.models["embedder"] = self._embedder.id if self._embedder else None
+        return result
+
+    def _rate(self, question: Question, prepared: Prepared, result: Answer) -> None:
+        memory = self.memory or self.catalog
+        scale = scale_for(
+            question.query,
+            memory.rating_range if memory else None,
+            memory.rating_step if memory else None,
+        )
+        ctx = prepared.context
+        estimate = None
+        if ctx.evidence and ctx.evidence.get("rating_estimate") is not None:
+            estimate = float(ctx.evidence["rating_estimate"])
+        prior = self._prior(scale)
+        scores = [x.logprob for x in self.generator.score(prepared.messages, scale.candidates(), result.usage)]
+        result.rating = rating_answer(scores, prior, estimate, scale)
+        result.answer = rating_text(result.rating, rating_reason(ctx.evidence, ctx.memory, scale))
+
+    def _prior(self, scale: RatingScale) -> list[float]:
+        """The model's leaning over the scale for a question that names nothing, once per scale."""
+        if scale not in self._priors:
+            blank = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": CONTENT_FREE}]
+            self._priors[scale] = [x.logprob for x in self.generator.score(blank, scale.candidates(), Usage())]
+        return self._priors[scale]
+
+    def _recommend(self, question: Question, prepared: Prepared, result: Answer) -> None:
+        catalog = prepared.context.global_memory  # the as-of view the mediator used, in logo/global modes
+        if catalog is None:
+            catalog = self.catalog
+            if catalog is not None and question.at is not None:
+                catalog = catalog.as_of(question.at)
+        ctx = prepared.context
+        count = question.count or requested_count(question.query) or DEFAULT_COUNT
+        items: list[Recommendation] = []
+        if catalog is not None:
+            request = RecommendInput(
+                question_vector=prepared.vector,
+                history=prepared.history,
+                history_vectors=prepared.history_vectors,
+                w_local=ctx.weights["local"],
+                w_global=ctx.weights["global"],
+                community=ctx.community.id if ctx.community is not None else None,
+                memory_mode=ctx.memory,
+                query=question.query,
+                generic_vector=self._generic_vector(),
+            )
+            items = recommend(catalog, request, count)
+        if not items:
+            result.answer_type = AnswerType.OPEN
+            result.note = (
+                "no global memory to recommend from: run `logo build-global`"
+                if catalog is None
+                else "no shared item in memory fits this question: answered as open text"
+            )
+            return
+        result.recommendations = items
+        scale = catalog.rating_range[1] if catalog is not None and catalog.rating_range else None
+        result.answer = recommendation_text(items, scale)
+
+    def _generic_vector(self) -> np.ndarray:
+        if self._generic is None:
+            self._generic = self.embedder.embed([GENERIC_REQUEST])[0]
+        return self._generic
+
+    def _generate(self, messages: list[dict[str, str]], usage: Usage, on_token: Callable[[str], None] | None) -> str:
+        """Generated text, stopped at the first repetition loop (small models loop on a phrase)."""
+        text = ""
+        shown = 0
+        for piece in self.generator.stream(
             messages,
             max_tokens=self.generation.max_tokens,
             temperature=self.generation.temperature,
             seed=self.generation.seed,
             usage=usage,
         ):
-            pieces.append(piece)
-            if on_token:
-                on_token(piece)
-        timings["generate"] = _ms(clock)
-        timings["total"] = _ms(started)
-        return Answer(
-            question=question,
-            answer="".join(pieces).strip(),
-            context=ctx,
-            messages=messages,
-            models={"llm": generator.id, "embedder": self._embedder.id if self._embedder else None},
-            usage=usage,
-            timings_ms=timings,
-            global_version=self.memory.version if self.memory else None,
-        )
+            text += piece
+            cut = looping(text)
+            if cut is not None:
+                text = text[:cut]
+                break
+            if on_token:  # hold back the last few words: a loop is only seen once it repeats
+                safe = text.rfind(" ", 0, max(len(text) - 40, 0))
+                if safe > shown:
+                    on_token(text[shown:safe])
+                    shown = safe
+        text = text.rstrip()
+        if on_token and len(text) > shown:
+            on_token(text[shown:])
+        return text.strip()
 
 
 def _ms(since: float) -> float:

@@ -420,7 +420,20 @@ def ask_cli(
     show_prompt: Annotated[
         bool, typer.Option("--show-prompt", help="Include the prompt messages in the JSON.")
     ] = False,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest answer, in tokens.")] = 160,
+    answer_type: Annotated[
+        str,
+        typer.Option(
+            "--answer-type",
+            "-t",
+            help="auto (by the question), rating (a number on the scale, with where it comes from), choice (the "
+            "best of the options the question lists), recommend (items from memory only) or open (generated text).",
+        ),
+    ] = "auto",
+    count: Annotated[
+        int | None,
+        typer.Option("--count", "-n", min=1, max=50, help="Items to recommend.", show_default="as asked, else 5"),
+    ] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest open answer, in tokens.")] = 160,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 gives reproducible answers.")] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     local_k: Annotated[int, typer.Option("--local-k", min=0, help="Most of the user's records in the prompt.")] = 4,
@@ -437,14 +450,21 @@ def ask_cli(
     """Answer a question for one user, from their history and the population's global memory.
 
     The mediator weighs local against global memory: cold-start users and off-profile questions from
-    biased users lean on global memory. On a terminal the answer streams; --json prints one object with
-    the answer and everything that went into it.
+    biased users lean on global memory. Each question gets an answer type (--answer-type auto): a rating
+    is a number read off the model and memory's estimate, then where it comes from; a recommendation names
+    only items from memory, never ones the user already has; a choice picks among listed options; anything
+    else is short generated text, streamed on a terminal. --json prints one object with the answer, its
+    type and value, and everything that went into it.
     """
+    from .answers import ANSWER_TYPES, AnswerType
     from .ask import Asker, GenerationOptions, Question
     from .mediator import MEMORY_MODES
 
     if memory not in MEMORY_MODES:
         raise UsageError(f"--memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}.")
+    if answer_type not in ANSWER_TYPES:
+        raise UsageError(f"--answer-type must be one of {', '.join(ANSWER_TYPES)}, not {answer_type!r}.")
+    forced = AnswerType(answer_type)
     batch = question == "-" or (question is None and not sys.stdin.isatty())
     if not batch and question is None:
         raise UsageError(
@@ -469,7 +489,7 @@ def ask_cli(
 
         if batch:
             answered = 0
-            for item in _batch_questions(user, when):
+            for item in _batch_questions(user, when, forced, count):
                 _emit(asker.answer(item).to_json(include_prompt=show_prompt))
                 answered += 1
             if not answered and question is None:
@@ -480,25 +500,31 @@ def ask_cli(
             return
 
         assert user is not None and question is not None
-        item = Question(user=user, query=question, at=when)
+        item = Question(user=user, query=question, at=when, answer_type=forced, count=count)
         stream = not as_json and sys.stdout.isatty()
-        result = asker.answer(item, on_token=_write_through if stream else None)
+        streamed: list[str] = []
+
+        def write_through(text: str) -> None:
+            streamed.append(text)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        result = asker.answer(item, on_token=write_through if stream else None)
         if as_json:
             _emit(result.to_json(include_prompt=show_prompt))
-        elif stream:
+        elif streamed:
             sys.stdout.write("\n")
-        else:
+        else:  # typed answers are whole at once: nothing to stream
             sys.stdout.write(result.answer + "\n")
+        if result.note:
+            _stderr().print(f"[yellow]Note:[/] {result.note}")
         if explain or VERBOSITY["level"] == 2:
             _explain(result, always=explain)
 
 
-def _write_through(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
-def _batch_questions(default_user: str | None, default_at: float | None) -> Any:
+def _batch_questions(default_user: str | None, default_at: float | None, default_type: Any, count: int | None) -> Any:
+    """Questions from JSONL on stdin: {user, query, id?, at?, candidates|options?, answer_type?, count?}."""
+    from .answers import ANSWER_TYPES, AnswerType
     from .ask import Question
     from .errors import BadRecord
     from .records import parse_time, parse_user, read_jsonl_objects
@@ -519,7 +545,26 @@ def _batch_questions(default_user: str | None, default_at: float | None) -> Any:
                 when = parse_time(obj["at"])
             except ValueError as exc:
                 raise BadRecord("<stdin>", line, f"field `at`: {exc}") from None
-        yield Question(user=user, query=query, id=str(obj["id"]) if obj.get("id") is not None else None, at=when)
+        options = obj.get("candidates", obj.get("options"))
+        if options is not None and (
+            not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options)
+        ):
+            raise BadRecord("<stdin>", line, "`candidates` must be a list of at least two strings")
+        kind = obj.get("answer_type", default_type.value)
+        if kind not in ANSWER_TYPES:
+            raise BadRecord("<stdin>", line, f"`answer_type` must be one of {', '.join(ANSWER_TYPES)}")
+        wanted = obj.get("count", count)
+        if wanted is not None and (isinstance(wanted, bool) or not isinstance(wanted, int) or not 1 <= wanted <= 50):
+            raise BadRecord("<stdin>", line, "`count` must be an integer from 1 to 50")
+        yield Question(
+            user=user,
+            query=query,
+            id=str(obj["id"]) if obj.get("id") is not None else None,
+            at=when,
+            candidates=options,
+            answer_type=AnswerType(kind),
+            count=wanted,
+        )
 
 
 def _explain(result: Any, *, always: bool = False) -> None:
@@ -558,11 +603,25 @@ def _explain(result: Any, *, always: bool = False) -> None:
             f"{k.replace('_', ' ')} {v}" for k, v in ctx.evidence.items() if v is not None and k != "items"
         )
         lines.append(f"  evidence: {shown}")
+    lines.append(f"  answer type: {result.answer_type.value}" + (f" ({result.note})" if result.note else ""))
+    if result.rating is not None:
+        r = result.rating
+        spread = ", ".join(f"{v}: {p:.2f}" for v, p in r.distribution.items() if p >= 0.05)
+        lines.append(
+            f"  rating: {r.value:g} on {r.scale.low:g}-{r.scale.high:g} by step {r.scale.step:g}, head {r.head}"
+            f" (expected {r.expected:.2f}, memory's estimate {r.estimate}) · {spread}"
+        )
+    if result.choice is not None:
+        for option in result.choice.scores:
+            lines.append(f"  option {option['score']:.2f}  {option['option']}")
+    for rec in result.recommendations or []:
+        terms = " ".join(f"{k} {v:.2f}" for k, v in rec.terms.items())
+        lines.append(f"  item   {rec.score:.2f}  {rec.item} via {'+'.join(rec.sources) or 'rank'} ({terms})")
     t = result.timings_ms
+    phases = ", ".join(f"{k} {v:.0f} ms" for k, v in t.items() if k != "total")
     lines.append(
         f"  tokens: prompt {result.usage.prompt_tokens}, answer {result.usage.completion_tokens} · "
-        f"{t['total'] / 1000:.1f} s (embed {t['embed']:.0f} ms, retrieve {t['retrieve']:.0f} ms, "
-        f"mediate {t['mediate']:.0f} ms, generate {t['generate']:.0f} ms)"
+        f"{t['total'] / 1000:.1f} s ({phases})"
     )
     console = _stderr(always=always)  # asked for by name: shown even with --quiet
     for line in lines:
@@ -919,6 +978,7 @@ def convert_prefeval_cli(
     "eval",
     epilog=(
         "Example: logo eval movielens/eval.jsonl --per-bucket 40 --plot eval.png\n\n"
+        "Example: logo eval movielens/recommend.jsonl --per-bucket 50 --methods local,global,logo\n\n"
         "Example: logo eval prefeval/eval.jsonl --methods none,local,logo --json"
     ),
 )
@@ -945,15 +1005,17 @@ def eval_cli(
     predictions: Annotated[
         Path | None, typer.Option("--predictions", help="Write every prediction as JSONL here.")
     ] = None,
-    rating_head: Annotated[
+    k: Annotated[
+        int | None,
+        typer.Option("--k", min=1, help="Recommend questions: score the top K items.", show_default="as asked"),
+    ] = None,
+    references: Annotated[
         str,
         typer.Option(
-            "--rating-head",
-            help="How a rating is read off the model: anchored (default: the calibrated distribution times a "
-            "Gaussian around the memory's estimate), model (its expected rating), calibrated (contextual "
-            "calibration).",
+            "--references",
+            help="Plain recommenders run beside logo on recommend questions: popularity, item-knn, or none.",
         ),
-    ] = "anchored",
+    ] = "popularity,item-knn",
     local_mode: LocalOpt = "rag",
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,
@@ -963,18 +1025,24 @@ def eval_cli(
     embedder: EmbedderOpt = None,
     model: ModelOpt = None,
 ) -> None:
-    """Measure answers against gold, for each memory mode, by user bucket (cold-start, biased, regular).
+    """Measure the answers `logo ask` gives against gold, for each memory mode, by user bucket (cold-start,
+    biased off/on profile, regular).
 
-    Metric by gold type: a number -> MAE and RMSE (a rating read off the likelihoods of "Rating: 1" ..
-    "Rating: 5" by --rating-head; --json gives every head's MAE); with candidates -> accuracy (the candidate
-    the model finds most likely); free text -> ROUGE-L. Questions are bucketed by what logo's mediator sees
-    at their time.
+    Every question is answered exactly as `logo ask` answers it, with the type its gold implies: a number
+    -> a rating answer, scored by MAE and RMSE of the number it prints; candidates -> a choice, scored by
+    accuracy; a list of item names -> a recommendation, scored by hit rate, recall and NDCG at k, beside
+    plain popularity and item-kNN recommenders on the same store (--references); free text -> ROUGE-L.
+    Questions are bucketed by what logo's mediator sees at their time. Component figures are labelled as
+    such: "evidence only" is the mediator's estimate without the model, and --json's mae_by_head every
+    rating head on the same scores.
     """
-    from .evaluate import RATING_HEADS, load_eval, plot_report, run_eval
+    from .baselines import REFERENCES
+    from .evaluate import load_eval, plot_report, run_eval
     from .mediator import MEMORY_MODES
 
-    if rating_head not in RATING_HEADS:
-        raise UsageError(f"--rating-head must be one of {', '.join(RATING_HEADS)}, not {rating_head!r}.")
+    refs = [r.strip() for r in references.split(",") if r.strip() and r.strip() != "none"]
+    if any(r not in REFERENCES for r in refs):
+        raise UsageError(f"--references takes a comma-separated subset of {', '.join(REFERENCES)}, or none.")
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     if not chosen or any(m not in MEMORY_MODES for m in chosen):
@@ -994,8 +1062,9 @@ def eval_cli(
             base=base,
             per_bucket=per_bucket,
             seed=seed,
-            rating_head=rating_head,
             scan=scan,
+            references=refs,
+            k=k,
         )
         if console.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -1028,20 +1097,26 @@ def eval_cli(
 
     head = f", rating head {report.rating_head}" if any(r.metric == "mae" for r in report.rows) else ""
     table = Table(title=f"logo eval: {report.items} questions, {report.model}{head}, {report.seconds:.0f} s")
-    for name in ("bucket", "method", "n", "metric", "value", "rmse", "evidence only", "prompt tokens"):
+    for name in ("bucket", "method", "n", "metric", "value", "rmse / recall", "evidence only / ndcg", "prompt tokens"):
         table.add_column(name, justify="left" if name in ("bucket", "method", "metric") else "right")
-    for row in sorted(report.rows, key=lambda r: (r.bucket, r.method)):
+    for row in sorted(report.rows, key=lambda r: (r.metric, r.bucket, r.method)):
+        extra = list((row.extra or {}).values())
+        second = row.rmse if row.rmse is not None else extra[0] if extra else None
+        third = row.evidence_mae if row.evidence_mae is not None else extra[1] if len(extra) > 1 else None
         table.add_row(
             row.bucket,
             row.method,
             str(row.n),
             row.metric,
             f"{row.value:.3f}",
-            "" if row.rmse is None else f"{row.rmse:.3f}",
-            "" if row.evidence_mae is None else f"{row.evidence_mae:.3f}",
+            "" if second is None else f"{second:.3f}",
+            "" if third is None else f"{third:.3f}",
             f"{row.prompt_tokens:.0f}",
         )
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    console.print(table)
+    if report.checks:
+        console.print("checks: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.checks.items()))
 
 
 def main() -> None:

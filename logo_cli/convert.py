@@ -1,10 +1,14 @@
 """Converters from public datasets to logo records and evaluation sets, so anyone can reproduce the figures.
 
 `movielens(DIR)`: ml-latest-small style CSVs -> one record per rating (title, genres, rating, timestamp, the
-user's tags on the film) and an eval set. Per user, ratings are split chronologically: the first 80% are
-the user's history, the last 20% become questions "How would this user rate TITLE (GENRES)?" with the true
-rating as gold and the rating's time as `at`. A seeded sample of users is made cold-start by keeping only
-their first 1-3 records as history.
+user's tags on the film) and two eval sets. Per user, ratings are split chronologically: the first 80% are
+the user's history, the last 20% are held out. `eval.jsonl`: each held-out rating becomes a question "How
+would this user rate TITLE (GENRES)?" with the true rating as gold and the rating's time as `at`.
+`recommend.jsonl`: per user with held-out films rated >= LIKED, "Recommend 10 films for me to watch next."
+(gold: those films) and one genre question, for the genre of their held-out liked films that their history
+holds least of (gold: those films of it): the case where a narrow history says least. Both are asked at the
+time of the first held-out rating. A seeded sample of users is made cold-start by keeping only their first
+1-3 records as history.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class ConvertSummary:
     cold_start_users: int
     records_file: str
     eval_file: str
+    recommend_questions: int = 0
+    recommend_file: str | None = None
 
 
 def _csv(path: Path) -> Iterator[dict[str, str]]:
@@ -37,6 +43,56 @@ def _csv(path: Path) -> Iterator[dict[str, str]]:
         raise NotFound(f"{path}: no such file.", "Point at the folder that holds ratings.csv and movies.csv.")
     with path.open(newline="", encoding="utf-8") as fh:
         yield from csv.DictReader(fh)
+
+
+LIKED = 4.0  # a held-out film rated at least this is one the user liked: the gold of recommend questions
+RECOMMEND_COUNT = 10
+SKIP_GENRES = frozenset({"(no genres listed)", "IMAX"})
+
+
+def recommend_questions(
+    user: str, history: list[tuple[int, str, float]], held_out: list[tuple[int, str, float]], movies: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A user's recommend questions: one for any film, one for the genre of their held-out liked films that
+    their history holds least of (ties: the genre with more liked films, then by name)."""
+    liked = [(ts, m) for ts, m, r in held_out if r >= LIKED and m in movies]
+    if not liked:
+        return []
+    at = held_out[0][0]
+    titles = list(dict.fromkeys(movies[m][0] for _, m in liked))
+    base = {"user": f"ml{user}", "at": at, "answer_type": "recommend"}
+    out = [
+        {
+            **base,
+            "id": f"ml{user}-rec-any",
+            "query": f"Recommend {RECOMMEND_COUNT} films for me to watch next.",
+            "gold": titles,
+            "variant": "any",
+        }
+    ]
+    seen: dict[str, int] = defaultdict(int)
+    for _, movie, _ in history:
+        for genre in movies.get(movie, ("", ""))[1].split("|"):
+            seen[genre] += 1
+    by_genre: dict[str, list[str]] = defaultdict(list)
+    for _, movie in liked:
+        for genre in movies[movie][1].split("|"):
+            if genre not in SKIP_GENRES and movies[movie][0] not in by_genre[genre]:
+                by_genre[genre].append(movies[movie][0])
+    if by_genre:
+        genre = min(by_genre, key=lambda g: (seen[g] / max(len(history), 1), -len(by_genre[g]), g))
+        out.append(
+            {
+                **base,
+                "id": f"ml{user}-rec-genre",
+                "query": f"Recommend {RECOMMEND_COUNT} {genre.lower()} films for me.",
+                "gold": by_genre[genre],
+                "variant": "genre",
+                "genre": genre,
+                "genre_share_in_history": round(seen[genre] / max(len(history), 1), 4),
+            }
+        )
+    return out
 
 
 def movie_text(title: str, genres: str, tags: list[str]) -> str:
@@ -72,9 +128,9 @@ def movielens(
     rng = random.Random(seed)
     cold = set(rng.sample(users, round(len(users) * cold_share)))
     out.mkdir(parents=True, exist_ok=True)
-    records_file, eval_file = out / "records.jsonl", out / "eval.jsonl"
-    n_records = n_questions = 0
-    with records_file.open("wb") as rec, eval_file.open("wb") as ev:
+    records_file, eval_file, recommend_file = out / "records.jsonl", out / "eval.jsonl", out / "recommend.jsonl"
+    n_records = n_questions = n_recommend = 0
+    with records_file.open("wb") as rec, eval_file.open("wb") as ev, recommend_file.open("wb") as recommend:
         for user in users:
             ratings = sorted(by_user[user])
             split = max(1, round(len(ratings) * (1 - holdout)))
@@ -106,6 +162,9 @@ def movielens(
                 }
                 ev.write(orjson.dumps(question) + b"\n")
                 n_questions += 1
+            for question in recommend_questions(user, history, ratings[split:], movies):
+                recommend.write(orjson.dumps({**question, "cold_start_simulated": user in cold}) + b"\n")
+                n_recommend += 1
     return ConvertSummary(
         records=n_records,
         questions=n_questions,
@@ -113,6 +172,8 @@ def movielens(
         cold_start_users=len(cold),
         records_file=str(records_file),
         eval_file=str(eval_file),
+        recommend_questions=n_recommend,
+        recommend_file=str(recommend_file),
     )
 
 

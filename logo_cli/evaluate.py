@@ -1,23 +1,30 @@
-"""Measures of how well logo's memories match known structure (the evaluation harness grows here)."""
+"""Measuring logo: how well global memory's clusters match known classes, and the evaluation harness, which
+asks every question exactly as `logo ask` does and scores the answer it prints (a rating's number, the
+chosen option, the recommended items, the text) against gold, by user bucket and memory mode, beside plain
+non-LLM recommenders on the same store."""
 
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .answers import DEFAULT_COUNT, DEFAULT_HEAD, RATING_HEADS, AnswerType, requested_count
+from .ask import Question
+from .baselines import REFERENCES
 from .config import Settings
 from .global_memory import GlobalMemory
 from .mediator import MediatorOptions
+from .store import Store
 
 if TYPE_CHECKING:
-    from .ask import Asker
-from .store import Store
+    from .ask import Answer, Asker
 
 
 @dataclass
@@ -56,8 +63,6 @@ def cluster_agreement(memory: GlobalMemory, store: Store, meta_key: str) -> Agre
 # ------------------------------------------------------------------------------------------ the harness
 
 BUCKETS = ("cold_start", "biased_off_profile", "biased_on_profile", "regular")
-RATING_VALUES = (1, 2, 3, 4, 5)
-RATING_CANDIDATES = [f"Rating: {v}" for v in RATING_VALUES]
 
 
 @dataclass
@@ -65,15 +70,28 @@ class EvalItem:
     id: str
     user: str
     query: str
-    gold: float | str
+    gold: float | str | list[str]
     candidates: list[str] | None = None
     at: float | None = None
+    count: int | None = None  # recommend questions: how many items are scored (default: what the question asks)
 
     @property
     def kind(self) -> str:
         if self.candidates:
             return "choice"
+        if isinstance(self.gold, list):
+            return "list"
         return "number" if isinstance(self.gold, int | float) else "text"
+
+    @property
+    def answer_type(self) -> AnswerType:
+        """The type the gold implies, forced as `ask --answer-type` would: eval scores that answer."""
+        return {
+            "choice": AnswerType.CHOICE,
+            "list": AnswerType.RECOMMEND,
+            "number": AnswerType.RATING,
+            "text": AnswerType.OPEN,
+        }[self.kind]
 
 
 def load_eval(path: str) -> list[EvalItem]:
@@ -90,19 +108,25 @@ def load_eval(path: str) -> list[EvalItem]:
             query, gold = obj.get("query"), obj.get("gold")
             if not isinstance(query, str) or not query.strip():
                 raise ValueError("missing or empty `query`")
-            if isinstance(gold, bool) or not isinstance(gold, int | float | str):
-                raise ValueError("`gold` must be a number or a string")
-            candidates = obj.get("candidates")
+            if isinstance(gold, list):
+                if not gold or not all(isinstance(g, str) for g in gold):
+                    raise ValueError("a list `gold` must be a non-empty list of item names")
+            elif isinstance(gold, bool) or not isinstance(gold, int | float | str):
+                raise ValueError("`gold` must be a number, a string or a list of item names")
+            candidates = obj.get("candidates", obj.get("options"))
             if candidates is not None and (
                 not isinstance(candidates, list) or not all(isinstance(c, str) for c in candidates)
             ):
                 raise ValueError("`candidates` must be a list of strings")
             if candidates is not None and gold not in candidates:
                 raise ValueError("`gold` must be one of the `candidates`")
+            count = obj.get("count")
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+                raise ValueError("`count` must be a positive integer")
             at = parse_time(obj["at"]) if obj.get("at") is not None else None
         except ValueError as exc:
             raise BadRecord(source, line, str(exc)) from None
-        items.append(EvalItem(str(obj.get("id", line)), user, query, gold, candidates, at))
+        items.append(EvalItem(str(obj.get("id", line)), user, query, gold, candidates, at, count))
     return items
 
 
@@ -124,46 +148,30 @@ def rouge_l(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def expected_rating(scores: Sequence[float]) -> float:
-    """The model's expected rating from the log-likelihoods of "Rating: 1" ... "Rating: 5"."""
-    return float((rating_distribution(scores) * np.asarray(RATING_VALUES)).sum())
+def ranking_metrics(items: Sequence[str], gold: Sequence[str], k: int) -> dict[str, float]:
+    """Hit rate, recall and NDCG at k of a ranked list against the set of gold items (binary relevance)."""
+    wanted = set(gold)
+    top = list(items)[:k]
+    hits = [1.0 if item in wanted else 0.0 for item in top]
+    dcg = float(sum(h / np.log2(i + 2) for i, h in enumerate(hits)))
+    ideal = float(sum(1.0 / np.log2(i + 2) for i in range(min(k, len(wanted)))))
+    return {
+        "hit": float(any(hits)),
+        "recall": sum(hits) / len(wanted) if wanted else 0.0,
+        "ndcg": dcg / ideal if ideal else 0.0,
+    }
 
 
-def rating_distribution(scores: Sequence[float], prior: Sequence[float] | None = None) -> np.ndarray:
-    """P(rating) from the candidates' log-likelihoods; with `prior`, contextually calibrated (Zhao et al.
-    2021): divided by what the model gives a content-free question, which removes its own bias toward some
-    ratings whatever the prompt says."""
-    logits = np.asarray(scores, dtype=np.float64)
-    if prior is not None:
-        logits = logits - np.asarray(prior, dtype=np.float64)
-    p = np.exp(logits - logits.max())
-    return np.asarray(p / p.sum())
+LEADING_NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)")
+
+
+def number_in_text(text: str) -> float | None:
+    """The number a rating answer's text starts with (what a person reads first)."""
+    match = LEADING_NUMBER.match(text)
+    return float(match.group(1)) if match else None
 
 
 EMBED_BATCH = 64
-RATING_HEADS = ("model", "calibrated", "anchored")
-ANCHOR_SD = 1.0  # stars: how far from the mediator's estimate a rating may fall before it loses most weight
-
-
-def rating_prediction(
-    head: str, scores: Sequence[float], prior: Sequence[float] | None, estimate: float | None
-) -> float:
-    """The predicted rating by one of RATING_HEADS:
-
-    - model: the model's expected rating;
-    - calibrated: the same after contextual calibration;
-    - anchored: the calibrated distribution times a Gaussian around the mediator's evidence estimate (a
-      product of experts): the memory's estimate, reshaped by what the model reads in the prompt. Without
-      an estimate (no memory, or no rated records) it is the calibrated head.
-    """
-    values = np.asarray(RATING_VALUES, dtype=np.float64)
-    if head == "model":
-        return expected_rating(scores)
-    p = rating_distribution(scores, prior)
-    if head == "anchored" and estimate is not None:
-        p = p * np.exp(-((values - estimate) ** 2) / (2 * ANCHOR_SD**2))
-        p /= p.sum()
-    return float((p * values).sum())
 
 
 @dataclass
@@ -174,9 +182,10 @@ class EvalRow:
     metric: str
     value: float
     rmse: float | None = None
-    evidence_mae: float | None = None  # the mediator's fused estimate alone, without the model
-    mae_by_head: dict[str, float] | None = None  # numbers: the MAE of every rating head on the same scores
+    evidence_mae: float | None = None  # component: the mediator's fused estimate alone, without the model
+    mae_by_head: dict[str, float] | None = None  # component: every rating head's MAE on the same scores
     prompt_tokens: float = 0.0
+    extra: dict[str, float] | None = None  # recommend: recall@k, ndcg@k; grounding counts
 
 
 @dataclass
@@ -188,8 +197,9 @@ class EvalReport:
     embedder: str
     seconds: float
     predictions: list[dict[str, object]]
-    rating_head: str = "anchored"
+    rating_head: str = DEFAULT_HEAD
     scanned: int = 0  # questions looked at to fill the buckets
+    checks: dict[str, int] = field(default_factory=dict)  # what ask's answers must satisfy, counted
 
 
 def bucket_of(cold_start: bool, biased: bool, off_profile: bool) -> str:
@@ -207,6 +217,12 @@ class Chosen:
     vector: np.ndarray  # the question's embedding, shared by every method
 
 
+def _question(item: EvalItem) -> Question:
+    return Question(
+        item.user, item.query, item.id, item.at, item.candidates, answer_type=item.answer_type, count=item.count
+    )
+
+
 def choose_questions(
     judge: Asker, items: Sequence[EvalItem], *, per_bucket: int | None, seed: int, scan: int | None
 ) -> tuple[list[Chosen], Counter[str], int]:
@@ -215,8 +231,6 @@ def choose_questions(
 
     With `per_bucket`, questions are looked at in seeded random order until every bucket is full or `scan`
     questions were looked at (default 40 per wanted question, at least 300; 0: all)."""
-    from .ask import Question
-
     order = list(items)
     random.Random(seed).shuffle(order)
     chosen: list[Chosen] = []
@@ -233,7 +247,9 @@ def choose_questions(
             batch = order[position : position + EMBED_BATCH]
             vectors = dict(enumerate(judge.embedder.embed([q.query for q in batch]), start=position))
         vector = vectors[position]
-        ctx, _, _ = judge.prepare(Question(item.user, item.query, item.id, item.at), vector)
+        question = _question(item)
+        question.answer_type = AnswerType.OPEN  # the bucket needs the mediator only, not the answer's reads
+        ctx = judge.prepare(question, vector, prompt=False).context
         scanned += 1
         bucket = bucket_of(ctx.cold_start, ctx.biased, ctx.off_profile)
         if per_bucket is None or counts[bucket] < per_bucket:
@@ -242,6 +258,63 @@ def choose_questions(
         if per_bucket is not None and all(counts[b] >= per_bucket for b in BUCKETS):
             break
     return chosen, counts, scanned
+
+
+def score_answer(item: EvalItem, answer: Answer, k: int | None = None) -> dict[str, object]:
+    """One prediction row from the answer ask would print: its value scored against the gold."""
+    row: dict[str, object] = {"answer_type": answer.answer_type.value, "prompt_tokens": answer.usage.prompt_tokens}
+    if item.kind == "number":
+        gold = float(item.gold)  # type: ignore[arg-type]
+        rating = answer.rating
+        if rating is None:  # cannot happen with the type forced, but then the answer says no number
+            row |= {"prediction": None, "gold": gold, "error": None}
+            return row
+        shown = number_in_text(answer.answer)
+        row |= {
+            "prediction": rating.value,
+            "gold": gold,
+            "error": rating.value - gold,
+            "text_matches_value": shown is not None and abs(shown - rating.value) < 1e-9,
+            "heads": {h: round(v, 3) for h, v in rating.heads.items()},
+            "estimate": rating.estimate,
+            "expected": round(rating.expected, 3),
+            "distribution": rating.distribution,
+            "logprobs": rating.scores,  # with the prior: every head can be recomputed from the predictions
+            "prior": rating.prior,
+            "scale": rating.scale.to_json(),
+        }
+        if rating.estimate is not None:
+            row["evidence_error"] = rating.estimate - gold
+    elif item.kind == "choice":
+        row |= {"prediction": answer.value, "score": float(answer.value == item.gold)}
+    elif item.kind == "list":
+        gold_items = list(item.gold)  # type: ignore[arg-type]
+        named = list(answer.value) if answer.recommendations is not None else []
+        size = k or item.count or requested_count(item.query) or DEFAULT_COUNT
+        row |= {"prediction": named, "k": size, **ranking_metrics(named, gold_items, size)}
+        row["text_names_items"] = all(name in answer.answer for name in named)
+    else:
+        row |= {"prediction": answer.answer, "score": rouge_l(answer.answer, str(item.gold))}
+    return row
+
+
+def _grounding(asker: Asker, item: EvalItem, answer: Answer) -> dict[str, int]:
+    """Recommend answers: how many named items are not public items of memory, and how many the user has."""
+    if answer.recommendations is None:
+        return {"named": 0, "not_in_memory": 0, "already_had": 0}
+    catalog = asker.catalog
+    table = catalog.items if catalog is not None else None
+    view = catalog.as_of(item.at) if catalog is not None and item.at is not None else catalog
+    public = table.snapshot(view.as_of_time, view.min_users).public if table is not None and view is not None else None
+    store = asker.store or asker._history_store()
+    had: set[str] = set()
+    if store is not None:
+        had = {r.item for r in store.user_history(item.user, item.at)[0] if r.item}
+    named = [r.item for r in answer.recommendations]
+    missing = sum(
+        1 for name in named if table is None or public is None or name not in table.rows or not public[table.rows[name]]
+    )
+    return {"named": len(named), "not_in_memory": missing, "already_had": sum(1 for n in named if n in had)}
 
 
 def run_eval(
@@ -253,13 +326,15 @@ def run_eval(
     per_bucket: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
-    rating_head: str = "anchored",
     scan: int | None = None,
+    references: Sequence[str] = REFERENCES,
+    k: int | None = None,
 ) -> EvalReport:
-    """Run the same questions through each memory mode with the same model, grouped by user bucket (questions
-    chosen by `choose_questions`)."""
-    from .ask import Asker, GenerationOptions, Question
-    from .llm import Usage
+    """Ask the same questions through each memory mode with the same model, exactly as `logo ask` answers
+    them (`Asker.answer`), and score what it answers, grouped by user bucket (questions chosen by
+    `choose_questions`). Recommend questions also get the plain `references` recommenders as rows."""
+    from .ask import Asker, GenerationOptions
+    from .baselines import Interactions, item_knn, popularity
 
     started = time.time()
     generation = GenerationOptions(max_tokens=64)
@@ -267,97 +342,129 @@ def run_eval(
     judge = askers.get("logo") or Asker(settings, replace(base, memory="logo"), generation)
 
     chosen, counts, scanned = choose_questions(judge, items, per_bucket=per_bucket, seed=seed, scan=scan)
-
-    content_free: list[float] | None = None
-    if any(c.item.kind == "number" for c in chosen):  # the model's prior over ratings, once per run
-        blank = Asker(settings, replace(base, memory="none"), generation)
-        _, messages, _ = blank.prepare(Question("", "How would this user rate N/A?"))
-        content_free = [s.logprob for s in blank.generator.score(messages, RATING_CANDIDATES, Usage())]
+    has_lists = any(c.item.kind == "list" for c in chosen)
+    refs = [r for r in references if has_lists]
+    interactions = None
+    if refs and judge.store is not None:
+        interactions = Interactions.from_store(judge.store)
+    min_users = judge.memory.min_users if judge.memory is not None else 1
 
     predictions: list[dict[str, object]] = []
-    total = len(chosen) * len(methods)
-    for done, (choice, method) in enumerate(((c, m) for c in chosen for m in methods), start=1):
-        item, bucket, vector = choice.item, choice.bucket, choice.vector
-        asker = askers[method]
-        question = Question(item.user, item.query, item.id, item.at)
-        row: dict[str, object] = {"id": item.id, "method": method, "bucket": bucket}
-        if item.kind == "text":
-            answer = asker.answer(question)
-            row |= {
-                "prediction": answer.answer,
-                "score": rouge_l(answer.answer, str(item.gold)),
-                "prompt_tokens": answer.usage.prompt_tokens,
-            }
-        else:
-            ctx, messages, _ = asker.prepare(question, vector)
-            usage = Usage()
+    checks: Counter[str] = Counter()
+    total = len(chosen) * (len(methods) + len(refs))
+    done = 0
+    for choice in chosen:
+        item = choice.item
+        for method in methods:
+            asker = askers[method]
+            answer = asker.answer(_question(item), vector=choice.vector)
+            row: dict[str, object] = {"id": item.id, "method": method, "bucket": choice.bucket}
+            row |= score_answer(item, answer, k)
             if item.kind == "number":
-                logprobs = [s.logprob for s in asker.generator.score(messages, RATING_CANDIDATES, usage)]
-                estimate = None
-                if ctx.evidence and ctx.evidence.get("rating_estimate") is not None:
-                    estimate = float(ctx.evidence["rating_estimate"])
-                    row["evidence_error"] = estimate - float(item.gold)
-                heads = {h: rating_prediction(h, logprobs, content_free, estimate) for h in RATING_HEADS}
-                value = heads[rating_head]
-                row |= {
-                    "prediction": round(value, 3),
-                    "gold": float(item.gold),
-                    "error": value - float(item.gold),
-                    "heads": {h: round(v, 3) for h, v in heads.items()},
-                    "logprobs": [round(x, 4) for x in logprobs],
-                    "estimate": estimate,
-                }
-            else:
-                assert item.candidates is not None
-                scores = asker.generator.score(messages, item.candidates, usage)
-                pick = item.candidates[int(np.argmax([s.mean for s in scores]))]
-                row |= {"prediction": pick, "score": float(pick == item.gold)}
-            row["prompt_tokens"] = usage.prompt_tokens
-        predictions.append(row)
-        if progress:
-            progress(done, total)
-
-    rows = []
-    for method in methods:
-        for bucket in (*BUCKETS, "all"):
-            mine = [p for p in predictions if p["method"] == method and (bucket == "all" or p["bucket"] == bucket)]
-            if not mine:
-                continue
-            tokens = float(np.mean([float(p["prompt_tokens"]) for p in mine]))  # type: ignore[arg-type]
-            if "error" in mine[0]:
-                errors = np.array([float(p["error"]) for p in mine])  # type: ignore[arg-type]
-                evidence = [float(p["evidence_error"]) for p in mine if "evidence_error" in p]  # type: ignore[arg-type]
-                rows.append(
-                    EvalRow(
-                        method,
-                        bucket,
-                        len(mine),
-                        "mae",
-                        round(float(np.abs(errors).mean()), 4),
-                        rmse=round(float(np.sqrt((errors**2).mean())), 4),
-                        evidence_mae=round(float(np.abs(evidence).mean()), 4) if evidence else None,
-                        mae_by_head={
-                            h: round(float(np.mean([abs(p["heads"][h] - float(p["gold"])) for p in mine])), 4)  # type: ignore[index,arg-type]
-                            for h in RATING_HEADS
-                        },
-                        prompt_tokens=round(tokens, 1),
-                    )
+                checks["ratings"] += 1
+                checks["rating_text_mismatches"] += int(not row.get("text_matches_value", False))
+            if item.kind == "list":
+                grounding = _grounding(asker, item, answer)
+                row["grounding"] = grounding
+                for key, value in grounding.items():
+                    checks[f"recommended_{key}"] += value
+                checks["recommend_text_mismatches"] += int(not row.get("text_names_items", True))
+            predictions.append(row)
+            done += 1
+            if progress:
+                progress(done, total)
+        if item.kind == "list" and interactions is not None:
+            size = k or item.count or requested_count(item.query) or DEFAULT_COUNT
+            for name in refs:
+                rank = popularity if name == "popularity" else item_knn
+                named = rank(interactions, item.user, item.at, size, min_users)
+                predictions.append(
+                    {
+                        "id": item.id,
+                        "method": name,
+                        "bucket": choice.bucket,
+                        "prediction": named,
+                        "k": size,
+                        "prompt_tokens": 0,
+                        **ranking_metrics(named, list(item.gold), size),  # type: ignore[arg-type]
+                    }
                 )
-            else:
-                metric = "accuracy" if items and items[0].kind == "choice" else "rougeL"
-                value = float(np.mean([float(p["score"]) for p in mine]))  # type: ignore[arg-type]
-                rows.append(EvalRow(method, bucket, len(mine), metric, round(value, 4), prompt_tokens=round(tokens, 1)))
+                done += 1
+                if progress:
+                    progress(done, total)
+
     return EvalReport(
-        rows=rows,
+        rows=_rows(predictions, [*methods, *refs]),
         buckets=dict(counts),
         items=len(chosen),
         model=judge.generator.id,
         embedder=judge.embedder.id,
         seconds=round(time.time() - started, 1),
         predictions=predictions,
-        rating_head=rating_head,
+        rating_head=DEFAULT_HEAD,
         scanned=scanned,
+        checks=dict(checks),
     )
+
+
+def _rows(predictions: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[EvalRow]:
+    """One row per (method, bucket, kind of gold), and an `all` bucket."""
+    rows = []
+    for method in methods:
+        for bucket in (*BUCKETS, "all"):
+            mine = [p for p in predictions if p["method"] == method and (bucket == "all" or p["bucket"] == bucket)]
+            for kind in ("number", "list", "score"):
+                group = [p for p in mine if _kind(p) == kind]
+                if group:
+                    rows.append(_row(method, bucket, kind, group))
+    return rows
+
+
+def _kind(prediction: dict[str, Any]) -> str:
+    if "error" in prediction:
+        return "number"
+    return "list" if "hit" in prediction else "score"
+
+
+def _row(method: str, bucket: str, kind: str, group: list[dict[str, Any]]) -> EvalRow:
+    tokens = round(float(np.mean([float(p["prompt_tokens"]) for p in group])), 1)
+    if kind == "number":
+        scored = [p for p in group if p["error"] is not None]
+        errors = np.array([float(p["error"]) for p in scored]) if scored else np.zeros(1)
+        evidence = [float(p["evidence_error"]) for p in scored if "evidence_error" in p]
+        return EvalRow(
+            method,
+            bucket,
+            len(group),
+            "mae",
+            round(float(np.abs(errors).mean()), 4),
+            rmse=round(float(np.sqrt((errors**2).mean())), 4),
+            evidence_mae=round(float(np.abs(evidence).mean()), 4) if evidence else None,
+            mae_by_head={
+                h: round(float(np.mean([abs(p["heads"][h] - float(p["gold"])) for p in scored])), 4)
+                for h in RATING_HEADS
+            }
+            if scored
+            else None,
+            prompt_tokens=tokens,
+        )
+    if kind == "list":
+        size = int(group[0]["k"])
+        return EvalRow(
+            method,
+            bucket,
+            len(group),
+            f"hr@{size}",
+            round(float(np.mean([p["hit"] for p in group])), 4),
+            prompt_tokens=tokens,
+            extra={
+                f"recall@{size}": round(float(np.mean([p["recall"] for p in group])), 4),
+                f"ndcg@{size}": round(float(np.mean([p["ndcg"] for p in group])), 4),
+            },
+        )
+    metric = "accuracy" if group[0].get("answer_type") == "choice" else "rougeL"
+    value = float(np.mean([float(p["score"]) for p in group]))
+    return EvalRow(method, bucket, len(group), metric, round(value, 4), prompt_tokens=tokens)
 
 
 def plot_report(report: EvalReport, path: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from .global_memory import (
     profile_from_counts,
 )
 from .store import Page, Scan, Store
+from .terms import terms
 
 FULL_KMEANS_MAX = 50_000  # below this, exact k-means on all vectors is affordable and finds better optima
 SAMPLE_SIZE = 4_000
@@ -49,6 +51,8 @@ loved want went going think know need tried try says said finally today tonight 
 long big small nice fine okay sure kind"""
 GENERIC_WORDS = frozenset(_GENERIC.split())
 ITEM_TABLE_MAX = 50_000  # most-rated items whose population rating answers "how would they rate X" (77 MB)
+ITEM_TEXTS = 50  # records per item whose words describe it (bounds the build's work on common items)
+ITEM_TERMS = 24  # terms kept per item
 ITEM_CANDIDATES = 20  # items per cluster whose users' first times are kept for as-of views
 UNDATED = 1e300  # JSON has no infinity: undated first times are stored as this, after every real time
 DRIFT_ADVICE = 0.02  # a drop in mean similarity to centroids beyond this suggests a full rebuild
@@ -158,9 +162,11 @@ class _Accumulator:
     ts: list[np.ndarray] = field(default_factory=list)
     rating: list[np.ndarray] = field(default_factory=list)
     similarity_sum: float = 0.0
-    item_vectors: np.ndarray | None = None  # sum of each rated item's record vectors, row per rated item
-    vector_row: dict[int, int] = field(default_factory=dict)  # item index -> row: unrated items cost nothing
+    item_vectors: np.ndarray | None = None  # sum of each item's record vectors, one row per item
+    vector_row: dict[int, int] = field(default_factory=dict)  # item index -> row in item_vectors
     examples: list[list[tuple[float, str, str]]] = field(default_factory=list)  # (similarity, user, id)
+    item_terms: dict[int, Counter[str]] = field(default_factory=dict)  # item index -> terms of its first texts
+    item_texts: dict[int, int] = field(default_factory=dict)  # how many texts each item's terms came from
 
     def add(self, page: Scan, centroids: np.ndarray) -> None:
         sims = page.embeddings @ centroids.T
@@ -180,7 +186,7 @@ class _Accumulator:
         self.ts.append(np.array([m.get("ts", np.inf) for m in metas], dtype=np.float64))
         self.rating.append(np.array([m.get("rating", np.nan) for m in metas], dtype=np.float64))
 
-        mask = (self.item[-1] >= 0) & ~np.isnan(self.rating[-1])
+        mask = self.item[-1] >= 0  # every record about an item, rated or not: mentions count for recommending
         rated_items = self.item[-1][mask]
         if len(rated_items):
             from scipy import sparse
@@ -197,6 +203,14 @@ class _Accumulator:
                 (np.ones(len(row), np.float32), (row, np.arange(len(row)))), shape=(len(touched), len(row))
             )
             self.item_vectors[rows] += onehot @ page.embeddings[mask]
+
+        for at in np.flatnonzero(mask):  # what each item's records say about it: bounded per item
+            idx = int(self.item[-1][at])
+            seen = self.item_texts.get(idx, 0)
+            text = metas[at].get("text")
+            if seen < ITEM_TEXTS and text:
+                self.item_terms.setdefault(idx, Counter()).update(set(terms(text)))
+                self.item_texts[idx] = seen + 1
 
         if not self.examples:
             self.examples = [[] for _ in range(self.k)]
@@ -387,6 +401,8 @@ def _build(
             top_items[c] = [(item_names[i], count) for count, i, _ in entries if count >= options.min_users][:5]
 
     items = _item_table(item, user, ts, rating, item_names, acc.item_vectors, acc.vector_row, options.min_users)
+    if items is not None:
+        _add_item_terms(items, acc.item_terms, {name: i for i, name in enumerate(item_names)})
 
     sizes = np.bincount(cluster, minlength=k)
     user_counts = np.bincount(user.astype(np.int64) * k + cluster, minlength=n_users * k).reshape(n_users, k)
@@ -494,6 +510,13 @@ def _build(
             for member in members:
                 profiles[user_names[placed[int(member)]]].community = cid
 
+    if items is not None:  # each mention's user -> that user's community, for community popularity
+        community_of = np.array(
+            [-1 if profiles[name].community is None else profiles[name].community for name in user_names],
+            dtype=np.int32,
+        )
+        items.user_community = community_of[items.user_community] if len(community_of) else items.user_community
+
     mean_similarity = round(acc.similarity_sum / max(n, 1), 4)
     drift: dict[str, Any] = {"mean_similarity": mean_similarity}
     if previous is not None:
@@ -524,6 +547,7 @@ def _build(
         communities=communities,
         segments=segments,
         rating_range=(float(rated_all.min()), float(rated_all.max())) if len(rated_all) else None,
+        rating_step=_rating_step(rated_all),
         selection={**selection, "seconds": round(time.time() - started, 2)},
         drift=drift,
         centroids=centroids,
@@ -553,25 +577,32 @@ def _item_table(
     vector_row: dict[int, int],
     min_users: int,
 ) -> ItemTable | None:
-    """The rated items that at least min_users people rated (the ITEM_TABLE_MAX most rated), with their
-    ratings sorted by time for as-of views."""
-    rows = (item >= 0) & ~np.isnan(rating)
-    if vector_sums is None or not rows.any():
+    """The items that at least min_users people have records about (the ITEM_TABLE_MAX most shared), with
+    each distinct user's first record of it and the item's ratings, sorted by time for as-of views.
+    `user_community` is filled in once communities are known."""
+    mentioned = item >= 0
+    if vector_sums is None or not mentioned.any():
         return None
-    (rater_item, _), rater_first = _first_times([item[rows], user[rows]], ts[rows])
-    raters = np.bincount(rater_item, minlength=len(names))
-    shared = np.flatnonzero(raters >= min_users)
+    (user_item, user_rows), user_first = _first_times([item[mentioned], user[mentioned]], ts[mentioned])
+    users = np.bincount(user_item, minlength=len(names))
+    shared = np.flatnonzero(users >= min_users)
     if not len(shared):
         return None
-    shared = shared[np.argsort(-raters[shared], kind="stable")][:ITEM_TABLE_MAX]
+    shared = shared[np.argsort(-users[shared], kind="stable")][:ITEM_TABLE_MAX]
     shared.sort()
     new_row = np.full(len(names), -1, dtype=np.int64)
     new_row[shared] = np.arange(len(shared))
 
-    keep = rows.copy()
-    keep[rows] = new_row[item[rows]] >= 0
-    order, rating_ts, offsets = _per_cluster_sorted(new_row[item[keep]], ts[keep], len(shared))
-    rating_cum = _cumsum_per_cluster(rating[keep][order], offsets)
+    kept_users = new_row[user_item] >= 0
+    order, user_ts, user_offsets = _per_cluster_sorted(
+        new_row[user_item[kept_users]], user_first[kept_users], len(shared)
+    )
+    rated = mentioned & ~np.isnan(rating)
+    keep = rated.copy()
+    keep[rated] = new_row[item[rated]] >= 0
+    rating_order, rating_ts, offsets = _per_cluster_sorted(new_row[item[keep]], ts[keep], len(shared))
+    rating_cum = _cumsum_per_cluster(rating[keep][rating_order], offsets)
+    (rater_item, _), rater_first = _first_times([item[rated], user[rated]], ts[rated])
     kept_raters = new_row[rater_item] >= 0
     _, rater_ts, rater_offsets = _per_cluster_sorted(
         new_row[rater_item[kept_raters]], rater_first[kept_raters], len(shared)
@@ -585,4 +616,45 @@ def _item_table(
         offsets=offsets,
         rater_ts=rater_ts,
         rater_offsets=rater_offsets,
+        user_ts=user_ts,
+        user_offsets=user_offsets,
+        user_index=user_rows[kept_users][order].astype(np.int32),
+        user_community=user_rows[kept_users][order].astype(np.int32),  # user indices until communities exist
     )
+
+
+def _add_item_terms(items: ItemTable, counts: dict[int, Counter[str]], index: dict[str, int]) -> None:
+    """Each shared item's ITEM_TERMS most telling terms (tf-idf over the items: how many of its texts use a
+    term, against how many items use it), as a vocabulary and CSR arrays on the table."""
+    per_item = [counts.get(index[name], Counter()) for name in items.names]
+    df: Counter[str] = Counter()
+    for c in per_item:
+        df.update(c.keys())
+    n = max(len(per_item), 1)
+    vocabulary: dict[str, int] = {}
+    ids: list[int] = []
+    weights: list[float] = []
+    offsets = [0]
+    for c in per_item:
+        total = max(sum(c.values()), 1)
+        scored = sorted(
+            ((count / total * math.log(1 + n / df[t]), t) for t, count in c.items()), key=lambda x: (-x[0], x[1])
+        )[:ITEM_TERMS]
+        for weight, term in scored:
+            ids.append(vocabulary.setdefault(term, len(vocabulary)))
+            weights.append(weight)
+        offsets.append(len(ids))
+    items.term_vocabulary = np.array(list(vocabulary), dtype=str)
+    items.term_ids = np.asarray(ids, dtype=np.int32)
+    items.term_weights = np.asarray(weights, dtype=np.float32)
+    items.term_offsets = np.asarray(offsets, dtype=np.int64)
+
+
+def _rating_step(ratings: np.ndarray) -> float | None:
+    """The finest step the ratings take: 1 for whole stars, 0.5 for half stars (MovieLens), and so on."""
+    if not len(ratings):
+        return None
+    for step in (1.0, 0.5, 0.25, 0.1):
+        if np.allclose(ratings / step, np.round(ratings / step), atol=1e-6):
+            return step
+    return None

@@ -87,11 +87,24 @@ class Timeline:
 
 
 @dataclass
+class ItemSnapshot:
+    """Every item's statistics as of one moment, as arrays aligned with `ItemTable.names`."""
+
+    users: np.ndarray  # distinct people with a record of the item
+    public: np.ndarray  # users >= min_users: the item may be named to anyone
+    ratings: np.ndarray  # number of ratings
+    rating_mean: np.ndarray  # NaN while fewer than min_users people had rated it
+    community_users: np.ndarray | None = None  # distinct people of one community, when asked for
+
+
+@dataclass
 class ItemTable:
-    """The population's ratings of single items (a film, a product), for items rated by at least min_users
-    people: the finest-grained thing everyone shares. `offsets[i]:offsets[i+1]` slices item i's ratings in
-    `rating_ts` (sorted) and `rating_cum` (running sums); `rater_offsets` slices `rater_ts`, each distinct
-    rater's first rating time. `vectors` (unit) is the mean of the item's record vectors."""
+    """Single items (a film, a dish, a place) that at least min_users people have records about: the
+    finest-grained thing everyone shares. `user_offsets[i]:user_offsets[i+1]` slices item i's distinct users
+    in `user_ts` (each one's first record of it, sorted) and `user_community` (their community, -1 if none);
+    `offsets` slices its ratings in `rating_ts` (sorted) and `rating_cum` (running sums); `rater_offsets`
+    slices `rater_ts`, each distinct rater's first rating time. `vectors` (unit) is the mean of the item's
+    record vectors."""
 
     names: list[str]
     vectors: np.ndarray
@@ -100,13 +113,101 @@ class ItemTable:
     offsets: np.ndarray
     rater_ts: np.ndarray
     rater_offsets: np.ndarray
+    user_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    user_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    user_community: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    user_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # who, as an opaque number
+    term_vocabulary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
+    term_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # CSR by item: its terms...
+    term_weights: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # ...their tf-idf...
+    term_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # ...sliced per item
     rows: dict[str, int] = field(default_factory=dict, repr=False)
+    _term_index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.rows = {name: i for i, name in enumerate(self.names)}
+        if len(self.user_offsets) != len(self.names) + 1:  # tables built before mentions counted: raters
+            self.user_ts, self.user_offsets = self.rater_ts, self.rater_offsets
+            self.user_community = np.full(len(self.rater_ts), -1, dtype=np.int32)
+        if len(self.user_index) != len(self.user_ts):
+            self.user_index = np.zeros(0, dtype=np.int32)
+
+    def term_match(self, words: list[str]) -> np.ndarray:
+        """For each item, the summed tf-idf weight of the given terms among its own (0 where none match)."""
+        if len(self.term_offsets) != len(self.names) + 1 or not words:
+            return np.zeros(len(self.names))
+        if not self._term_index:
+            self._term_index = {str(t): i for i, t in enumerate(self.term_vocabulary)}
+        wanted = [self._term_index[w] for w in set(words) if w in self._term_index]
+        if not wanted:
+            return np.zeros(len(self.names))
+        hit = np.isin(self.term_ids, wanted)
+        item_of = np.repeat(np.arange(len(self.names)), np.diff(self.term_offsets))
+        scores: np.ndarray = np.bincount(item_of[hit], weights=self.term_weights[hit], minlength=len(self.names))
+        return scores
+
+    @property
+    def latest(self) -> float | None:
+        """The newest dated record of any item: "now" for a memory asked without --at."""
+        dated = self.user_ts[np.isfinite(self.user_ts) & (self.user_ts < 1e299)]
+        return float(dated.max()) if len(dated) else None
+
+    def recent_users(self, when: float | None, window: float) -> np.ndarray:
+        """Distinct people whose first record of each item falls in the `window` seconds before `when`."""
+        end = when if when is not None else self.latest
+        if end is None:
+            return np.zeros(len(self.names), dtype=np.int64)
+        keep = (self.user_ts < end) & (self.user_ts >= end - window)
+        cum = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+        counts: np.ndarray = cum[self.user_offsets[1:]] - cum[self.user_offsets[:-1]]
+        return counts
+
+    def co_occurrence(self, rows: np.ndarray, when: float | None) -> np.ndarray:
+        """For each item, the sum of its cosine similarities to the given items, over the people who have
+        records of both before `when` (item-item collaborative filtering on global memory's mentions)."""
+        if not len(self.user_index) or not len(rows):
+            return np.zeros(len(self.names))
+        from scipy import sparse
+
+        keep = np.ones(len(self.user_ts), dtype=bool) if when is None else self.user_ts < when
+        item_of = np.repeat(np.arange(len(self.names)), np.diff(self.user_offsets))
+        people = int(self.user_index.max()) + 1
+        matrix = sparse.csr_matrix(
+            (np.ones(int(keep.sum())), (self.user_index[keep], item_of[keep])), shape=(people, len(self.names))
+        )
+        counts = np.asarray(matrix.sum(axis=0)).ravel()
+        norm = np.sqrt(np.maximum(counts, 1.0))
+        mine = np.zeros(len(self.names))
+        mine[rows] = 1.0 / norm[rows]
+        scores: np.ndarray = np.asarray(matrix.T @ (matrix @ mine)).ravel() / norm
+        return scores
+
+    def snapshot(self, when: float | None, min_users: int, community: int | None = None) -> ItemSnapshot:
+        """Every item's users, ratings and rating mean from records strictly before `when` (all if None),
+        vectorized: one pass over the table's arrays, about a millisecond for 100k ratings."""
+
+        def count(ts: np.ndarray, offsets: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+            keep = np.ones(len(ts), dtype=bool) if when is None else ts < when
+            if mask is not None:
+                keep &= mask
+            cum = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+            counts: np.ndarray = cum[offsets[1:]] - cum[offsets[:-1]]
+            return counts
+
+        users = count(self.user_ts, self.user_offsets)
+        ratings = count(self.rating_ts, self.offsets)
+        raters = count(self.rater_ts, self.rater_offsets)
+        last = np.maximum(self.offsets[:-1] + ratings - 1, 0)
+        sums = np.where(ratings > 0, self.rating_cum[last] if len(self.rating_cum) else 0.0, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where((ratings > 0) & (raters >= min_users), sums / np.maximum(ratings, 1), np.nan)
+        snap = ItemSnapshot(users=users, public=users >= min_users, ratings=ratings, rating_mean=mean)
+        if community is not None:
+            snap.community_users = count(self.user_ts, self.user_offsets, self.user_community == community)
+        return snap
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray) and not k.startswith("_")}
 
     def rating(self, row: int, when: float | None, min_users: int) -> tuple[float, int] | None:
         """(mean rating, ratings) of one item from ratings strictly before `when` (all if None); None while
@@ -142,6 +243,7 @@ class GlobalMemory:
     communities: list[Community]
     segments: list[float]  # segment boundaries (epoch s), len = segments + 1; empty when no timestamps
     rating_range: tuple[float, float] | None
+    rating_step: float | None = None  # 0.5 for half stars; None in memories built before it was kept
     selection: dict[str, Any] = field(default_factory=dict)  # how k and C were chosen
     drift: dict[str, Any] = field(default_factory=dict)  # mean similarity to centroids, for --update
     as_of_time: float | None = None  # set on views made by as_of()
@@ -400,6 +502,7 @@ def load(home: Path) -> GlobalMemory:
         ],
         segments=data["segments"],
         rating_range=tuple(data["rating_range"]) if data["rating_range"] else None,
+        rating_step=data.get("rating_step"),
         selection=data.get("selection", {}),
         drift=data.get("drift", {}),
         centroids=centroids,

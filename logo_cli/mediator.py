@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .answers import asks_rating
 from .global_memory import Cluster, Community, GlobalMemory, UserProfile
 from .records import Record
 from .store import Hit
@@ -537,9 +538,6 @@ def _item_line(use: ItemUse) -> str:
     return f"- {use.ratings} ratings of {_data(use.item)}: avg {use.rating_mean:.1f}/5"
 
 
-RATING_WORDS = re.compile(r"\b(rate|rates|rated|rating|ratings|stars?|score)\b|/5\b|out of 5", re.IGNORECASE)
-
-
 def _notes(ctx: Context, question: str) -> list[str]:
     """Plain-language guidance from the mediator's decisions: cold start, off-profile, conflicts, evidence."""
     notes: list[str] = []
@@ -564,8 +562,7 @@ def _notes(ctx: Context, question: str) -> list[str]:
     return notes
 
 
-def _asks_rating(question: str) -> bool:
-    return RATING_WORDS.search(question) is not None  # whole words: "pirate" and "accurate" ask for no rating
+_asks_rating = asks_rating  # whole words: "pirate" and "accurate" ask for no rating
 
 
 def _estimate_note(ctx: Context, question: str) -> str | None:

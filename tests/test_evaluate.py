@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from logo_cli.cli import app
 from logo_cli.errors import BadRecord
-from logo_cli.evaluate import RATING_HEADS, bucket_of, expected_rating, load_eval, rating_prediction, rouge_l
+from logo_cli.evaluate import bucket_of, load_eval, number_in_text, ranking_metrics, rouge_l
 from logo_cli.mediator import build_profile
 from logo_cli.records import Record
 
@@ -20,35 +21,19 @@ runner = CliRunner()
 PREFEVAL = ROOT.parent / "shared" / "eval-data" / "prefeval"
 
 
+def test_ranking_metrics() -> None:
+    assert ranking_metrics(["a", "b", "c"], ["c", "z"], 3) == pytest.approx(
+        {"hit": 1.0, "recall": 0.5, "ndcg": (1 / np.log2(4)) / (1 + 1 / np.log2(3))}
+    )
+    assert ranking_metrics(["a", "b"], ["z"], 2) == {"hit": 0.0, "recall": 0.0, "ndcg": 0.0}
+    assert ranking_metrics(["z", "a"], ["z"], 1)["ndcg"] == 1.0
+    assert number_in_text("3.5/5: because") == 3.5 and number_in_text("maybe 4") is None
+
+
 def test_rouge_l() -> None:
     assert rouge_l("the cat sat on the mat", "the cat sat on the mat") == 1.0
     assert rouge_l("", "anything") == 0.0
     assert rouge_l("a b c d", "a x c y") == pytest.approx(0.5)
-
-
-def test_expected_rating_follows_the_likelihoods() -> None:
-    assert expected_rating([0.0, 0.0, 0.0, 0.0, 0.0]) == pytest.approx(3.0)
-    assert expected_rating([-50, -50, -50, -50, 0.0]) == pytest.approx(5.0, abs=1e-6)
-    assert 1.0 < expected_rating([0.0, -1.0, -2.0, -3.0, -4.0]) < 2.0
-
-
-def test_calibration_removes_the_models_own_bias() -> None:
-    bias = [0.0, -1.0, 1.0, 4.0, 0.0]  # what the model says to a content-free question
-    signal = [-3.0, -1.0, 0.0, -1.0, -3.0]  # what the prompt adds: centred on 3
-    scores = [b + s for b, s in zip(bias, signal, strict=True)]
-    assert expected_rating(scores) > 3.5  # raw: the model's leaning toward 4 drags the answer up
-    assert rating_prediction("calibrated", scores, bias, None) == pytest.approx(3.0)
-    assert rating_prediction("calibrated", scores, None, None) == pytest.approx(expected_rating(scores))
-
-
-def test_the_anchored_head_follows_the_mediators_estimate() -> None:
-    flat = [0.0] * 5
-    assert rating_prediction("anchored", flat, flat, None) == pytest.approx(3.0)  # no estimate: calibrated
-    low, high = (rating_prediction("anchored", flat, flat, e) for e in (1.5, 4.5))
-    assert low < 2.3 and high > 3.7
-    confident = [-9.0, -9.0, -9.0, -9.0, 0.0]  # the prompt makes the model sure of 5
-    assert rating_prediction("anchored", confident, flat, 2.0) > 3.5  # strong model evidence still counts
-    assert set(RATING_HEADS) == {"model", "calibrated", "anchored"}
 
 
 def test_buckets() -> None:
@@ -115,16 +100,46 @@ def test_eval_runs_every_method_by_bucket(fake_env: Path, population: Path, tmp_
     logo_all = next(r for r in report["rows"] if r["method"] == "logo" and r["bucket"] == "all")
     assert logo_all["evidence_mae"] is not None
     assert set(logo_all["mae_by_head"]) == {"model", "calibrated", "anchored"}
-    assert logo_all["value"] == pytest.approx(logo_all["mae_by_head"]["anchored"], abs=1e-3)  # the default
-    bad = runner.invoke(app, ["eval", str(numeric), "--rating-head", "magic"])
-    assert bad.exit_code == 2
-    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 12
+    assert report["checks"] == {"ratings": 12, "rating_text_mismatches": 0}  # the text says the scored number
+    predictions = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(predictions) == 12
+    assert all(
+        p["answer_type"] == "rating" and p["prediction"] in (1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5) for p in predictions
+    )
+    assert runner.invoke(app, ["eval", str(numeric), "--references", "magic"]).exit_code == 2
 
     choice = write_jsonl(tmp_path / "c.jsonl", questions[3:])
     result = runner.invoke(app, ["eval", str(choice), "--json", "--methods", "none,local"])
     rows = json.loads(result.stdout)["rows"]
     accuracy = {r["method"]: r["value"] for r in rows if r["bucket"] == "all"}
     assert accuracy["local"] == 1.0  # the user's garlic-and-basil history points at the right option
+
+
+def test_eval_scores_recommendations_beside_plain_recommenders(
+    fake_env: Path, population: Path, tmp_path: Path
+) -> None:
+    assert runner.invoke(app, ["ingest", str(population)]).exit_code == 0
+    assert runner.invoke(app, ["build-global", "--clusters", "3"]).exit_code == 0
+    questions = [
+        {"id": "f", "user": "film0", "query": "Recommend 2 films from the cinema", "gold": ["Heat", "Jaws"]},
+        {"id": "n", "user": "newbie", "query": "Suggest a recipe for dinner", "gold": ["ramen"], "count": 3},
+    ]
+    path = write_jsonl(tmp_path / "r.jsonl", questions)
+    result = runner.invoke(app, ["eval", str(path), "--json", "--predictions", str(tmp_path / "p.jsonl")])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    rows = {(r["method"], r["bucket"]): r for r in report["rows"]}
+    assert {m for m, _ in rows} == {"none", "local", "global", "logo", "popularity", "item-knn"}
+    assert rows[("logo", "all")]["metric"] == "hr@2" or rows[("logo", "all")]["n"] == 2
+    assert set(rows[("logo", "all")]["extra"]) >= {"recall@2", "ndcg@2"} or "recall@3" in rows[("logo", "all")]["extra"]
+    checks = report["checks"]
+    assert checks["recommended_not_in_memory"] == 0 and checks["recommended_already_had"] == 0
+    assert checks["recommended_named"] > 0 and checks["recommend_text_mismatches"] == 0
+    predictions = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    newbie = next(p for p in predictions if p["id"] == "n" and p["method"] == "logo")
+    assert newbie["k"] == 3 and len(newbie["prediction"]) <= 3
+    film = next(p for p in predictions if p["id"] == "f" and p["method"] == "logo")
+    assert film["k"] == 2 and not {"Alien", "Heat", "Psycho", "Vertigo", "Jaws"} & set(film["prediction"])
 
 
 def test_eval_rejects_unknown_methods(fake_env: Path, tmp_path: Path) -> None:

@@ -1,0 +1,122 @@
+"""Choose recommend.py's constants on a selection sample (component figures, not the product's).
+
+Recommend answers need no model, so this runs the mediator once per (question, memory mode) and then the
+ranker under each variant of recommend.py's module constants, scoring hit rate / recall / NDCG at k by
+bucket, beside the plain references (popularity, item-kNN). The reported figures come from `logo eval`
+on another seed, run once after the choice.
+
+    LOGO_HOME=ml-home python bench/recommend_select.py ml/recommend.jsonl --per-bucket 50 --seed 1 \
+        --variants '[{}, {"TOPIC_SPREAD": 0.3}]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import zlib
+from collections import defaultdict
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from logo_cli import recommend as ranker
+from logo_cli.answers import DEFAULT_COUNT, requested_count
+from logo_cli.ask import Asker, GenerationOptions
+from logo_cli.baselines import Interactions, item_knn, popularity
+from logo_cli.config import resolve
+from logo_cli.evaluate import BUCKETS, _question, choose_questions, load_eval, ranking_metrics
+from logo_cli.mediator import MediatorOptions
+
+METHODS = ("none", "local", "global", "logo")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("file")
+    parser.add_argument("--per-bucket", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scan", type=int, default=0)
+    parser.add_argument("--variants", default="[{}]", help="JSON list of {CONSTANT: value} overrides")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--biased-max-diversity", type=float, default=0.35)
+    parser.add_argument("--half", type=int, choices=(0, 1), help="only users whose crc32 % 2 is this")
+    args = parser.parse_args()
+
+    settings = resolve()
+    methods = args.methods.split(",")
+    base = MediatorOptions(biased_max_diversity=args.biased_max_diversity)
+    askers = {m: Asker(settings, replace(base, memory=m), GenerationOptions()) for m in methods}  # type: ignore[arg-type]
+    judge = askers.get("logo") or Asker(settings, base, GenerationOptions())
+    items = load_eval(args.file)
+    if args.half is not None:
+        items = [i for i in items if zlib.crc32(i.user.encode()) % 2 == args.half]
+    started = time.time()
+    chosen, counts, scanned = choose_questions(judge, items, per_bucket=args.per_bucket, seed=args.seed, scan=args.scan)
+    print(f"{len(chosen)} questions ({dict(counts)}), scanned {scanned}, {time.time() - started:.0f} s")
+
+    prepared: dict[tuple[int, str], Any] = {}
+    catalogs: dict[int, Any] = {}
+    for i, c in enumerate(chosen):
+        for m in methods:
+            p = askers[m].prepare(_question(c.item), c.vector, prompt=False)
+            prepared[(i, m)] = p
+        memory = judge.catalog
+        catalogs[i] = memory.as_of(c.item.at) if memory is not None and c.item.at is not None else memory
+
+    results: dict[str, dict[str, list[dict[str, float]]]] = defaultdict(lambda: defaultdict(list))
+    data = Interactions.from_store(judge.store)  # type: ignore[arg-type]
+    min_users = judge.memory.min_users if judge.memory else 1
+    for c in chosen:
+        k = c.item.count or requested_count(c.item.query) or DEFAULT_COUNT
+        for name, rank in (("popularity", popularity), ("item-knn", item_knn)):
+            named = rank(data, c.item.user, c.item.at, k, min_users)
+            for group in (c.bucket, c.item.id.rsplit("-", 1)[-1]):
+                results[name][group].append(ranking_metrics(named, list(c.item.gold), k))  # type: ignore[arg-type]
+
+    generic = judge.embedder.embed([ranker.GENERIC_REQUEST])[0]
+    defaults = {k: getattr(ranker, k) for k in dir(ranker) if k.isupper()}
+    for variant in json.loads(args.variants):
+        for key, value in {**defaults, **variant}.items():
+            setattr(ranker, key, value)
+        label = " ".join(f"{k.split('_')[0].lower()[:5]}={v}" for k, v in variant.items()) or "defaults"
+        for i, c in enumerate(chosen):
+            k = c.item.count or requested_count(c.item.query) or DEFAULT_COUNT
+            for m in methods:
+                p = prepared[(i, m)]
+                ctx = p.context
+                request = ranker.RecommendInput(
+                    question_vector=p.vector,
+                    history=p.history,
+                    history_vectors=p.history_vectors,
+                    w_local=ctx.weights["local"],
+                    w_global=ctx.weights["global"],
+                    community=ctx.community.id if ctx.community is not None else None,
+                    memory_mode=ctx.memory,
+                    query=c.item.query,
+                    generic_vector=generic,
+                )
+                recs = ranker.recommend(ctx.global_memory or catalogs[i], request, k)
+                for group in (c.bucket, c.item.id.rsplit("-", 1)[-1]):  # user bucket; any / genre question
+                    results[f"{label} {m}"][group].append(
+                        ranking_metrics([r.item for r in recs], list(c.item.gold), k)  # type: ignore[arg-type]
+                    )
+    for key, value in defaults.items():
+        setattr(ranker, key, value)
+
+    groups = (*BUCKETS, "any", "genre")
+    print(f"{'method':50} " + " ".join(f"{b[:11]:>11}" for b in (*groups, "all")) + "   (HR@k)")
+    for name, by_bucket in results.items():
+        cells = []
+        for bucket in (*groups, "all"):
+            rows = [r for b, rs in by_bucket.items() for r in rs if bucket == b or (bucket == "all" and b in BUCKETS)]
+            if rows:
+                cells.append(f"{np.mean([r['hit'] for r in rows]):.3f} ({len(rows)})")
+            else:
+                cells.append("-")
+        print(f"{name[:50]:50} " + " ".join(f"{x:>11}" for x in cells))
+
+
+if __name__ == "__main__":
+    main()

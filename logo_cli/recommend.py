@@ -1,0 +1,300 @@
+"""Recommendations from memory: which shared items to suggest for one question, ranked by a score that the
+mediator's weights drive. Pure: no I/O, no model.
+
+Candidates are the items of global memory's item table that are public at the question's time (at least
+min_users people have records of them: the same privacy rule as clusters), minus every item in the user's
+own history. Items come from memory only, never from the model's imagination. Every memory mode ranks the
+same candidates; they differ in what drives the ranking.
+
+Terms of item i, each 0..1:
+    topic_i     how well it fits the question: its similarity to the question and its cluster's, less their
+                similarity to a request that names nothing (GENERIC_REQUEST), relative to the best item
+                (TOPIC_SPREAD below it counts 0); averaged with the weight of the question's words among the
+                words of the item's own records (tf-idf; `drama` finds films tagged Drama, `pasta` in "isn't
+                pasta" rules items out). Items TOPIC_CUT below the best, in a cluster CLUSTER_CUT below the
+                question's best cluster, or without the question's words when memory holds LEXICAL_DEPTH x
+                count items with them, are left out.
+    popular_i   log(1 + people with a record of it), as of the question's time, over the most shared item's
+    recent_i    the same over the RECENT_DAYS before it: what people are into lately
+    community_i the same among the people of the user's community (global memory's user groups)
+    together_i  how often the people who have the user's liked items also have it: cosine over people,
+                summed over the items the user liked (rated at or above their own mean, or unrated)
+    content_i   its vector's similarity to the user's liked records (mean of the LIKED_TOP best)
+and
+    population_i = (popular_i + RECENT_SHARE recent_i + COMMUNITY_SHARE community_i) / (1 + RECENT_SHARE
+                   + COMMUNITY_SHARE)
+    personal_i   = CONTENT_SHARE content_i + (1 - CONTENT_SHARE) together_i    (content_i alone in `local`,
+                   which reads no other user)
+    score_i      = (1 - TOPIC_WEIGHT + TOPIC_WEIGHT topic_i) (w_global population_i + w_local personal_i)
+with (w_local, w_global) the mediator's weights: a cold-start user leans on the population and their
+community, a biased user's off-profile question on the population within the question's topic, a regular
+user on what people with their tastes have. `--memory local` ranks by personal_i alone, `global` by
+population_i, `none` by topic_i. Constants were chosen on half of the MovieLens users (bench/
+recommend_select.py); the README reports the other half.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .global_memory import GlobalMemory, ItemSnapshot, ItemTable
+from .records import Record
+from .terms import terms
+
+GENERIC_REQUEST = "Can you recommend something for me?"  # what every recommend question asks, whatever its topic
+TOPIC_SPREAD = 0.25  # all-MiniLM cosine, after the generic request's share is taken out
+TOPIC_WEIGHT = 0.3
+TOPIC_CUT = 0.3
+CLUSTER_CUT = 0.25  # an item whose cluster is this far below the question's best cluster is another kind of thing
+LEXICAL_WEIGHT = 1.0
+LEXICAL_MIN_SHARE = 0.01  # a question word counts when at least this share of the items' records use it
+LEXICAL_DEPTH = 1
+RECENT_SHARE = 0.5
+RECENT_DAYS = 180.0
+COMMUNITY_SHARE = 1.0
+CONTENT_SHARE = 0.2
+UNRATED_LIKE = 0.5  # how much an unrated record says the user liked its item
+LIKED_TOP = 3
+MIN_TOPIC_MATCH = 0.25  # below this similarity no item fits the question: the answer falls back to open text
+NEGATED = re.compile(
+    r"\b(?:not|isn't|isnt|aren't|no|without|except|other than|anything but|nothing)\s+(?:a |an |the |any |more )?"
+    r"([a-z][\w-]+)",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Recommendation:
+    item: str
+    score: float
+    sources: list[str]  # why it is here: question, popular, community, liked
+    rating_mean: float | None  # None while fewer than min_users people had rated it
+    raters: int  # people with a record of it, as of the question's time
+    ratings: int
+    cluster: int
+    topic: str  # its cluster's keywords
+    because: str | None = None  # the user's own liked record most like it, when the personal term counts
+    terms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "score": round(self.score, 4),
+            "sources": self.sources,
+            "rating_mean": None if self.rating_mean is None else round(self.rating_mean, 2),
+            "raters": self.raters,
+            "ratings": self.ratings,
+            "cluster": self.cluster,
+            "topic": self.topic,
+            "because": self.because,
+            "terms": {k: round(v, 3) for k, v in self.terms.items()},
+        }
+
+
+@dataclass
+class RecommendInput:
+    """What the ranker needs about the user and the question (the mediator decided the rest)."""
+
+    question_vector: np.ndarray
+    history: Sequence[Record]  # the user's records as of the question
+    history_vectors: np.ndarray  # aligned with `history`
+    w_local: float
+    w_global: float
+    community: int | None
+    memory_mode: str  # logo | local | global | none
+    query: str = ""
+    generic_vector: np.ndarray | None = None  # the embedding of GENERIC_REQUEST
+
+
+def recommend(memory: GlobalMemory, request: RecommendInput, count: int) -> list[Recommendation]:
+    """The `count` best items for the question by the score in the module docstring, best first."""
+    table = memory.items
+    if table is None or count <= 0 or not len(table.names):
+        return []
+    snap = table.snapshot(memory.as_of_time, memory.min_users, request.community)
+    rows = _candidates(table, snap, request.history)
+    if not len(rows):
+        return []
+    vectors = table.vectors[rows]
+    similarity = vectors @ request.question_vector.astype(vectors.dtype)
+    if float(similarity.max()) < MIN_TOPIC_MATCH:
+        return []
+    clusters = memory.assign(vectors)
+    topic, on_topic = _topic(memory, table, request, rows, vectors, clusters, count)
+    population = _population(table, snap, rows, memory.as_of_time)
+    mode = request.memory_mode
+    personal, content, together, best_record = _personal(table, request, rows, vectors, memory.as_of_time)
+
+    w_local = request.w_local if mode == "logo" else 1.0 if mode == "local" else 0.0
+    w_global = request.w_global if mode == "logo" else 1.0 if mode == "global" else 0.0
+    body = np.ones(len(rows)) if mode == "none" else w_global * population["all"] + w_local * personal
+    score = (1.0 - TOPIC_WEIGHT + TOPIC_WEIGHT * topic) * body
+    score += 1e-6 * (similarity - similarity.min())  # ties: the closer match to the question
+    score[~on_topic] = 0.0
+
+    out = []
+    for j in np.argsort(-score, kind="stable")[:count]:
+        if score[j] <= 0:
+            break
+        row = int(rows[j])
+        sources = ["question"] if topic[j] >= 0.5 else []
+        if w_global > 0:
+            sources += [name for name in ("popular", "community") if population[name][j] >= 0.5]
+        because = None
+        if w_local > 0 and best_record[j] >= 0 and personal[j] >= 0.5:
+            sources.append("liked")
+            record = request.history[int(best_record[j])]
+            because = record.item or record.text[:60]
+        cluster = memory.clusters[int(clusters[j])]
+        parts = {"topic": topic[j], **{k: v[j] for k, v in population.items() if k != "all"}}
+        parts |= {"together": together[j], "content": content[j]}
+        out.append(
+            Recommendation(
+                item=table.names[row],
+                score=float(score[j]),
+                sources=sources,
+                rating_mean=None if np.isnan(snap.rating_mean[row]) else float(snap.rating_mean[row]),
+                raters=int(snap.users[row]),
+                ratings=int(snap.ratings[row]),
+                cluster=cluster.id,
+                topic=", ".join(cluster.keywords[:3]) if not cluster.private else "",
+                because=because,
+                terms={k: float(v) for k, v in parts.items()},
+            )
+        )
+    return out
+
+
+def _candidates(table: ItemTable, snap: ItemSnapshot, history: Sequence[Record]) -> np.ndarray:
+    """Rows of the public items the user has no record of."""
+    allowed = snap.public.copy()
+    for name in {r.item for r in history if r.item}:
+        row = table.rows.get(name)
+        if row is not None:
+            allowed[row] = False
+    return np.flatnonzero(allowed)
+
+
+def _topic(
+    memory: GlobalMemory,
+    table: ItemTable,
+    request: RecommendInput,
+    rows: np.ndarray,
+    vectors: np.ndarray,
+    clusters: np.ndarray,
+    count: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """topic_i, and which candidates stay (see the module docstring)."""
+    q = request.question_vector.astype(vectors.dtype)
+    similarity = vectors @ q
+    cluster_similarity = (memory.centroids @ q)[clusters]
+    if request.generic_vector is not None:  # what the question asks beyond "recommend me something"
+        g = request.generic_vector.astype(vectors.dtype)
+        similarity = similarity - vectors @ g
+        cluster_similarity = cluster_similarity - (memory.centroids @ g)[clusters]
+    cluster_fit = cluster_similarity - cluster_similarity.max()
+    fit = 0.5 * (similarity - similarity.max()) + 0.5 * cluster_fit
+    topic = np.clip(1.0 + fit / TOPIC_SPREAD, 0.0, 1.0)
+    wanted, unwanted = _lexical(table, request.query)
+    lexical = wanted[rows]
+    on_topic = (fit >= -TOPIC_CUT) & (cluster_fit >= -CLUSTER_CUT) & ~(unwanted[rows] > 0)
+    if lexical.max() > 0:  # the question names what items' own records say: those items come first...
+        topic = (topic + LEXICAL_WEIGHT * lexical / lexical.max()) / (1.0 + LEXICAL_WEIGHT)
+        if int((lexical > 0).sum()) >= LEXICAL_DEPTH * count:
+            on_topic &= lexical > 0  # ...and when memory holds plenty of them, only they qualify
+    return topic, on_topic
+
+
+def _lexical(table: ItemTable, query: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per item, the tf-idf weight of the question's words among its records' words, and of the words the
+    question rules out (`isn't pasta`, `no horror`). A word counts only when at least LEXICAL_MIN_SHARE of the
+    items use it: a word on a handful of items is a stray tag, not the topic the question asks for."""
+    negated = {t for m in NEGATED.finditer(query) for t in terms(m.group(1))}
+    floor = max(2, LEXICAL_MIN_SHARE * len(table.names))
+    wanted = [
+        word
+        for word in dict.fromkeys(terms(NEGATED.sub(" ", query)))
+        if word not in negated and int((table.term_match([word]) > 0).sum()) >= floor
+    ]
+    return table.term_match(wanted), table.term_match(sorted(negated))
+
+
+def _population(table: ItemTable, snap: ItemSnapshot, rows: np.ndarray, when: float | None) -> dict[str, np.ndarray]:
+    popular = _log_share(snap.users[rows])
+    recent = _log_share(table.recent_users(when, RECENT_DAYS * 86_400.0)[rows])
+    community = _log_share(snap.community_users[rows]) if snap.community_users is not None else np.zeros(len(rows))
+    blend = (popular + RECENT_SHARE * recent + COMMUNITY_SHARE * community) / (1.0 + RECENT_SHARE + COMMUNITY_SHARE)
+    return {"all": blend, "popular": popular, "recent": recent, "community": community}
+
+
+def _personal(
+    table: ItemTable, request: RecommendInput, rows: np.ndarray, vectors: np.ndarray, when: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """personal_i, content_i, together_i, and each candidate's most similar liked record (-1: none)."""
+    n = len(rows)
+    content, together, best_record = np.zeros(n), np.zeros(n), np.full(n, -1)
+    if len(request.history) and len(request.history_vectors):
+        weights = liked_weights(request.history)
+        weighted = np.clip(vectors @ request.history_vectors.T, 0.0, None) * weights[None, :]  # items x records
+        top = min(LIKED_TOP, weighted.shape[1])
+        content = _scaled(-np.partition(-weighted, top - 1, axis=1)[:, :top].mean(axis=1))
+        best_record = np.argmax(weighted, axis=1)
+        liked = [
+            table.rows[r.item]
+            for r, w in zip(request.history, weights, strict=True)
+            if w >= 0.5 and r.item in table.rows
+        ]
+        if request.memory_mode != "local" and liked:  # local memory reads no other user's records
+            together = _scaled(table.co_occurrence(np.asarray(liked, dtype=np.int64), when)[rows])
+    share = CONTENT_SHARE if request.memory_mode != "local" else 1.0
+    return share * content + (1.0 - share) * together, content, together, best_record
+
+
+def liked_weights(history: Sequence[Record]) -> np.ndarray:
+    """How much the user liked each of their records: rating against their own mean, as 0..1; unrated
+    records UNRATED_LIKE; records rated well below their mean count nothing."""
+    ratings = np.array([np.nan if r.rating is None else float(r.rating) for r in history], dtype=np.float64)
+    weights = np.full(len(history), UNRATED_LIKE)
+    rated = ~np.isnan(ratings)
+    if rated.any():
+        mean = float(ratings[rated].mean())
+        spread = max(float(np.nanmax(ratings) - np.nanmin(ratings)), 1.0)
+        weights[rated] = np.clip(0.5 + (ratings[rated] - mean) / spread, 0.0, 1.0)
+    return weights
+
+
+def _scaled(x: np.ndarray) -> np.ndarray:
+    lo, hi = (float(np.min(x)), float(np.max(x))) if len(x) else (0.0, 0.0)
+    out: np.ndarray = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    return out
+
+
+def _log_share(counts: np.ndarray) -> np.ndarray:
+    x = np.log1p(counts.astype(np.float64))
+    top = float(x.max()) if len(x) else 0.0
+    out: np.ndarray = x / top if top > 0 else np.zeros_like(x)
+    return out
+
+
+def recommendation_text(recommendations: Sequence[Recommendation], scale_high: float | None) -> str:
+    """One line per item, each reason from memory: its rating and raters, the user's own liked record it is
+    like, or that people like them have it."""
+    lines = []
+    for i, rec in enumerate(recommendations, start=1):
+        reasons = []
+        if rec.rating_mean is not None:
+            high = f"/{scale_high:g}" if scale_high else ""
+            reasons.append(f"{rec.rating_mean:.1f}{high} from {rec.ratings} ratings")
+        else:
+            reasons.append(f"{rec.raters} people have it in their history")
+        if rec.because:
+            reasons.append(f"like {rec.because}")
+        elif "community" in rec.sources:
+            reasons.append("popular with people like you")
+        lines.append(f"{i}. {rec.item}: {'; '.join(reasons)}")
+    return "\n".join(lines)

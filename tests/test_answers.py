@@ -1,0 +1,261 @@
+"""Answer types: the rule that picks one, rating scales and heads, options, counts, loops, and the recommender
+on a hand-made global memory."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from logo_cli.answers import (
+    RATING_HEADS,
+    AnswerType,
+    RatingScale,
+    detect,
+    expected_value,
+    head_distribution,
+    looping,
+    options_in,
+    rating_answer,
+    rating_reason,
+    rating_text,
+    requested_count,
+    scale_for,
+    scale_from_question,
+)
+from logo_cli.global_memory import Cluster, Community, GlobalMemory, ItemTable
+from logo_cli.recommend import RecommendInput, recommend, recommendation_text
+from logo_cli.records import Record
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How would I rate Dune: Part Two on a scale from 1 to 5?", AnswerType.RATING),
+        ("Give Brat a score out of 10", AnswerType.RATING),
+        ("Recommend three films for tonight.", AnswerType.RECOMMEND),
+        ("What should I watch this weekend?", AnswerType.RECOMMEND),
+        ("Where should I go for a long weekend in spring?", AnswerType.RECOMMEND),
+        ("Any album suggestions for my commute?", AnswerType.RECOMMEND),
+        ("What's an easy dinner I could cook tonight?", AnswerType.RECOMMEND),
+        ("Which should I pick: A) Heat B) Alien C) Jaws", AnswerType.CHOICE),
+        ("How should I start exercising with a bad knee?", AnswerType.OPEN),
+        ("Is it a good idea to learn Rust?", AnswerType.OPEN),
+        ("Tell me about pirate films", AnswerType.OPEN),
+        ("Why is the sky blue?", AnswerType.OPEN),
+    ],
+)
+def test_the_answer_type_rule(question: str, kind: AnswerType) -> None:
+    assert detect(question) == kind
+
+
+def test_candidates_make_a_choice_whatever_the_question_says() -> None:
+    assert detect("How would I rate these?", ["a", "b"]) == AnswerType.CHOICE
+
+
+def test_options_listed_in_the_question() -> None:
+    assert options_in("Which one: A) Heat B) Alien C) Jaws?") == ["Heat", "Alien", "Jaws"]
+    assert options_in("Pick one. 1. pasta 2. ramen 3. curry") == ["pasta", "ramen", "curry"]
+    assert options_in("The options are: tea, coffee or water.") == ["tea", "coffee", "water"]
+    assert options_in("What should I cook tonight?") is None
+
+
+@pytest.mark.parametrize(
+    ("question", "count"),
+    [
+        ("Recommend three films for tonight.", 3),
+        ("Top 10 albums?", 10),
+        ("Give me a few ideas for dinner", 3),
+        ("I have three free days in Amsterdam. Where should I go?", None),
+        ("Suggest a quick dinner for two, nothing fancy.", None),
+        ("What should I watch this weekend?", None),
+        ("Recommend 500 books", 50),
+    ],
+)
+def test_requested_count(question: str, count: int | None) -> None:
+    assert requested_count(question) == count
+
+
+def test_the_scale_comes_from_the_question_then_the_data() -> None:
+    assert scale_from_question("How would this user rate Heat on a 0.5-5 scale?") == RatingScale(0.5, 5.0, 0.5)
+    assert scale_from_question("Rate it from 1 to 10") == RatingScale(1.0, 10.0, 1.0)
+    assert scale_from_question("Score it out of 10, half stars allowed") == RatingScale(0.5, 10.0, 0.5)
+    assert scale_from_question("How would I rate Dune: Part Two?") is None
+    assert scale_for("How would I rate Dune?", (0.5, 5.0), 0.5) == RatingScale(0.5, 5.0, 0.5)  # MovieLens
+    assert scale_for("How would I rate Dune?", None, None) == RatingScale(1.0, 5.0, 1.0)
+    assert RatingScale(0.5, 5.0, 0.5).values == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]
+    assert RatingScale(1, 5, 1).candidates()[0] == "Rating: 1/5"  # the slash ends the number: 3 is not 3.5
+
+
+def test_heads() -> None:
+    scale = RatingScale()
+    flat = [0.0] * 5
+    assert expected_value(head_distribution("model", flat, None, None, scale), scale) == pytest.approx(3.0)
+    bias = [0.0, -1.0, 1.0, 4.0, 0.0]  # what the model says to a content-free question
+    signal = [-3.0, -1.0, 0.0, -1.0, -3.0]  # what the prompt adds: centred on 3
+    scores = [b + s for b, s in zip(bias, signal, strict=True)]
+    assert expected_value(head_distribution("model", scores, None, None, scale), scale) > 3.5
+    assert expected_value(head_distribution("calibrated", scores, bias, None, scale), scale) == pytest.approx(3.0)
+    low, high = (expected_value(head_distribution("anchored", flat, flat, e, scale), scale) for e in (1.5, 4.5))
+    assert low < 2.3 and high > 3.7
+    confident = [-9.0, -9.0, -9.0, -9.0, 0.0]  # the prompt makes the model sure of 5
+    assert expected_value(head_distribution("anchored", confident, flat, 2.0, scale), scale) > 3.5
+    assert set(RATING_HEADS) == {"model", "calibrated", "anchored"}
+
+
+def test_a_rating_answer_is_on_the_scale_and_its_text_starts_with_it() -> None:
+    scale = RatingScale(0.5, 5.0, 0.5)
+    flat = [0.0] * len(scale.values)
+    answer = rating_answer(flat, flat, 3.9, scale)
+    assert answer.value in scale.values and answer.value == scale.snap(answer.expected)
+    assert abs(answer.value - 3.9) < 0.6 and answer.head == "anchored"
+    assert sum(answer.distribution.values()) == pytest.approx(1.0, abs=1e-3)
+    evidence = {
+        "rating_estimate": 3.9,
+        "population_rating": 4.3,
+        "user_offset": -0.4,
+        "offset_records": 6,
+        "items": [{"item": "Dune: Part Two", "ratings": 4, "rating_mean": 4.5}],
+    }
+    text = rating_text(answer, rating_reason(evidence, "logo", scale))
+    assert text.startswith(f"{answer.value:g}/5: 4 ratings of Dune: Part Two average 4.5")
+    assert "a little below others (6 of your ratings)" in text
+    assert "model's own reading" in rating_reason(None, "none", scale)
+    assert "no similar ratings yet" in rating_reason({"rating_estimate": 4.0, "population_rating": 4.0}, "logo", scale)
+
+
+def test_loops_are_found_where_they_start() -> None:
+    assert looping("A short answer. With two sentences.") is None
+    text = "Try the ramen. It is good. Try the ramen. It is good."
+    cut = looping(text)
+    assert cut is not None and text[:cut].strip() == "Try the ramen. It is good."
+    words = "the film is great the film is great the film is great and more"
+    cut = looping(words)
+    assert cut is not None and words[:cut].count("the film is great") == 2
+
+
+# ------------------------------------------------------------------------------------------ the recommender
+
+E = np.eye(4, dtype=np.float32)  # 0 films, 1 dinners, 2 trips, 3 generic requests
+
+
+def _cluster(cid: int, keywords: list[str]) -> Cluster:
+    return Cluster(cid, 10, 5, keywords, [], None, 0, {}, [], [], False)
+
+
+def catalog() -> GlobalMemory:
+    """Five films and two dinners. Each item's people are listed with their first time and community."""
+
+    def near(axis: int, tilt: float) -> np.ndarray:
+        v = E[axis] + tilt * E[3]
+        return v / np.linalg.norm(v)
+
+    names = ["Heat", "Alien", "Jaws", "Psycho", "Obscure", "Ramen", "Curry"]
+    vectors = np.stack(
+        [near(0, 0.1), near(0, 0.2), near(0, 0.1), near(0, 0.3), near(0, 0.1), near(1, 0.1), near(1, 0.2)]
+    )
+    people = [  # (user index, time, community) per item
+        [(0, 1, 0), (1, 2, 0), (2, 3, 1), (3, 4, 1), (4, 5, 1), (5, 6, 1)],  # Heat: 6 people
+        [(0, 1, 0), (6, 2, 0), (7, 3, 0), (8, 9, 0)],  # Alien: 4, popular with community 0
+        [(2, 1, 1), (3, 2, 1), (4, 3, 1)],  # Jaws: 3
+        [(1, 1, 0), (5, 2, 1), (9, 8, 1)],  # Psycho: 3, the third only at t=8
+        [(1, 1, 0), (2, 1, 1)],  # Obscure: 2 people: private
+        [(0, 1, 0), (1, 2, 0), (2, 3, 1), (3, 4, 1)],  # Ramen
+        [(4, 1, 1), (5, 2, 1), (6, 3, 0)],  # Curry
+    ]
+    offsets = np.cumsum([0] + [len(p) for p in people])
+    flat = [x for p in people for x in p]
+    table = ItemTable(
+        names=names,
+        vectors=vectors.astype(np.float32),
+        rating_ts=np.array([1.0, 2.0, 3.0]),  # Heat: three ratings
+        rating_cum=np.array([4.0, 9.0, 13.0]),
+        offsets=np.array([0, 3, 3, 3, 3, 3, 3, 3]),
+        rater_ts=np.array([1.0, 2.0, 3.0]),
+        rater_offsets=np.array([0, 3, 3, 3, 3, 3, 3, 3]),
+        user_ts=np.array([float(t) for _, t, _ in flat]),
+        user_offsets=offsets,
+        user_community=np.array([c for _, _, c in flat], dtype=np.int32),
+        user_index=np.array([u for u, _, _ in flat], dtype=np.int32),
+    )
+    return GlobalMemory(
+        version="v-test",
+        built_at=0.0,
+        embedder="fake:4",
+        options={"min_users": 3},
+        records=40,
+        clusters=[_cluster(0, ["film"]), _cluster(1, ["dinner"]), _cluster(2, ["trip"]), _cluster(3, ["misc"])],
+        users={},
+        communities=[Community(0, 5, [(0, 0.8)]), Community(1, 5, [(1, 0.6)])],
+        segments=[],
+        rating_range=(1.0, 5.0),
+        centroids=E.copy(),
+        community_centroids=np.array([[0.8, 0.2, 0, 0], [0.4, 0.6, 0, 0]], dtype=np.float32),
+        items=table,
+    )
+
+
+def ask(
+    memory: GlobalMemory,
+    question: np.ndarray,
+    history: list[Record] = (),  # type: ignore[assignment]
+    mode: str = "logo",
+    w_local: float = 0.0,
+    community: int | None = None,
+    count: int = 5,
+) -> list[str]:
+    vectors = (
+        np.stack([memory.items.vectors[memory.items.rows[r.item]] for r in history]) if history else np.zeros((0, 4))
+    )  # type: ignore[union-attr,index]
+    request = RecommendInput(question, list(history), vectors.astype(np.float32), w_local, 1 - w_local, community, mode)
+    return [r.item for r in recommend(memory, request, count)]
+
+
+def test_only_public_items_the_user_does_not_have_on_the_questions_topic() -> None:
+    memory = catalog()
+    films = ask(memory, E[0])
+    assert "Obscure" not in films  # two people: private
+    assert set(films) <= {"Heat", "Alien", "Jaws", "Psycho"}  # a film question names no dinner
+    assert films[0] == "Heat"  # the most shared
+    mine = [Record("u", "loved it", "1", item="Heat", rating=5.0)]
+    assert "Heat" not in ask(memory, E[0], mine, w_local=0.5)  # never what the user already has
+    assert set(ask(memory, E[1])) == {"Ramen", "Curry"}
+
+
+def test_time_and_community_move_the_ranking() -> None:
+    memory = catalog()
+    assert "Psycho" not in ask(replace(memory, as_of_time=5.0), E[0])  # its third person came at t=8
+    by_community = ask(memory, E[0], community=0, count=2)
+    assert by_community == ["Heat", "Alien"]  # Alien: four people, all of community 0
+    assert ask(memory, E[0], community=1, count=2) == ["Heat", "Jaws"]
+
+
+def test_what_the_user_liked_pulls_in_what_the_same_people_have() -> None:
+    memory = catalog()
+    fan = [Record("u", "great", "1", item="Jaws", rating=5.0), Record("u", "meh", "2", item="Ramen", rating=2.0)]
+    picks = ask(memory, E[0], fan, w_local=0.9, count=2)
+    assert picks[0] == "Heat"  # everyone who has Jaws also has Heat
+    assert "Jaws" not in picks
+
+
+def test_memory_modes_rank_the_same_candidates() -> None:
+    memory = catalog()
+    fan = [Record("u", "great", "1", item="Jaws", rating=5.0)]
+    for mode in ("none", "local", "global", "logo"):
+        picks = ask(memory, E[0], fan, mode=mode, w_local=0.5)
+        assert picks and set(picks) <= {"Heat", "Alien", "Psycho"}, mode
+
+
+def test_no_item_fits_an_unrelated_question() -> None:
+    assert ask(catalog(), E[2]) == []  # trips: memory holds none, so the answer falls back to open text
+
+
+def test_the_text_names_each_item_with_reasons_from_memory() -> None:
+    memory = catalog()
+    request = RecommendInput(E[0], [], np.zeros((0, 4), np.float32), 0.0, 1.0, 0, "logo")
+    recs = recommend(memory, request, 2)
+    text = recommendation_text(recs, 5.0)
+    assert text.splitlines()[0] == "1. Heat: 4.3/5 from 3 ratings; popular with people like you"
+    assert text.splitlines()[1].startswith("2. Alien: 4 people have it in their history")
+    assert recs[0].to_json()["raters"] == 6 and "popular" in recs[0].sources
