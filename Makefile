@@ -10,7 +10,7 @@ LOGO   := LOGO_HOME=$(DEMO_HOME) $(BIN)/logo
 
 .PHONY: bench-scale eval-movielens setup demo test lint bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(VENV)/.onnx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,17 +28,25 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.llama
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The embedder's ONNX export (once, cached in ~/.cache/logo or $$LOGO_CACHE): `logo ask` then embeds without torch.
+$(VENV)/.onnx: $(VENV)/.installed
+	$(BIN)/python -m logo_cli.onnx_export >/dev/null || echo "logo: no ONNX export; the embedder will use sentence-transformers" >&2
+	touch $@
+
 # The main job on sample_histories/, into a fresh store: answers on stdout, the memory each used on stderr.
 demo: setup
 	rm -rf $(DEMO_HOME)
 	$(LOGO) ingest sample_histories/histories.jsonl
 	$(LOGO) build-global --seed 0
-	@echo; echo "== cold-start user ines (1 record) asks about cooking =="
-	@$(LOGO) ask --explain --user ines "I just got my first real kitchen. What's an easy dinner I could cook tonight that isn't pasta?"
-	@echo; echo "== biased user hollis (32 records, nearly all horror films) asks off-profile =="
-	@$(LOGO) ask --explain --user hollis "Suggest a quick weeknight dinner for two, nothing fancy."
-	@echo; echo "== regular user maya asks about films =="
+	@echo; echo "== cold-start user ines (1 record) asks for a dinner: items from her community and everyone =="
+	@$(LOGO) ask --explain --user ines "What's an easy dinner I could cook tonight?"
+	@echo; echo "== biased user hollis (32 records, nearly all horror films) asks off-profile: dinners, not films =="
+	@$(LOGO) ask --explain --user hollis "What should I cook for dinner tonight?"
+	@echo; echo "== regular user maya asks for films, then how she would rate one =="
 	@$(LOGO) ask --explain --user maya "What should I watch this weekend?"
+	@$(LOGO) ask --explain --user maya "How would I rate Dune: Part Two?"
+	@echo; echo "== an open question is generated text, cut at the first repetition loop =="
+	@$(LOGO) ask --user gus_h --max-tokens 80 "How should I start exercising at 52 with a bad knee?"
 
 test: setup
 	$(BIN)/python -m pytest

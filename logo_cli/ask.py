@@ -358,6 +358,7 @@ class Asker:
         timings["total"] = _ms(started)
         result.timings_ms = timings
         result.models["embedder"] = self._embedder.id if self._embedder else None
+        result.models["embedder_runtime"] = self._embedder.runtime if self._embedder else None
         return result
 
     def _rate(self, question: Question, prepared: Prepared, result: Answer) -> None:

@@ -121,7 +121,16 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
             checks.append({"check": name, "ok": False, "detail": f"{type(exc).__name__}: {exc}"})
 
     def versions() -> dict[str, str]:
-        names = ("chromadb", "sentence-transformers", "llama_cpp_python", "torch", "typer", "scikit-learn")
+        names = (
+            "chromadb",
+            "sentence-transformers",
+            "onnxruntime",
+            "onnx",
+            "llama_cpp_python",
+            "torch",
+            "typer",
+            "scikit-learn",
+        )
         out = {"logo": __version__, "python": platform.python_version(), "machine": platform.machine()}
         for name in names:
             try:
@@ -133,7 +142,7 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
     def embedder() -> str:
         model = load_embedder(settings.embedder_spec())
         vector = model.embed(["logo doctor"])
-        return f"{model.id}, dim {vector.shape[1]}"
+        return f"{model.id} via {model.runtime}, dim {vector.shape[1]}"
 
     def llm() -> str:
         from .llm import Usage, generator_for

@@ -1,12 +1,27 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_histories"
+FIXTURES = ROOT / "tests" / "data"  # small slices of public data sets, shipped with the tests
+# the full public data sets (MovieLens ml-latest-small, PrefEval), where a machine has them
+EVAL_DATA = Path(os.environ.get("LOGO_EVAL_DATA") or ROOT.parent / "shared" / "eval-data")
+
+
+def full_data(name: str) -> Path:
+    """A full data set under LOGO_EVAL_DATA, or skip the test saying where it was looked for."""
+    import pytest
+
+    folder = EVAL_DATA / name
+    if not folder.is_dir():
+        pytest.skip(f"{name} not found under {EVAL_DATA} (set LOGO_EVAL_DATA to the folder holding it)")
+    return folder
+
 
 TOPICS = {  # each topic's texts share a vocabulary the fake (bag-of-words) embedder can cluster on
     "films": [

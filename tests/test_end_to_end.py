@@ -63,8 +63,9 @@ def answers(home: Path, people: dict[str, dict]) -> dict[str, dict]:
         kind = q["kind"] if q["user"] in people else "unknown"
         chosen.setdefault(kind, q)
     assert {"cold_start", "biased_off_profile", "regular", "unknown"} <= set(chosen)
-    stdin = "".join(
-        json.dumps({"user": q["user"], "query": q["query"], "id": kind}) + "\n" for kind, q in chosen.items()
+    stdin = "".join(  # open answers: these tests are about the model and the context it gets
+        json.dumps({"user": q["user"], "query": q["query"], "id": kind, "answer_type": "open"}) + "\n"
+        for kind, q in chosen.items()
     )
     done = logo(home, "ask", "-", "--max-tokens", "48", input=stdin)
     assert done.returncode == 0, done.stderr
@@ -119,6 +120,59 @@ def test_answers_are_real_and_stamped(answers: dict[str, dict]) -> None:
         assert "SmolLM2" in result["models"]["llm"]
         assert result["models"]["embedder"] == "sentence-transformers:all-MiniLM-L6-v2"
         assert 0 < result["tokens"]["prompt"] <= 600 and 0 < result["tokens"]["completion"] <= 49
+
+
+@pytest.fixture(scope="module")
+def typed(home: Path) -> dict[str, dict]:
+    """The demo's questions, each answered by the type the rule gives it."""
+    questions = {
+        "rating": ("maya", "How would I rate Dune: Part Two on a scale from 1 to 5?"),
+        "cold_start": ("ines", "What's an easy dinner I could cook tonight?"),
+        "biased": ("hollis", "What should I cook for dinner tonight?"),
+        "regular": ("maya", "Recommend three films for this weekend."),
+        "choice": ("maya", "Which should I watch: A) Barbie B) Conclave"),
+    }
+    stdin = "".join(json.dumps({"user": u, "query": q, "id": key}) + "\n" for key, (u, q) in questions.items())
+    done = logo(home, "ask", "-", input=stdin)
+    assert done.returncode == 0, done.stderr
+    return {r["id"]: r for r in lines(done.stdout)}
+
+
+def test_a_rating_is_a_number_on_the_scale_that_says_where_it_comes_from(typed: dict[str, dict]) -> None:
+    result = typed["rating"]
+    assert result["answer_type"] == "rating" and result["rating"]["scale"] == [1.0, 5.0, 1.0]
+    value = result["answer_value"]
+    assert value in (1, 2, 3, 4, 5) and result["answer"].startswith(f"{value:g}/5: ")
+    assert "ratings of Dune: Part Two average" in result["answer"]  # the item's population rating, by name
+    assert abs(value - result["evidence"]["rating_estimate"]) <= 1.0
+    assert "SmolLM2" in result["models"]["llm"]
+
+
+def test_recommendations_name_only_items_from_memory_the_user_does_not_have(home: Path, typed: dict[str, dict]) -> None:
+    records = [json.loads(line) for line in HISTORIES.read_text().splitlines()]
+    sharers: dict[str, set[str]] = {}
+    for r in records:
+        if r.get("item"):
+            sharers.setdefault(r["item"], set()).add(r["user"])
+    for key in ("cold_start", "biased", "regular"):
+        result = typed[key]
+        assert result["answer_type"] == "recommend", key
+        names = result["answer_value"]
+        assert names and [r["item"] for r in result["recommendations"]] == names
+        mine = {r["item"] for r in records if r["user"] == result["user"] and r.get("item")}
+        for name in names:
+            assert len(sharers[name]) >= 3, f"{name}: not a shared item"  # public: min_users people
+            assert name not in mine, f"{name}: the user already has it"
+            assert name in result["answer"]
+        assert result["models"]["llm"] is None  # no model: nothing it could invent
+    assert len(typed["regular"]["answer_value"]) == 3  # "three films"
+    assert typed["biased"]["flags"]["biased"] is True
+
+
+def test_a_listed_choice_is_one_of_the_options(typed: dict[str, dict]) -> None:
+    result = typed["choice"]
+    assert result["answer_type"] == "choice" and result["answer"] in ("Barbie", "Conclave")
+    assert {c["option"] for c in result["choices"]} == {"Barbie", "Conclave"}
 
 
 def test_cold_start_context_holds_global_clusters(answers: dict[str, dict]) -> None:

@@ -15,10 +15,9 @@ from logo_cli.evaluate import bucket_of, load_eval, number_in_text, ranking_metr
 from logo_cli.mediator import build_profile
 from logo_cli.records import Record
 
-from .conftest import ROOT, write_jsonl
+from .conftest import FIXTURES, full_data, write_jsonl
 
 runner = CliRunner()
-PREFEVAL = ROOT.parent / "shared" / "eval-data" / "prefeval"
 
 
 def test_ranking_metrics() -> None:
@@ -149,7 +148,8 @@ def test_eval_rejects_unknown_methods(fake_env: Path, tmp_path: Path) -> None:
 
 
 def test_convert_prefeval_shuffles_options(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["convert", "prefeval", str(PREFEVAL), "--out", str(tmp_path), "--max-per-topic", "5"])
+    folder = FIXTURES / "prefeval"
+    result = runner.invoke(app, ["convert", "prefeval", str(folder), "--out", str(tmp_path), "--max-per-topic", "5"])
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["questions"] == 100
     questions = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
@@ -158,3 +158,9 @@ def test_convert_prefeval_shuffles_options(tmp_path: Path) -> None:
     assert first < 50, "options must be shuffled: the source lists the correct one first"
     records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert {r["user"] for r in records} == {q["user"] for q in questions}
+
+
+def test_convert_the_full_prefeval(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["convert", "prefeval", str(full_data("prefeval")), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["questions"] == 1000  # 20 topics x 50

@@ -18,10 +18,10 @@ from logo_cli.embed import load_embedder
 from logo_cli.evaluate import cluster_agreement
 from logo_cli.store import Store
 
-from .conftest import ROOT
+from .conftest import FIXTURES, full_data
 
 pytestmark = pytest.mark.real
-MOVIELENS = ROOT.parent / "shared" / "eval-data" / "ml-latest-small"
+MOVIELENS = FIXTURES / "ml-latest-small"  # 12 real users' ratings; the full set is under LOGO_EVAL_DATA
 
 
 def logo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -31,7 +31,6 @@ def logo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def slice_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    assert MOVIELENS.is_dir(), f"MovieLens data expected at {MOVIELENS}"
     root = tmp_path_factory.mktemp("ml")
     converted = movielens(MOVIELENS, root / "data", max_users=12, cold_share=0.2, seed=1)
     assert converted.records > 500 and converted.questions > 100 and converted.cold_start_users == 2
@@ -140,3 +139,45 @@ def test_eval_harness_on_a_slice(slice_home: tuple[Path, Path], tmp_path: Path) 
     assert rows[("logo", "all")]["evidence_mae"] is not None
     assert rows[("none", "all")]["prompt_tokens"] < rows[("logo", "all")]["prompt_tokens"]
     assert (tmp_path / "eval.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_convert_writes_recommend_questions_from_held_out_liked_films(tmp_path: Path) -> None:
+    out = movielens(MOVIELENS, tmp_path, cold_share=0.0)
+    assert out.recommend_file is not None and out.recommend_questions > 0
+    records = [json.loads(line) for line in Path(out.records_file).read_text().splitlines()]
+    questions = [json.loads(line) for line in Path(out.recommend_file).read_text().splitlines()]
+    ratings = [json.loads(line) for line in Path(out.eval_file).read_text().splitlines()]
+    for q in questions:
+        held_out = [r for r in ratings if r["user"] == q["user"]]
+        liked = {r["item"] for r in held_out if r["gold"] >= 4}
+        assert q["answer_type"] == "recommend" and set(q["gold"]) <= liked and q["gold"]
+        assert q["at"] == min(r["at"] for r in held_out)
+        history = {r["item"] for r in records if r["user"] == q["user"]}
+        assert not history & set(q["gold"]), "a user's history never holds their gold"
+        if q["variant"] == "genre":
+            assert q["query"] == f"Recommend 10 {q['genre'].lower()} films for me."
+        else:
+            assert set(q["gold"]) == liked and q["query"] == "Recommend 10 films for me to watch next."
+
+
+def test_recommend_eval_on_a_slice(slice_home: tuple[Path, Path], tmp_path: Path) -> None:
+    """Recommend questions through `logo eval` with the real embedder and store: every named item is public in
+    memory and none is the user's own; logo's rows stand beside popularity and item-kNN."""
+    home, eval_file = slice_home
+    recommend = eval_file.parent / "recommend.jsonl"
+    done = logo(home, "eval", str(recommend), "--methods", "local,logo", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    rows = {(r["method"], r["bucket"]): r for r in report["rows"]}
+    assert {m for m, _ in rows} == {"local", "logo", "popularity", "item-knn"}
+    assert rows[("logo", "all")]["metric"] == "hr@10" and "ndcg@10" in rows[("logo", "all")]["extra"]
+    checks = report["checks"]
+    assert checks["recommended_named"] > 0
+    assert checks["recommended_not_in_memory"] == 0 and checks["recommended_already_had"] == 0
+    assert checks["recommend_text_mismatches"] == 0
+
+
+def test_convert_the_full_movielens(tmp_path: Path) -> None:
+    out = movielens(full_data("ml-latest-small"), tmp_path, seed=0)
+    assert (out.users, out.records, out.questions, out.cold_start_users) == (671, 72533, 20003, 67)
+    assert out.recommend_questions == 1312
