@@ -1,12 +1,16 @@
 """Paired comparisons of memory modes from `logo eval --predictions FILE`, with bootstrap intervals.
 
 Every method answered the same questions, so the difference between two methods is measured question by
-question: for each bucket and rating head, the MAE of `logo` minus that of `local`, `global` and `none`,
+question: for each bucket and metric, `logo` minus `local`, `global`, `none` and the plain recommenders,
 with a 95% interval from resampling the questions (paired bootstrap, 2,000 draws, seeded). An interval
 that excludes 0 is a difference that this sample can tell apart from noise.
 
-Usage: python bench/eval_compare.py PREDICTIONS.jsonl [--head anchored] [--against local,global,none]
-Prints one JSON line per (bucket, head, other method); with --table, a Markdown table instead.
+Metrics: rating questions: `answer`, the absolute error of the number `logo ask` prints (the product), and
+each rating head's expected value (`anchored`, `model`, `calibrated`: component figures); recommend
+questions: `hit` (HR@k), `ndcg` and `recall`, higher is better.
+
+Usage: python bench/eval_compare.py PREDICTIONS.jsonl [--metric answer,hit] [--against local,global,none]
+Prints one JSON line per (bucket, metric, other method); with --table, a Markdown table instead.
 """
 
 from __future__ import annotations
@@ -21,29 +25,34 @@ import numpy as np
 BUCKETS = ("cold_start", "biased_off_profile", "biased_on_profile", "regular", "all")
 
 
-def load(path: Path) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
-    """(question id, method) -> {"bucket", "heads": {head: absolute error}}."""
-    out: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
+def load(path: Path) -> dict[tuple[str, str], dict[str, object]]:
+    """(question id, method) -> {"bucket", "values": {metric: value}}."""
+    out: dict[tuple[str, str], dict[str, object]] = {}
     for line in path.read_text().splitlines():
         row = json.loads(line)
-        if "heads" not in row:
-            continue
-        gold = float(row["gold"])
-        out[(row["id"], row["method"])] = {
-            "bucket": row["bucket"],
-            "errors": {h: abs(float(v) - gold) for h, v in row["heads"].items()},
-        }
+        values: dict[str, float] = {}
+        if "heads" in row and row.get("error") is not None:
+            gold = float(row["gold"])
+            values["answer"] = abs(float(row["error"]))
+            values |= {h: abs(float(v) - gold) for h, v in row["heads"].items()}
+        elif "hit" in row:
+            values = {m: float(row[m]) for m in ("hit", "ndcg", "recall")}
+        if values:
+            out[(row["id"], row["method"])] = {"bucket": row["bucket"], "values": values}
     return out
 
 
 def compare(
-    rows: dict[tuple[str, str], dict[str, dict[str, float]]], head: str, other: str, draws: int = 2000, seed: int = 0
+    rows: dict[tuple[str, str], dict[str, object]], metric: str, other: str, draws: int = 2000, seed: int = 0
 ) -> list[dict[str, object]]:
     by_bucket: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for (qid, method), row in rows.items():
-        if method != "logo" or (qid, other) not in rows:
+        theirs = rows.get((qid, other))
+        mine_values, their_values = row["values"], theirs["values"] if theirs else {}
+        assert isinstance(mine_values, dict) and isinstance(their_values, dict)
+        if method != "logo" or metric not in mine_values or metric not in their_values:
             continue
-        pair = (row["errors"][head], rows[(qid, other)]["errors"][head])
+        pair = (mine_values[metric], their_values[metric])
         by_bucket[str(row["bucket"])].append(pair)
         by_bucket["all"].append(pair)
     rng = np.random.default_rng(seed)
@@ -59,10 +68,10 @@ def compare(
         results.append(
             {
                 "bucket": bucket,
-                "head": head,
+                "metric": metric,
                 "logo": round(mine, 3),
                 "other": other,
-                "other_mae": round(theirs, 3),
+                "other_value": round(theirs, 3),
                 "n": len(pairs),
                 "difference": round(mine - theirs, 3),
                 "relative": round((mine - theirs) / theirs, 3) if theirs else None,
@@ -75,26 +84,33 @@ def compare(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("predictions", type=Path)
-    parser.add_argument("--head", default="anchored,model,calibrated", help="rating heads, comma-separated")
-    parser.add_argument("--against", default="local,global,none", help="methods to compare logo with")
+    parser.add_argument(
+        "--metric", default="answer,anchored,model,calibrated,hit,ndcg", help="metrics, comma-separated"
+    )
+    parser.add_argument(
+        "--against", default="local,global,none,popularity,item-knn", help="methods to compare logo with"
+    )
     parser.add_argument("--table", action="store_true", help="a Markdown table instead of JSON lines")
     args = parser.parse_args()
     rows = load(args.predictions)
     results = [
-        r for head in args.head.split(",") for other in args.against.split(",") for r in compare(rows, head, other)
+        r
+        for metric in args.metric.split(",")
+        for other in args.against.split(",")
+        for r in compare(rows, metric, other)
     ]
     if not args.table:
         for r in results:
             print(json.dumps(r))
         return
-    print("| bucket | head | logo vs | n | logo | other | difference (95% CI) | relative |")
+    print("| bucket | metric | logo vs | n | logo | other | difference (95% CI) | relative |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         ci = r["ci95"]
         assert isinstance(ci, list)
         lo, hi = ci
         print(
-            f"| {r['bucket']} | {r['head']} | {r['other']} | {r['n']} | {r['logo']:.3f} | {r['other_mae']:.3f} "
+            f"| {r['bucket']} | {r['metric']} | {r['other']} | {r['n']} | {r['logo']:.3f} | {r['other_value']:.3f} "
             f"| {r['difference']:+.3f} ({lo:+.3f}, {hi:+.3f}) | "
             + ("n/a" if r["relative"] is None else f"{r['relative']:+.1%}")
             + " |"

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MOVIELENS = ROOT.parent / "shared" / "eval-data" / "ml-latest-small"
+# the full data set: --movielens DIR, else $LOGO_EVAL_DATA/ml-latest-small
+MOVIELENS = Path(os.environ.get("LOGO_EVAL_DATA", "eval-data")) / "ml-latest-small"
 
 
 def logo(home: Path, *args: str) -> tuple[float, float, str]:

@@ -893,8 +893,8 @@ def config_cli(
 ) -> None:
     """Show the settings in effect and where each comes from: flag, LOGO_* variable, config.toml or default.
 
-    `$LOGO_HOME/config.toml` may set `model`, `embedder`, `threads` and `ctx`; flags and environment
-    variables win over it.
+    `$LOGO_HOME/config.toml` may set `model`, `embedder`, `threads`, `ctx`, `chroma_url` and `llm_url`; flags
+    and environment variables win over it.
     """
     from .status import config
 
@@ -937,7 +937,7 @@ app.add_typer(convert_app, name="convert")
 
 @convert_app.command(
     "movielens",
-    epilog="Example: logo convert movielens ../shared/eval-data/ml-latest-small --out movielens\n\n"
+    epilog="Example: logo convert movielens path/to/ml-latest-small --out movielens\n\n"
     "Then: logo ingest movielens/records.jsonl && logo build-global",
 )
 def convert_movielens_cli(
@@ -956,7 +956,7 @@ def convert_movielens_cli(
 
 @convert_app.command(
     "prefeval",
-    epilog="Example: logo convert prefeval ../shared/eval-data/prefeval --out prefeval\n\n"
+    epilog="Example: logo convert prefeval path/to/PrefEval/benchmark_dataset --out prefeval\n\n"
     "Then: logo ingest prefeval/records.jsonl && logo build-global && logo eval prefeval/eval.jsonl",
 )
 def convert_prefeval_cli(

@@ -54,8 +54,9 @@ API_KEY_ENV = "LOGO_LLM_API_KEY"  # sent as `Authorization: Bearer ...` when set
 OPTIONAL_FIELDS = ("repeat_penalty", "stream_options")  # dropped if a strict server rejects them
 START_HINT = "Start the server, or unset LOGO_LLM_URL (drop --llm-url) to run the GGUF in process."
 SCORE_HINT = (
-    "Run `logo eval` with the in-process model (unset LOGO_LLM_URL), or start llama-cpp-python's server "
-    "with `--logits_all true` (vLLM also returns prompt log-probabilities)."
+    "Rating and choice answers (and `logo eval`) score candidates: use the in-process model (unset "
+    "LOGO_LLM_URL), start llama-cpp-python's server with `--logits_all true` (vLLM also returns prompt "
+    "log-probabilities), or ask with --answer-type open."
 )
 TOKENIZE_CACHE = 4096
 

@@ -1,0 +1,86 @@
+"""Choose how a rating answer reads its number, on a selection run's predictions (component figures).
+
+`logo eval --predictions` keeps, for each rating question, the model's log-likelihood of every value on the
+scale and of the content-free question, and the mediator's estimate. From them this recomputes, for every
+head (model, calibrated, anchored) and every way to read one number off its distribution (`mean`: the
+expected value rounded to the scale's step, what `ask` prints today; `median`: the distribution's median,
+the value that minimizes expected absolute error), the MAE by bucket and method, and counts the MovieLens
+targets each meets:
+
+1. cold start: logo's MAE at least 10% below local's;
+2. biased off-profile: logo below local;
+3. regular: logo no worse than local, and below global;
+4. every bucket: logo below none.
+
+The rule, fixed before looking: the most targets met; ties broken by logo's overall MAE.
+
+Usage: python bench/rating_select.py SELECTION_PREDICTIONS.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from logo_cli.answers import RATING_HEADS, RatingScale, head_distribution
+
+BUCKETS = ("cold_start", "biased_off_profile", "biased_on_profile", "regular")
+POINTS = ("mean", "median")
+
+
+def value(p: np.ndarray, scale: RatingScale, point: str) -> float:
+    values = np.asarray(scale.values)
+    if point == "mean":
+        return scale.snap(float((p * values).sum()))
+    return float(values[int(np.searchsorted(np.cumsum(p), 0.5))])
+
+
+def targets(mae: dict[tuple[str, str], float]) -> list[bool]:
+    def get(method: str, bucket: str) -> float:
+        return mae.get((method, bucket), float("nan"))
+
+    met = [
+        get("logo", "cold_start") <= 0.9 * get("local", "cold_start"),
+        get("logo", "biased_off_profile") < get("local", "biased_off_profile"),
+        get("logo", "regular") <= get("local", "regular") and get("logo", "regular") < get("global", "regular"),
+        all(get("logo", b) < get("none", b) for b in BUCKETS if not np.isnan(get("logo", b))),
+    ]
+    return met
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("predictions", type=Path)
+    args = parser.parse_args()
+    rows = [json.loads(line) for line in args.predictions.read_text().splitlines()]
+    rows = [r for r in rows if r.get("logprobs") is not None]
+    results = []
+    for head in RATING_HEADS:
+        for point in POINTS:
+            errors: dict[tuple[str, str], list[float]] = defaultdict(list)
+            for r in rows:
+                scale = RatingScale(*r["scale"])
+                p = head_distribution(head, r["logprobs"], r["prior"], r["estimate"], scale)
+                error = abs(value(p, scale, point) - float(r["gold"]))
+                errors[(r["method"], r["bucket"])].append(error)
+                errors[(r["method"], "all")].append(error)
+            mae = {k: float(np.mean(v)) for k, v in errors.items()}
+            met = targets(mae)
+            results.append((sum(met), -mae[("logo", "all")], head, point, met, mae))
+    results.sort(reverse=True)
+    for n_met, neg_all, head, point, met, mae in results:
+        cells = " ".join(
+            f"{b[:10]}:" + "/".join(f"{mae.get((m, b), float('nan')):.3f}" for m in ("none", "local", "global", "logo"))
+            for b in (*BUCKETS, "all")
+        )
+        print(f"{head:10} {point:6} targets {n_met}/4 {met} logo all {-neg_all:.3f} | {cells}")
+    best = results[0]
+    print(json.dumps({"chosen_head": best[2], "chosen_point": best[3], "targets_met": best[0]}))
+
+
+if __name__ == "__main__":
+    main()
