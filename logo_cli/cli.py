@@ -839,12 +839,20 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="JSON even on a terminal."
 
 
 @app.command("users", epilog="Example: logo users\n\nExample: logo users | jq -r 'select(.diversity < 0.35) | .user'")
-def users_cli(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
-    """List users in global memory: history size, diversity, community (JSON lines when piped)."""
+def users_cli(
+    as_json: JsonOpt = False, wait: WaitOpt = None, home: HomeOpt = None, embedder: EmbedderOpt = None
+) -> None:
+    """List the users in the store: records and time span; once global memory is built, also diversity,
+    community and dominant clusters (JSON lines when piped)."""
     from .status import users
 
-    rows = users(_settings(home))
-    _rows_out(rows, as_json, ["user", "history", "diversity", "community", "dominant"], f"{len(rows)} users")
+    settings = _settings(home, embedder)
+    with _locked(settings, wait):
+        rows = users(settings)
+    columns = ["user", "records", "first", "last"]
+    if rows and "diversity" in rows[0]:
+        columns += ["diversity", "community", "dominant"]
+    _rows_out(rows, as_json, columns, f"{len(rows)} users")
 
 
 @app.command("stats", epilog="Example: logo stats\n\nExample: logo stats --json | jq .global.stale")

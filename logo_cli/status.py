@@ -22,20 +22,29 @@ def _size(path: Path) -> int:
 
 
 def users(settings: Settings) -> list[dict[str, Any]]:
-    """Every user in global memory, with history size, diversity and community (largest history first)."""
-    memory = global_memory.load(settings.global_dir)
-    rows = [
-        {
-            "user": p.user,
-            "history": p.history,
-            "diversity": p.diversity,
-            "community": p.community,
-            "dominant": p.dominant,
-            "rating_mean": p.rating_mean,
+    """Every user in the store with their record count and time span (largest history first); once global
+    memory exists, also their diversity, community and dominant clusters as of its build."""
+    store = open_store(settings)
+    memory = global_memory.load(settings.global_dir) if global_memory.exists(settings.global_dir) else None
+    rows = []
+    for user, records, first, last in store.users():
+        row: dict[str, Any] = {
+            "user": user,
+            "records": records,
+            "first": format_time(first) if first is not None else None,
+            "last": format_time(last) if last is not None else None,
         }
-        for p in memory.users.values()
-    ]
-    return sorted(rows, key=lambda r: (-r["history"], r["user"]))
+        profile = memory.users.get(user) if memory is not None else None
+        if memory is not None:
+            row |= {
+                "history": profile.history if profile else None,
+                "diversity": profile.diversity if profile else None,
+                "community": profile.community if profile else None,
+                "dominant": profile.dominant if profile else None,
+                "rating_mean": profile.rating_mean if profile else None,
+            }
+        rows.append(row)
+    return sorted(rows, key=lambda r: (-r["records"], r["user"]))
 
 
 def stats(settings: Settings) -> dict[str, Any]:
@@ -49,17 +58,18 @@ def stats(settings: Settings) -> dict[str, Any]:
         "embedder": store.stamp().get("embedder"),
         "schema": store.stamp().get("logo_schema"),
         "model": settings.llm_url or settings.model_path(),
+        "users": len(store.users()),
         "global": None,
     }
     if global_memory.exists(settings.global_dir):
         memory = global_memory.load(settings.global_dir)
-        out["users"] = len(memory.users)
         out["global"] = {
             "version": memory.version,
             "built": format_time(memory.built_at),
             "age_hours": round((time.time() - memory.built_at) / 3600, 2),
             "clusters": len(memory.clusters),
             "communities": len(memory.communities),
+            "users": len(memory.users),
             "records": memory.records,
             "stale": memory.records != records,
             "bytes": _size(settings.global_dir),

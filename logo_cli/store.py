@@ -267,6 +267,22 @@ class Store:
                 metadatas=[_metadata(r, packed=False) for r in records],
             )
 
+    def users(self) -> list[tuple[str, int, float | None, float | None]]:
+        """Every user with their record count and first and last record times: from the user index on disk,
+        from one metadata pass on a server."""
+        if self._index is not None:
+            return self._index.users()
+        found: dict[str, list[Any]] = {}
+        for page in self.scan():
+            for meta in page.metadatas:
+                ts = meta.get("ts")
+                entry = found.setdefault(meta["user"], [0, None, None])
+                entry[0] += 1
+                if ts is not None:
+                    entry[1] = ts if entry[1] is None else min(entry[1], ts)
+                    entry[2] = ts if entry[2] is None else max(entry[2], ts)
+        return [(u, n, first, last) for u, (n, first, last) in found.items()]
+
     def user_ids(self, user: str) -> list[str]:
         return list(self._where_user(user, None, [])["ids"])
 

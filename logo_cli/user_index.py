@@ -64,6 +64,11 @@ class UserIndex:
             rows = self.db.execute("SELECT uid FROM records WHERE user = ? AND ts < ?", (user, before))
         return [r[0] for r in rows]
 
+    def users(self) -> list[tuple[str, int, float | None, float | None]]:
+        """Every user with their record count and first and last record times."""
+        rows = self.db.execute("SELECT user, count(*), min(ts), max(ts) FROM records GROUP BY user")
+        return [(str(u), int(n), first, last) for u, n, first, last in rows]
+
     def rebuild(self, collection_id: str, rows: Iterable[tuple[str, str, float | None]]) -> None:
         """Replace the whole mapping (one transaction: a crash leaves the old one, which is rebuilt again)."""
         with self._lock:

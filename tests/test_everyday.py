@@ -28,6 +28,31 @@ def built(fake_env: Path, population: Path) -> Path:
     return fake_env
 
 
+def test_users_and_stats_right_after_ingest(fake_env: Path, population: Path) -> None:
+    """Before any build-global: users and stats come from the store; global memory's columns come later."""
+    assert run("users")[0] == 4  # no store yet: nothing ingested
+    assert run("ingest", str(population))[0] == 0
+    code, out, _ = run("users")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert (
+        code == 0
+        and len(rows) == 14
+        and rows[0]
+        == {
+            "user": "narrow",
+            "records": 30,
+            "first": rows[0]["first"],
+            "last": rows[0]["last"],
+        }
+    )
+    assert rows[0]["first"] < rows[0]["last"]
+    stats = json.loads(run("stats")[1])
+    assert stats["users"] == 14 and stats["records"] == 175 and stats["global"] is None
+    assert run("build-global", "--clusters", "3")[0] == 0
+    rows = [json.loads(line) for line in run("users")[1].splitlines()]
+    assert rows[0]["user"] == "narrow" and rows[0]["history"] == 30 and "diversity" in rows[0]
+
+
 def test_users_stats_history(built: Path, population: Path) -> None:
     code, out, _ = run("users")
     rows = [json.loads(line) for line in out.splitlines()]
