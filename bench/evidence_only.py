@@ -27,6 +27,7 @@ from logo_cli.ask import Asker, GenerationOptions, Question
 from logo_cli.config import force_offline, resolve
 from logo_cli.evaluate import choose_questions, load_eval
 from logo_cli.mediator import MediatorOptions
+from logo_cli.modes import Memory
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
     settings = resolve()
     base = MediatorOptions(biased_max_diversity=args.biased_max_diversity)
     generation = GenerationOptions(max_tokens=8)
-    askers = {m: Asker(settings, replace(base, memory=m), generation) for m in ("local", "global", "logo")}
+    askers = {m: Asker(settings, replace(base, memory=Memory(m)), generation) for m in ("local", "global", "logo")}
     if args.no_items:
         for asker in askers.values():
             if asker.memory is not None:

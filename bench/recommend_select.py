@@ -28,6 +28,7 @@ from logo_cli.baselines import Interactions, item_knn, popularity
 from logo_cli.config import resolve
 from logo_cli.evaluate import BUCKETS, _question, choose_questions, load_eval, ranking_metrics
 from logo_cli.mediator import MediatorOptions
+from logo_cli.modes import Memory
 
 METHODS = ("none", "local", "global", "logo")
 
@@ -47,7 +48,7 @@ def main() -> None:
     settings = resolve()
     methods = args.methods.split(",")
     base = MediatorOptions(biased_max_diversity=args.biased_max_diversity)
-    askers = {m: Asker(settings, replace(base, memory=m), GenerationOptions()) for m in methods}  # type: ignore[arg-type]
+    askers = {m: Asker(settings, replace(base, memory=Memory(m)), GenerationOptions()) for m in methods}
     judge = askers.get("logo") or Asker(settings, base, GenerationOptions())
     items = load_eval(args.file)
     if args.half is not None:

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from .modes import Memory
+
 
 class AnswerType(StrEnum):
     AUTO = "auto"
@@ -323,7 +325,7 @@ def _degree(offset: float, scale: RatingScale) -> str:
 
 def rating_reason(evidence: dict[str, Any] | None, memory: str, scale: RatingScale) -> str:
     """Where the number comes from, in one sentence, from the mediator's evidence alone."""
-    if memory == "none" or not evidence or evidence.get("rating_estimate") is None:
+    if not Memory(memory).reads_any or not evidence or evidence.get("rating_estimate") is None:
         return "no memory was used: this is the model's own reading of the question"
     parts = []
     items = evidence.get("items") or []
@@ -337,7 +339,7 @@ def rating_reason(evidence: dict[str, Any] | None, memory: str, scale: RatingSca
         parts.append(f"you rate similar things {_degree(float(offset), scale)} ({n} of your ratings)")
     elif evidence.get("user_rating") is not None:
         parts.append(f"you gave similar things {evidence['user_rating']:.1f}")
-    elif memory in ("logo", "global"):
+    elif Memory(memory).reads_global:
         parts.append("you have no similar ratings yet")
     return ", and ".join(parts) if parts else "from memory's estimate"
 

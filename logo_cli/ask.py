@@ -191,12 +191,11 @@ class Asker:
         self._generic: np.ndarray | None = None
         self.store: Store | None = None
         self.memory: GlobalMemory | None = None
-        needs_global = options.memory in ("logo", "global")
-        if needs_global:
+        if options.memory.reads_global:
             if not global_memory.exists(settings.global_dir):
                 raise GlobalMemoryMissing()
             self.memory = global_memory.load(settings.global_dir)
-        if options.memory != "none":
+        if options.memory.reads_any:
             embedder = self.embedder
             if self.memory is not None and self.memory.embedder != embedder.id:
                 raise StoreError(
@@ -237,7 +236,7 @@ class Asker:
         kind = question.resolved_type()
         timings: dict[str, float] = {}
         clock = time.perf_counter()
-        needs_vector = self.options.memory != "none" or kind == AnswerType.RECOMMEND
+        needs_vector = self.options.memory.reads_any or kind == AnswerType.RECOMMEND
         if vector is None:
             vector = self.embedder.embed([question.query])[0] if needs_vector else np.zeros(1, dtype=np.float32)
         timings["embed"] = _ms(clock)
@@ -250,11 +249,11 @@ class Asker:
         records: list[Record] = []
         vectors = np.zeros((0, 0), dtype=np.float32)
         store = self.store
-        if store is None and kind == AnswerType.RECOMMEND and self.options.memory == "none":
+        if store is None and kind == AnswerType.RECOMMEND and not self.options.memory.reads_any:
             store = self._history_store()  # recommending leaves out what the user already has
         if store is not None:
             wants_records = kind == AnswerType.RECOMMEND or (
-                self.options.memory in ("logo", "local") and self.options.local_mode != "rag"
+                self.options.memory.reads_local and self.options.local_mode != "rag"
             )
             if wants_records:
                 records, vectors = store.user_history(question.user, question.at)
@@ -262,7 +261,7 @@ class Asker:
             else:
                 ids, vectors = store.user_vectors(question.user, question.at)
             history = len(vectors)
-            if history and self.options.memory in ("logo", "local"):
+            if history and self.options.memory.reads_local:
                 hits, hit_vectors = store.nearest(
                     question.user, ids, vectors, vector, min(CANDIDATES, history), records if wants_records else None
                 )
@@ -276,14 +275,14 @@ class Asker:
         timings["retrieve"] = _ms(clock)
 
         clock = time.perf_counter()
-        memory = self.memory if self.options.memory in ("logo", "global") else None
+        memory = self.memory if self.options.memory.reads_global else None
         if memory is not None and question.at is not None:
             memory = memory.as_of(question.at)  # population statistics from before --at only
         ctx = mediate(
-            vector if self.options.memory != "none" else np.zeros(1, dtype=np.float32),
+            vector if self.options.memory.reads_any else np.zeros(1, dtype=np.float32),
             hits,
             hit_vectors,
-            history if self.options.memory != "none" else 0,
+            history if self.options.memory.reads_any else 0,
             profile,
             memory,
             self.options,
@@ -314,7 +313,7 @@ class Asker:
         kind = question.resolved_type()
         if kind != AnswerType.RECOMMEND:  # recommendations come from memory: they need no model
             _ = self.generator  # load the models before timing the phases
-        if (self.options.memory != "none" or kind == AnswerType.RECOMMEND) and not self._warm:
+        if (self.options.memory.reads_any or kind == AnswerType.RECOMMEND) and not self._warm:
             self.embedder.embed(["warm up"])  # the first call loads the weights
             self._warm = True
         started = time.perf_counter()

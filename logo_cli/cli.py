@@ -458,7 +458,7 @@ def ask_cli(
     """
     from .answers import ANSWER_TYPES, AnswerType
     from .ask import Asker, GenerationOptions, Question
-    from .mediator import MEMORY_MODES
+    from .modes import MEMORY_MODES, Memory
 
     if memory not in MEMORY_MODES:
         raise UsageError(f"--memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}.")
@@ -480,7 +480,7 @@ def ask_cli(
         cold_start_max,
         biased_min_history,
         biased_max_diversity,
-        memory=memory,
+        memory=Memory(memory),
         local_k=local_k,
         global_k=global_k,
     )
@@ -1046,7 +1046,7 @@ def eval_cli(
     """
     from .baselines import REFERENCES
     from .evaluate import load_eval, plot_report, run_eval
-    from .mediator import MEMORY_MODES
+    from .modes import MEMORY_MODES
 
     refs = [r.strip() for r in references.split(",") if r.strip() and r.strip() != "none"]
     if any(r not in REFERENCES for r in refs):

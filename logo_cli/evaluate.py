@@ -21,6 +21,7 @@ from .baselines import REFERENCES
 from .config import Settings
 from .global_memory import GlobalMemory
 from .mediator import MediatorOptions
+from .modes import Memory
 from .store import Store
 
 if TYPE_CHECKING:
@@ -338,8 +339,8 @@ def run_eval(
 
     started = time.time()
     generation = GenerationOptions(max_tokens=64)
-    askers = {m: Asker(settings, replace(base, memory=m), generation) for m in methods}  # type: ignore[arg-type]
-    judge = askers.get("logo") or Asker(settings, replace(base, memory="logo"), generation)
+    askers = {m: Asker(settings, replace(base, memory=Memory(m)), generation) for m in methods}
+    judge = askers.get(Memory.LOGO) or Asker(settings, replace(base, memory=Memory.LOGO), generation)
 
     chosen, counts, scanned = choose_questions(judge, items, per_bucket=per_bucket, seed=seed, scan=scan)
     has_lists = any(c.item.kind == "list" for c in chosen)

@@ -25,11 +25,10 @@ import numpy as np
 
 from .answers import asks_rating
 from .global_memory import Cluster, Community, GlobalMemory, UserProfile
+from .modes import Memory
 from .records import Record
 from .store import Hit
 
-Memory = Literal["logo", "local", "global", "none"]
-MEMORY_MODES: tuple[str, ...] = ("logo", "local", "global", "none")
 HALF_SIZE = 5.0
 SIM_FLOOR, SIM_SPAN = 0.2, 0.4  # all-MiniLM cosine: ~0.2 unrelated, ~0.6 closely related
 OFF_PROFILE_RELEVANCE = 0.5
@@ -59,7 +58,7 @@ PREFERENCE = re.compile(
 
 @dataclass
 class MediatorOptions:
-    memory: Memory = "logo"
+    memory: Memory = Memory.LOGO
     local_mode: LocalMode = "rag"  # measured best of the three on MovieLens (README)
     local_k: int = 4
     global_k: int = 3
@@ -68,6 +67,9 @@ class MediatorOptions:
     biased_max_diversity: float = 0.35
     conflict_gap: float = 0.3  # share of the rating range by which user and population must differ
     prompt_budget: int = 480  # tokens for the whole prompt; prompt processing dominates latency
+
+    def __post_init__(self) -> None:
+        self.memory = Memory(self.memory)  # a plain "local" from a caller reads as the enum
 
 
 @dataclass
@@ -182,8 +184,8 @@ def mediate(
 ) -> Context:
     """Decide what memory goes into the prompt. `hits` are the user's nearest records, best first;
     `history` is all of the user's records as of the question, for the profile modes."""
-    use_local = options.memory in ("logo", "local")
-    use_global = options.memory in ("logo", "global") and memory is not None
+    use_local = options.memory.reads_local
+    use_global = options.memory.reads_global and memory is not None
     best = max((h.score for h in hits), default=0.0) if use_local else 0.0
 
     question_cluster: int | None = None
@@ -199,9 +201,9 @@ def mediate(
     off_profile = bool(in_dominant is False and weak_match and not cold_start)
 
     w_local, relevance = local_weight(history_size, best, off_profile, diversity)
-    if options.memory == "local":
+    if options.memory == Memory.LOCAL:
         w_local = 1.0 if history_size else 0.0
-    elif options.memory == "global" or options.memory == "none":
+    elif not options.memory.reads_local:
         w_local = 0.0
     w_global = (1.0 - w_local) if use_global else 0.0
 
@@ -222,7 +224,7 @@ def mediate(
     )
 
     if use_local and hits and options.local_mode != "profile":
-        n_local = options.local_k if options.memory == "local" else round(options.local_k * w_local)
+        n_local = options.local_k if options.memory == Memory.LOCAL else round(options.local_k * w_local)
         ctx.local = list(hits[: max(1, n_local) if options.local_k > 0 else 0])
     if use_local:
         ctx.candidates, ctx.local_vectors = list(hits), hit_vectors
@@ -282,7 +284,7 @@ def _choose_global(
     options: MediatorOptions,
 ) -> None:
     n_global = options.global_k
-    if ctx.memory == "logo" and n_global > 0:
+    if ctx.memory == Memory.LOGO and n_global > 0:
         n_global = max(1, round(n_global * ctx.weights["global"]))
     nearest = memory.nearest_clusters(question_vector, n_global)
     floor = min(nearest[0][1], max(GLOBAL_MIN_SCORE, nearest[0][1] - GLOBAL_SCORE_SPREAD)) if nearest else 0.0
@@ -541,7 +543,7 @@ def _item_line(use: ItemUse) -> str:
 def _notes(ctx: Context, question: str) -> list[str]:
     """Plain-language guidance from the mediator's decisions: cold start, off-profile, conflicts, evidence."""
     notes: list[str] = []
-    if ctx.cold_start and ctx.memory in ("logo", "global"):
+    if ctx.cold_start and ctx.memory.reads_global:
         notes.append("This user is new: suggest what similar people like.")
     if ctx.off_profile and ctx.dominant_keywords:
         notes.append(
@@ -613,5 +615,5 @@ def build_messages(
             ctx.local.pop()  # hits are best first
         else:
             ctx.global_.pop()
-        if ctx.memory != "none":
+        if ctx.memory.reads_any:
             _conflicts_and_evidence(ctx)

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from .global_memory import GlobalMemory, ItemSnapshot, ItemTable
+from .modes import Memory
 from .records import Record
 from .terms import terms
 
@@ -106,9 +107,12 @@ class RecommendInput:
     w_local: float
     w_global: float
     community: int | None
-    memory_mode: str  # logo | local | global | none
+    memory_mode: Memory
     query: str = ""
     generic_vector: np.ndarray | None = None  # the embedding of GENERIC_REQUEST
+
+    def __post_init__(self) -> None:
+        self.memory_mode = Memory(self.memory_mode)
 
 
 def recommend(memory: GlobalMemory, request: RecommendInput, count: int) -> list[Recommendation]:
@@ -130,9 +134,10 @@ def recommend(memory: GlobalMemory, request: RecommendInput, count: int) -> list
     mode = request.memory_mode
     personal, content, together, best_record = _personal(table, request, rows, vectors, memory.as_of_time)
 
-    w_local = request.w_local if mode == "logo" else 1.0 if mode == "local" else 0.0
-    w_global = request.w_global if mode == "logo" else 1.0 if mode == "global" else 0.0
-    body = np.ones(len(rows)) if mode == "none" else w_global * population["all"] + w_local * personal
+    blend = mode == Memory.LOGO  # the other modes read one memory at full weight, or none
+    w_local = request.w_local if blend else float(mode.reads_local)
+    w_global = request.w_global if blend else float(mode.reads_global)
+    body = w_global * population["all"] + w_local * personal if mode.reads_any else np.ones(len(rows))
     score = (1.0 - TOPIC_WEIGHT + TOPIC_WEIGHT * topic) * body
     score += 1e-6 * (similarity - similarity.min())  # ties: the closer match to the question
     score[~on_topic] = 0.0
@@ -249,9 +254,9 @@ def _personal(
             for r, w in zip(request.history, weights, strict=True)
             if w >= 0.5 and r.item in table.rows
         ]
-        if request.memory_mode != "local" and liked:  # local memory reads no other user's records
+        if request.memory_mode.reads_global and liked:  # local memory reads no other user's records
             together = _scaled(table.co_occurrence(np.asarray(liked, dtype=np.int64), when)[rows])
-    share = CONTENT_SHARE if request.memory_mode != "local" else 1.0
+    share = CONTENT_SHARE if request.memory_mode.reads_global else 1.0
     return share * content + (1.0 - share) * together, content, together, best_record
 
 

@@ -112,7 +112,7 @@ def test_ask_json_has_everything(built: Path) -> None:
     assert result["answer"].startswith("Fake answer")
     for key in ("weights", "flags", "signals", "local", "global", "models", "tokens", "timings_ms", "community"):
         assert key in result
-    assert result["models"] == {"llm": "fake", "embedder": "fake:256"}
+    assert result["models"] == {"llm": "fake", "embedder": "fake:256", "embedder_runtime": "fake"}
     assert result["local"] and all(item["id"].startswith("cook1-") for item in result["local"])
     assert set(result["timings_ms"]) >= {"embed", "retrieve", "mediate", "generate", "total"}
     assert result["tokens"]["prompt"] > 0
