@@ -15,12 +15,9 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import ExitCode, LogoError, UsageError
+from .errors import ExitCode, LogoError, UsageError, exit_codes_line
 
-EPILOG_LINK = (
-    "Docs: README.md. Exit codes: 0 ok, 1 bug, 2 usage, 3 bad data, 4 not found, 5 model, 6 store, 7 busy, "
-    "130 interrupted."
-)
+EPILOG_LINK = f"Docs: README.md and docs/. {exit_codes_line()}"
 
 
 VERBOSITY = {"level": 1}  # 0 --quiet, 1 normal, 2 --verbose; set once per run by the root callback
@@ -934,7 +931,7 @@ def doctor_cli(
         ]
         _rows_out(readable, False, ["check", "ok", "detail", "seconds"], "logo doctor")
     if not all(c["ok"] for c in checks):
-        raise typer.Exit(int(ExitCode.ERROR))
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
 # --------------------------------------------------------------------------------------------------- convert

@@ -6,17 +6,68 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """The one table of exit statuses, the same for every command (documented in README.md)."""
+    """The one table of exit statuses, the same for every command. `--help`'s epilog and the README's table
+    are both written from `MEANING` (a test holds the README to it)."""
 
     OK = 0
-    ERROR = 1  # unexpected failure: a bug, please report it
-    USAGE = 2  # bad arguments or options
-    BAD_DATA = 3  # malformed input records
-    NOT_FOUND = 4  # something to read is missing: a file, a user, global memory not built yet
-    MODEL = 5  # a model file is missing, invalid or fails to load
-    STORE = 6  # the store cannot be opened or was made by another embedder / a newer logo
-    BUSY = 7  # another logo process holds the store and --wait ran out
-    INTERRUPTED = 130  # Ctrl-C / SIGINT
+    ERROR = 1
+    USAGE = 2
+    BAD_DATA = 3
+    NOT_FOUND = 4
+    MODEL = 5
+    STORE = 6
+    BUSY = 7
+    CHECK_FAILED = 8
+    INTERRUPTED = 130
+
+    @property
+    def short(self) -> str:
+        return SHORT[self]
+
+    @property
+    def meaning(self) -> str:
+        return MEANING[self]
+
+
+SHORT = {
+    ExitCode.OK: "ok",
+    ExitCode.ERROR: "bug",
+    ExitCode.USAGE: "usage",
+    ExitCode.BAD_DATA: "bad data",
+    ExitCode.NOT_FOUND: "not found",
+    ExitCode.MODEL: "model",
+    ExitCode.STORE: "store",
+    ExitCode.BUSY: "busy",
+    ExitCode.CHECK_FAILED: "check failed",
+    ExitCode.INTERRUPTED: "interrupted",
+}
+MEANING = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "unexpected error (a bug: please report it with the traceback)",
+    ExitCode.USAGE: 'usage: a bad option or argument (`--memory all`, `--at "last tuesday"`, no `--user`), or a '
+    "bad `config.toml`",
+    ExitCode.BAD_DATA: "bad input data: a malformed record, reported as `FILE:LINE: reason`",
+    ExitCode.NOT_FOUND: "not found: a missing input file, a user with no records, no store yet (run `logo ingest`), "
+    "or no global memory yet (run `logo build-global`)",
+    ExitCode.MODEL: "model: a model file is missing, is not a GGUF, or fails to load; or the `--llm-url` server is "
+    "unreachable, fails, or can't score candidates",
+    ExitCode.STORE: "store: the store cannot be opened (or the `--chroma-url` server is unreachable), was made by "
+    "another embedder, or by a newer logo",
+    ExitCode.BUSY: "busy: another logo process was still using the store when `--wait` ran out",
+    ExitCode.CHECK_FAILED: "a check failed: `logo doctor` found something broken (its output says what)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def exit_codes_line() -> str:
+    """One line for `--help`: `Exit codes: 0 ok, 1 bug, ...`."""
+    return "Exit codes: " + ", ".join(f"{int(c)} {c.short}" for c in ExitCode) + "."
+
+
+def exit_codes_table() -> str:
+    """The README's Markdown table."""
+    rows = [f"| {int(c)} | {c.meaning} |" for c in ExitCode]
+    return "\n".join(["| code | meaning |", "| --- | --- |", *rows])
 
 
 class LogoError(Exception):

@@ -132,4 +132,13 @@ def test_doctor_fails_on_a_broken_model(built: Path, tmp_path: Path) -> None:
     broken.write_text("not a model")
     code, out, _ = run("doctor", "--json", "--model", str(broken))
     failed = [c for c in map(json.loads, out.splitlines()) if not c["ok"]]
-    assert code == 1 and failed and "not a GGUF" in failed[0]["detail"]
+    assert code == 8 and failed and "not a GGUF" in failed[0]["detail"]  # a check failed, not a bug
+
+
+def test_one_exit_code_table_for_help_and_readme() -> None:
+    from logo_cli.errors import ExitCode, exit_codes_line, exit_codes_table
+
+    assert exit_codes_table() in (ROOT / "README.md").read_text(), "README's table: paste exit_codes_table()"
+    code, out, _ = run("--help")
+    assert code == 0 and " ".join(exit_codes_line().split()) in " ".join(out.split())
+    assert len({int(c) for c in ExitCode}) == len(ExitCode)
