@@ -1,0 +1,121 @@
+"""A GGUF model run in process by llama-cpp-python (the default backend).
+
+Prompts are chat messages rendered with the model's own chat template (from the GGUF metadata), so token
+counts are exact and a constant system message forms a prefix llama.cpp can reuse between questions.
+llama_cpp and numpy are imported when a model is loaded or scored, not with this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .base import REPEAT_PENALTY, STOP, ChatTemplate, Message, Score, Usage, fit_context
+from .gguf import check_gguf, load_llama
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SCORE_SPARE = 8  # tokens kept free beyond the prompt and the longest continuation when scoring
+
+
+class LlamaCppGenerator:
+    """A GGUF model run in process by llama-cpp-python."""
+
+    def __init__(self, path: str, *, n_ctx: int = 2048, n_threads: int | None = None) -> None:
+        check_gguf(path)
+        threads = n_threads or os.cpu_count() or 1  # llama-cpp-python defaults to half the cores
+        self._llm: Any = load_llama(
+            path,
+            failure="llama.cpp could not load this model",
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+        )
+        self.path = path
+        self.n_ctx = n_ctx
+        name = self._llm.metadata.get("general.name") or Path(path).stem
+        self.id = f"llama.cpp:{Path(path).name}" if name == Path(path).stem else f"llama.cpp:{Path(path).name} ({name})"
+        self._template = ChatTemplate.from_metadata(self._llm.metadata)
+        self._n_vocab: int = self._llm.n_vocab()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return self._template.render(messages)
+
+    def _prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        tokens: list[int] = self._llm.tokenize(self.render(messages).encode("utf-8"), add_bos=True, special=True)
+        return tokens
+
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int, temperature: float, seed: int, usage: Usage
+    ) -> Iterator[str]:
+        tokens = self._prompt_tokens(messages)
+        usage.prompt_tokens = len(tokens)
+        chunks = self._llm.create_completion(
+            prompt=tokens,
+            max_tokens=fit_context(len(tokens), self.n_ctx, max_tokens),
+            temperature=temperature,
+            seed=seed,
+            stream=True,
+            stop=list(STOP),
+            repeat_penalty=REPEAT_PENALTY,
+        )
+        for chunk in chunks:
+            usage.completion_tokens += 1
+            text = chunk["choices"][0]["text"]
+            if text:
+                yield text
+
+    def score(self, messages: Sequence[Message], continuations: Sequence[str], usage: Usage) -> list[Score]:
+        """Log-likelihood of each continuation as the answer. The prompt is evaluated once (reusing the KV
+        cache of the previous call's shared head), then the continuations' common prefix once, then each
+        continuation's own tokens from that position (llama.cpp trims the cache back between them)."""
+        llm = self._llm
+        tokens = self._prompt_tokens(messages)
+        usage.prompt_tokens = len(tokens)
+        pieces = [llm.tokenize(text.encode("utf-8"), add_bos=False, special=False) for text in continuations]
+        longest = max((len(p) for p in pieces), default=0)
+        fit_context(len(tokens), self.n_ctx, reserve=longest + SCORE_SPARE)
+
+        reused = 0  # the head shared with what the cache holds (the system prompt, between questions)
+        cached = llm.input_ids[: llm.n_tokens]
+        while reused < min(len(cached), len(tokens) - 1) and cached[reused] == tokens[reused]:
+            reused += 1
+        llm.n_tokens = reused
+        llm.eval(tokens[reused:])
+        logprobs, shared_total = self._last_logprobs(), 0.0
+        shortest = min((len(p) for p in pieces), default=0)
+        prefix = 0
+        while prefix < shortest - 1 and all(p[prefix] == pieces[0][prefix] for p in pieces):
+            shared_total += float(logprobs[pieces[0][prefix]])
+            llm.eval([pieces[0][prefix]])
+            logprobs = self._last_logprobs()
+            prefix += 1
+        base, first = llm.n_tokens, logprobs
+        results = []
+        for own in pieces:
+            total, logprobs = shared_total, first
+            llm.n_tokens = base
+            for i, token in enumerate(own[prefix:], start=prefix):
+                total += float(logprobs[token])
+                if i + 1 < len(own):
+                    llm.eval([token])
+                    logprobs = self._last_logprobs()
+            results.append(Score(total, len(own)))
+        llm.n_tokens = base
+        return results
+
+    def _last_logprobs(self) -> np.ndarray:
+        """Log-probabilities of the next token after the last evaluated one. llama-cpp-python keeps no
+        logits without logits_all: read llama.cpp's own buffer."""
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(self._n_vocab,)).astype(np.float64)
+        logits -= logits.max()
+        logprobs: np.ndarray = logits - np.log(np.exp(logits).sum())
+        return logprobs
