@@ -10,7 +10,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -96,38 +96,13 @@ class EvalItem:
 
 
 def load_eval(path: str) -> list[EvalItem]:
-    from .errors import BadRecord
-    from .records import parse_time, parse_user, read_jsonl_objects
+    """The eval set: question lines (`questions.py`) that carry a `gold`; the line number is the default id."""
+    from .questions import read_questions
 
     items = []
-    for line, obj in read_jsonl_objects(path):
-        source = "<stdin>" if path == "-" else path
-        if not isinstance(obj, dict):
-            raise BadRecord(source, line, "expected a JSON object")
-        try:
-            user = parse_user(obj)
-            query, gold = obj.get("query"), obj.get("gold")
-            if not isinstance(query, str) or not query.strip():
-                raise ValueError("missing or empty `query`")
-            if isinstance(gold, list):
-                if not gold or not all(isinstance(g, str) for g in gold):
-                    raise ValueError("a list `gold` must be a non-empty list of item names")
-            elif isinstance(gold, bool) or not isinstance(gold, int | float | str):
-                raise ValueError("`gold` must be a number, a string or a list of item names")
-            candidates = obj.get("candidates", obj.get("options"))
-            if candidates is not None and (
-                not isinstance(candidates, list) or not all(isinstance(c, str) for c in candidates)
-            ):
-                raise ValueError("`candidates` must be a list of strings")
-            if candidates is not None and gold not in candidates:
-                raise ValueError("`gold` must be one of the `candidates`")
-            count = obj.get("count")
-            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-                raise ValueError("`count` must be a positive integer")
-            at = parse_time(obj["at"]) if obj.get("at") is not None else None
-        except ValueError as exc:
-            raise BadRecord(source, line, str(exc)) from None
-        items.append(EvalItem(str(obj.get("id", line)), user, query, gold, candidates, at, count))
+    for line, q in read_questions(path, gold=True):
+        assert q.gold is not None
+        items.append(EvalItem(q.id or str(line), q.user, q.query, q.gold, q.candidates, q.at, q.count))
     return items
 
 
@@ -176,6 +151,49 @@ EMBED_BATCH = 64
 
 
 @dataclass
+class Prediction:
+    """One answer `ask` gave to one question under one method (or a reference recommender), scored."""
+
+    id: str
+    method: str
+    bucket: str
+    prompt_tokens: int = 0
+    answer_type: str | None = None
+    prediction: float | str | list[str] | None = None
+    # rating answers: the printed number against gold, and (component figures) what it was read from
+    gold: float | None = None
+    error: float | None = None
+    text_matches_value: bool | None = None
+    heads: dict[str, float] | None = None
+    estimate: float | None = None
+    evidence_error: float | None = None
+    expected: float | None = None
+    distribution: dict[str, float] | None = None
+    logprobs: list[float] | None = None  # with `prior`, every head can be recomputed from the predictions
+    prior: list[float] | None = None
+    scale: list[float] | None = None
+    # choice and open answers
+    score: float | None = None
+    # recommendations: ranking metrics at k, and what the answer's text and memory say of its items
+    k: int | None = None
+    hit: float | None = None
+    recall: float | None = None
+    ndcg: float | None = None
+    text_names_items: bool | None = None
+    grounding: dict[str, int] | None = None
+
+    @property
+    def kind(self) -> str:
+        """What the row is scored as: number (MAE), list (HR/NDCG at k) or score (accuracy, ROUGE-L)."""
+        if self.gold is not None:
+            return "number"
+        return "list" if self.hit is not None else "score"
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
 class EvalRow:
     method: str
     bucket: str
@@ -197,7 +215,7 @@ class EvalReport:
     model: str
     embedder: str
     seconds: float
-    predictions: list[dict[str, object]]
+    predictions: list[Prediction]
     rating_head: str = DEFAULT_HEAD
     scanned: int = 0  # questions looked at to fill the buckets
     checks: dict[str, int] = field(default_factory=dict)  # what ask's answers must satisfy, counted
@@ -261,42 +279,40 @@ def choose_questions(
     return chosen, counts, scanned
 
 
-def score_answer(item: EvalItem, answer: Answer, k: int | None = None) -> dict[str, object]:
-    """One prediction row from the answer ask would print: its value scored against the gold."""
-    row: dict[str, object] = {"answer_type": answer.answer_type.value, "prompt_tokens": answer.usage.prompt_tokens}
+def score_answer(item: EvalItem, answer: Answer, base: Prediction, k: int | None = None) -> Prediction:
+    """The answer ask would print, scored against the gold: its value, and for ratings the heads' figures."""
+    row = replace(base, answer_type=answer.answer_type.value, prompt_tokens=answer.usage.prompt_tokens)
     if item.kind == "number":
         gold = float(item.gold)  # type: ignore[arg-type]
         rating = answer.rating
-        if rating is None:  # cannot happen with the type forced, but then the answer says no number
-            row |= {"prediction": None, "gold": gold, "error": None}
+        row.gold = gold
+        if rating is None:  # cannot happen with the type forced; scored as missing
             return row
         shown = number_in_text(answer.answer)
-        row |= {
-            "prediction": rating.value,
-            "gold": gold,
-            "error": rating.value - gold,
-            "text_matches_value": shown is not None and abs(shown - rating.value) < 1e-9,
-            "heads": {h: round(v, 3) for h, v in rating.heads.items()},
-            "estimate": rating.estimate,
-            "expected": round(rating.expected, 3),
-            "distribution": rating.distribution,
-            "logprobs": rating.scores,  # with the prior: every head can be recomputed from the predictions
-            "prior": rating.prior,
-            "scale": rating.scale.to_json(),
-        }
+        row.prediction, row.error = rating.value, rating.value - gold
+        row.text_matches_value = shown is not None and abs(shown - rating.value) < 1e-9
+        row.heads = {h: round(v, 3) for h, v in rating.heads.items()}
+        row.estimate, row.expected, row.distribution = rating.estimate, round(rating.expected, 3), rating.distribution
+        row.logprobs, row.prior, row.scale = rating.scores, rating.prior, rating.scale.to_json()
         if rating.estimate is not None:
-            row["evidence_error"] = rating.estimate - gold
+            row.evidence_error = rating.estimate - gold
     elif item.kind == "choice":
-        row |= {"prediction": answer.value, "score": float(answer.value == item.gold)}
+        row.prediction, row.score = answer.value, float(answer.value == item.gold)
     elif item.kind == "list":
-        gold_items = list(item.gold)  # type: ignore[arg-type]
         named = list(answer.value) if answer.recommendations is not None else []
-        size = k or item.count or requested_count(item.query) or DEFAULT_COUNT
-        row |= {"prediction": named, "k": size, **ranking_metrics(named, gold_items, size)}
-        row["text_names_items"] = all(name in answer.answer for name in named)
+        row.k = k or item.count or requested_count(item.query) or DEFAULT_COUNT
+        row.prediction = named
+        _set_ranking(row, named, list(item.gold))  # type: ignore[arg-type]
+        row.text_names_items = all(name in answer.answer for name in named)
     else:
-        row |= {"prediction": answer.answer, "score": rouge_l(answer.answer, str(item.gold))}
+        row.prediction, row.score = answer.answer, rouge_l(answer.answer, str(item.gold))
     return row
+
+
+def _set_ranking(row: Prediction, named: list[str], gold: list[str]) -> None:
+    assert row.k is not None
+    metrics = ranking_metrics(named, gold, row.k)
+    row.hit, row.recall, row.ndcg = metrics["hit"], metrics["recall"], metrics["ndcg"]
 
 
 def _grounding(asker: Asker, item: EvalItem, answer: Answer) -> dict[str, int]:
@@ -350,7 +366,7 @@ def run_eval(
         interactions = Interactions.from_store(judge.store)
     min_users = judge.memory.min_users if judge.memory is not None else 1
 
-    predictions: list[dict[str, object]] = []
+    predictions: list[Prediction] = []
     checks: Counter[str] = Counter()
     total = len(chosen) * (len(methods) + len(refs))
     done = 0
@@ -359,17 +375,15 @@ def run_eval(
         for method in methods:
             asker = askers[method]
             answer = asker.answer(_question(item), vector=choice.vector)
-            row: dict[str, object] = {"id": item.id, "method": method, "bucket": choice.bucket}
-            row |= score_answer(item, answer, k)
+            row = score_answer(item, answer, Prediction(item.id, method, choice.bucket), k)
             if item.kind == "number":
                 checks["ratings"] += 1
-                checks["rating_text_mismatches"] += int(not row.get("text_matches_value", False))
+                checks["rating_text_mismatches"] += int(not row.text_matches_value)
             if item.kind == "list":
-                grounding = _grounding(asker, item, answer)
-                row["grounding"] = grounding
-                for key, value in grounding.items():
+                row.grounding = _grounding(asker, item, answer)
+                for key, value in row.grounding.items():
                     checks[f"recommended_{key}"] += value
-                checks["recommend_text_mismatches"] += int(not row.get("text_names_items", True))
+                checks["recommend_text_mismatches"] += int(not row.text_names_items)
             predictions.append(row)
             done += 1
             if progress:
@@ -379,17 +393,9 @@ def run_eval(
             for name in refs:
                 rank = popularity if name == "popularity" else item_knn
                 named = rank(interactions, item.user, item.at, size, min_users)
-                predictions.append(
-                    {
-                        "id": item.id,
-                        "method": name,
-                        "bucket": choice.bucket,
-                        "prediction": named,
-                        "k": size,
-                        "prompt_tokens": 0,
-                        **ranking_metrics(named, list(item.gold), size),  # type: ignore[arg-type]
-                    }
-                )
+                row = Prediction(item.id, name, choice.bucket, prediction=named, k=size)
+                _set_ranking(row, named, list(item.gold))  # type: ignore[arg-type]
+                predictions.append(row)
                 done += 1
                 if progress:
                     progress(done, total)
@@ -408,31 +414,29 @@ def run_eval(
     )
 
 
-def _rows(predictions: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[EvalRow]:
+def _rows(predictions: Sequence[Prediction], methods: Sequence[str]) -> list[EvalRow]:
     """One row per (method, bucket, kind of gold), and an `all` bucket."""
     rows = []
     for method in methods:
         for bucket in (*BUCKETS, "all"):
-            mine = [p for p in predictions if p["method"] == method and (bucket == "all" or p["bucket"] == bucket)]
+            mine = [p for p in predictions if p.method == method and (bucket == "all" or p.bucket == bucket)]
             for kind in ("number", "list", "score"):
-                group = [p for p in mine if _kind(p) == kind]
+                group = [p for p in mine if p.kind == kind]
                 if group:
                     rows.append(_row(method, bucket, kind, group))
     return rows
 
 
-def _kind(prediction: dict[str, Any]) -> str:
-    if "error" in prediction:
-        return "number"
-    return "list" if "hit" in prediction else "score"
-
-
-def _row(method: str, bucket: str, kind: str, group: list[dict[str, Any]]) -> EvalRow:
-    tokens = round(float(np.mean([float(p["prompt_tokens"]) for p in group])), 1)
+def _row(method: str, bucket: str, kind: str, group: list[Prediction]) -> EvalRow:
+    tokens = round(float(np.mean([p.prompt_tokens for p in group])), 1)
     if kind == "number":
-        scored = [p for p in group if p["error"] is not None]
-        errors = np.array([float(p["error"]) for p in scored]) if scored else np.zeros(1)
-        evidence = [float(p["evidence_error"]) for p in scored if "evidence_error" in p]
+        scored = [p for p in group if p.error is not None]
+        errors = np.array([p.error for p in scored], dtype=np.float64) if scored else np.zeros(1)
+        evidence = [p.evidence_error for p in scored if p.evidence_error is not None]
+        by_head = {
+            h: round(float(np.mean([abs(p.heads[h] - (p.gold or 0.0)) for p in scored if p.heads])), 4)
+            for h in RATING_HEADS
+        }
         return EvalRow(
             method,
             bucket,
@@ -441,30 +445,25 @@ def _row(method: str, bucket: str, kind: str, group: list[dict[str, Any]]) -> Ev
             round(float(np.abs(errors).mean()), 4),
             rmse=round(float(np.sqrt((errors**2).mean())), 4),
             evidence_mae=round(float(np.abs(evidence).mean()), 4) if evidence else None,
-            mae_by_head={
-                h: round(float(np.mean([abs(p["heads"][h] - float(p["gold"])) for p in scored])), 4)
-                for h in RATING_HEADS
-            }
-            if scored
-            else None,
+            mae_by_head=by_head if scored else None,
             prompt_tokens=tokens,
         )
     if kind == "list":
-        size = int(group[0]["k"])
+        size = group[0].k
         return EvalRow(
             method,
             bucket,
             len(group),
             f"hr@{size}",
-            round(float(np.mean([p["hit"] for p in group])), 4),
+            round(float(np.mean([p.hit or 0.0 for p in group])), 4),
             prompt_tokens=tokens,
             extra={
-                f"recall@{size}": round(float(np.mean([p["recall"] for p in group])), 4),
-                f"ndcg@{size}": round(float(np.mean([p["ndcg"] for p in group])), 4),
+                f"recall@{size}": round(float(np.mean([p.recall or 0.0 for p in group])), 4),
+                f"ndcg@{size}": round(float(np.mean([p.ndcg or 0.0 for p in group])), 4),
             },
         )
-    metric = "accuracy" if group[0].get("answer_type") == "choice" else "rougeL"
-    value = float(np.mean([float(p["score"]) for p in group]))
+    metric = "accuracy" if group[0].answer_type == "choice" else "rougeL"
+    value = float(np.mean([p.score or 0.0 for p in group]))
     return EvalRow(method, bucket, len(group), metric, round(value, 4), prompt_tokens=tokens)
 
 

@@ -53,7 +53,7 @@ def test_load_eval_validates(tmp_path: Path) -> None:
     )
     items = load_eval(str(good))
     assert [i.kind for i in items] == ["number", "choice", "text"]
-    bad = write_jsonl(tmp_path / "b.jsonl", [{"user": "a", "query": "q", "gold": "z", "candidates": ["a"]}])
+    bad = write_jsonl(tmp_path / "b.jsonl", [{"user": "a", "query": "q", "gold": "z", "candidates": ["a", "b"]}])
     with pytest.raises(BadRecord, match=":1: `gold` must be one of"):
         load_eval(str(bad))
 

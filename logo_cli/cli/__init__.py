@@ -1,0 +1,19 @@
+"""The command line: parse, call one library function, render. stdout carries data only (JSON lines, or the
+answer text); everything for people goes to stderr.
+
+`app` (and the one place errors become exit codes) is in `app.py`, options several commands share in
+`options.py`, every renderer in `output.py`, and each command group in its own module, a thin wrapper over
+one library function (weasel's pattern).
+"""
+
+from __future__ import annotations
+
+from . import ask, build, convert, evaluation, ingest, inspecting, memory, privacy  # noqa: F401  (they register)
+from .app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,99 @@
+"""`logo global` and `logo profile`: what global memory holds, and what it says of one user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import CliState, app
+from .options import (
+    AtOpt,
+    BiasedDiversityOpt,
+    BiasedHistoryOpt,
+    ColdStartOpt,
+    EmbedderOpt,
+    HomeOpt,
+    WaitOpt,
+    locked,
+    parse_at,
+    settings_for,
+)
+from .output import (
+    emit,
+    is_terminal,
+    print_clusters,
+    print_profile,
+    stderr,
+)
+
+
+@app.command(
+    "global",
+    epilog=(
+        "Example: logo global\n\nExample: logo global --cluster 3\n\n"
+        "Example: logo global --plot map.png\n\nExample: logo global --json | jq -r '.keywords | join(\" \")'"
+    ),
+)
+def global_cli(
+    ctx: typer.Context,
+    cluster: Annotated[int | None, typer.Option("--cluster", "-c", help="Show one cluster in full.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Draw the clusters as a 2-D map into this PNG.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines even on a terminal.")] = False,
+    at: AtOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Show global memory: interest clusters with keywords, users, shared items, ratings and trend.
+
+    A table on a terminal, one JSON object per cluster otherwise (or with --json).
+    """
+    run = CliState.of(ctx)
+    from ..views import cluster_rows, load_memory, plot_map
+
+    memory = load_memory(settings_for(run, home), parse_at(at))
+    rows = cluster_rows(memory, cluster)
+    if plot is not None:
+        plot_map(memory, plot)
+        stderr(run).print(f"wrote {plot}")
+        if not as_json:
+            return
+    if as_json or not is_terminal():
+        for row in rows:
+            emit(row)
+        return
+    print_clusters(rows, memory, detailed=cluster is not None)
+
+
+@app.command("profile", epilog="Example: logo profile --user hollis\n\nExample: logo profile --user maya --json")
+def profile_cli(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option("--user", "-u", help="Whose profile.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object even on a terminal.")] = False,
+    at: AtOpt = None,
+    cold_start_max: ColdStartOpt = 3,
+    biased_min_history: BiasedHistoryOpt = 20,
+    biased_max_diversity: BiasedDiversityOpt = 0.35,
+    wait: WaitOpt = None,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Show a user's profile: history size, diversity, dominant clusters, community, cold-start/biased.
+
+    Diversity is the normalized entropy of the user's distribution over clusters: 0 means all their records
+    fall in one cluster, 1 means evenly spread.
+    """
+    run = CliState.of(ctx)
+    from ..mediator import MediatorOptions
+    from ..views import profile_view
+
+    options = MediatorOptions(
+        cold_start_max=cold_start_max, biased_min_history=biased_min_history, biased_max_diversity=biased_max_diversity
+    )
+    settings = settings_for(run, home, embedder)
+    with locked(run, settings, wait):
+        view = profile_view(settings, user, parse_at(at), options)
+    if as_json or not is_terminal():
+        emit(view)
+        return
+    print_profile(view, user)

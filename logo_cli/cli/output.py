@@ -1,0 +1,261 @@
+"""Everything the command line shows people or scripts: JSON lines on stdout, tables and notes on stderr or a
+terminal, progress bars. Commands call these; nothing here computes what it shows."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+from .app import CliState
+
+if TYPE_CHECKING:
+    from ..ask import Answer
+    from ..evaluate import EvalReport
+
+
+def stderr(run: CliState, *, always: bool = False) -> Any:
+    """The console for people. --quiet silences it, except for errors (`always`)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, quiet=run.quiet and not always)
+
+
+def emit(obj: Any) -> None:
+    """One JSON line on stdout."""
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    sys.stdout.flush()
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+class Update(Protocol):
+    def __call__(self, done: int, total: int | None = None) -> None: ...
+
+
+def _nothing(done: int, total: int | None = None) -> None:
+    return None
+
+
+@contextmanager
+def progress(run: CliState, label: str, total: int | None = None) -> Iterator[Update]:
+    """A bar on stderr while the work runs, when stderr is a terminal; yields `update(done, total=None)`."""
+    console = stderr(run)
+    if not console.is_terminal:
+        yield _nothing
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True
+    ) as bar:
+        task = bar.add_task(label, total=total)
+
+        def update(done: int, total: int | None = None) -> None:
+            bar.update(task, completed=done, total=total)  # a None total leaves it as it was
+
+        yield update
+
+
+def rows_out(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
+    """JSON lines when piped or with --json, a table on a terminal."""
+    if as_json or not is_terminal():
+        for row in rows:
+            emit(row)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    Console(highlight=False).print(table)
+
+
+def object_out(obj: dict[str, Any], as_json: bool) -> None:
+    if as_json or not is_terminal():
+        emit(obj)
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+
+    def show(value: Any, indent: str) -> None:
+        for key, item in value.items():
+            if isinstance(item, dict):
+                console.print(f"{indent}{key}:")
+                show(item, indent + "  ")
+            else:
+                console.print(f"{indent}{key}: {'' if item is None else item}", soft_wrap=True)
+
+    show(obj, "")
+
+
+def explain(run: CliState, result: Answer, *, always: bool = False) -> None:
+    """Which memory went into the answer, for people (stderr)."""
+    from rich.markup import escape
+
+    ctx = result.context
+    flags = [name for name in ("cold_start", "biased", "off_profile") if getattr(ctx, name)]
+    if ctx.conflicts:
+        flags.append(f"{len(ctx.conflicts)} conflict(s)")
+    lines = [
+        f"memory {ctx.memory}: local {ctx.weights['local']:.2f} / global {ctx.weights['global']:.2f}"
+        f" · history {ctx.history_size} records · {' '.join(flags) or 'regular'}"
+    ]
+    for hit in ctx.local:
+        title = f"[{hit.record.item}] " if hit.record.item else ""
+        lines.append(f"  local  {hit.score:.2f}  {title}{hit.record.text.replace(chr(10), ' ')[:90]}")
+    for use in ctx.global_:
+        c = use.cluster
+        lines.append(
+            f"  global {use.score:.2f}  cluster {c.id} ({c.users} users, via {use.source}): {', '.join(c.keywords[:5])}"
+        )
+    for item in ctx.items:
+        lines.append(
+            f"  item   {item.similarity:.2f}  {item.item}: {item.ratings} ratings, avg {item.rating_mean:.2f}"
+            f" (weight {item.weight:.2f})"
+        )
+    if ctx.community is not None:
+        lines.append(f"  community {ctx.community.id} ({ctx.community.size} users, via {ctx.community_source})")
+    for conflict in ctx.conflicts:
+        mine = conflict.get("user_rating", conflict.get("user_label"))
+        theirs = conflict.get("population_rating", conflict.get("population_label"))
+        lines.append(f"  conflict on {conflict['topic']}: user {mine}, others {theirs}")
+    if ctx.evidence:
+        shown = ", ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in ctx.evidence.items() if v is not None and k != "items"
+        )
+        lines.append(f"  evidence: {shown}")
+    lines.append(f"  answer type: {result.answer_type.value}" + (f" ({result.note})" if result.note else ""))
+    if result.rating is not None:
+        r = result.rating
+        spread = ", ".join(f"{v}: {p:.2f}" for v, p in r.distribution.items() if p >= 0.05)
+        lines.append(
+            f"  rating: {r.value:g} on {r.scale.low:g}-{r.scale.high:g} by step {r.scale.step:g}, head {r.head}"
+            f" (expected {r.expected:.2f}, memory's estimate {r.estimate}) · {spread}"
+        )
+    if result.choice is not None:
+        for option in result.choice.scores:
+            lines.append(f"  option {option['score']:.2f}  {option['option']}")
+    for rec in result.recommendations or []:
+        terms = " ".join(f"{k} {v:.2f}" for k, v in rec.terms.items())
+        lines.append(f"  item   {rec.score:.2f}  {rec.item} via {'+'.join(rec.sources) or 'rank'} ({terms})")
+    t = result.timings_ms
+    phases = ", ".join(f"{k} {v:.0f} ms" for k, v in t.items() if k != "total")
+    lines.append(
+        f"  tokens: prompt {result.usage.prompt_tokens}, answer {result.usage.completion_tokens} · "
+        f"{t['total'] / 1000:.1f} s ({phases})"
+    )
+    console = stderr(run, always=always)  # asked for by name: shown even with --quiet
+    for line in lines:
+        console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
+
+
+def print_clusters(rows: list[dict[str, Any]], memory: Any, *, detailed: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..views import sparkline
+
+    console = Console(highlight=False)
+    when = f" as of {format_when(memory.as_of_time)}" if memory.as_of_time is not None else ""
+    if detailed:
+        row = rows[0]
+        console.print(f"[bold]cluster {row['id']}[/]{when}: {', '.join(row['keywords'])}")
+        for key in ("size", "users", "rating_mean", "rating_count", "community", "private", "description"):
+            console.print(f"  {key}: {row[key]}")
+        console.print(f"  trend: {sparkline(row['trend'])} {row['trend_word']} {row['trend']}")
+        console.print("  shared items: " + ", ".join(f"{i['item']} ({i['users']})" for i in row["top_items"]))
+        if row["labels"]:
+            console.print(f"  labels: {row['labels']}")
+        for text in row["examples"]:
+            console.print(f"  · {text}", soft_wrap=True)
+        return
+    table = Table(title=f"global memory {memory.version}{when}: {memory.records} records, {len(memory.users)} users")
+    for name in ("id", "users", "size", "keywords", "shared items", "rating", "trend", "community"):
+        table.add_column(name, justify="right" if name in ("id", "users", "size", "rating") else "left")
+    for row in rows:
+        table.add_row(
+            str(row["id"]) + (" 🔒" if row["private"] else ""),
+            str(row["users"]),
+            str(row["size"]),
+            ", ".join(row["keywords"][:5]),
+            ", ".join(i["item"] for i in row["top_items"][:3]),
+            f"{row['rating_mean']:.2f}" if row["rating_mean"] is not None else "",
+            f"{sparkline(row['trend'])} {row['trend_word']}",
+            "" if row["community"] is None else str(row["community"]),
+        )
+    console.print(table)
+
+
+def format_when(ts: float) -> str:
+    from ..records import format_time
+
+    return format_time(ts)
+
+
+def print_profile(view: dict[str, Any], user: str) -> None:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    kind = "cold-start" if view["cold_start"] else "biased" if view["biased"] else "regular"
+    console.print(f"[bold]{user}[/]: {view['history']} records, diversity {view['diversity']:.2f} → {kind}")
+    for d in view["dominant"]:
+        console.print(f"  {d['share']:>5.0%}  cluster {d['cluster']}: {', '.join(d['keywords'])}")
+    if view["community"]:
+        c = view["community"]
+        tops = "; ".join(", ".join(t["keywords"][:3]) for t in c["top_clusters"])
+        console.print(f"  community {c['id']} ({c['size']} users): {tops}")
+
+
+def print_checks(checks: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json or not is_terminal():
+        rows_out(checks, True, [], "")
+        return
+    readable = [
+        {
+            **c,
+            "ok": "ok" if c["ok"] else "FAILED",
+            "detail": ", ".join(f"{k} {v}" for k, v in c["detail"].items())
+            if isinstance(c["detail"], dict)
+            else c["detail"],
+        }
+        for c in checks
+    ]
+    rows_out(readable, False, ["check", "ok", "detail", "seconds"], "logo doctor")
+
+
+def print_eval(report: EvalReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    head = f", rating head {report.rating_head}" if any(r.metric == "mae" for r in report.rows) else ""
+    table = Table(title=f"logo eval: {report.items} questions, {report.model}{head}, {report.seconds:.0f} s")
+    for name in ("bucket", "method", "n", "metric", "value", "rmse / recall", "evidence only / ndcg", "prompt tokens"):
+        table.add_column(name, justify="left" if name in ("bucket", "method", "metric") else "right")
+    for row in sorted(report.rows, key=lambda r: (r.metric, r.bucket, r.method)):
+        extra = list((row.extra or {}).values())
+        second = row.rmse if row.rmse is not None else extra[0] if extra else None
+        third = row.evidence_mae if row.evidence_mae is not None else extra[1] if len(extra) > 1 else None
+        table.add_row(
+            row.bucket,
+            row.method,
+            str(row.n),
+            row.metric,
+            f"{row.value:.3f}",
+            "" if second is None else f"{second:.3f}",
+            "" if third is None else f"{third:.3f}",
+            f"{row.prompt_tokens:.0f}",
+        )
+    console = Console(highlight=False)
+    console.print(table)
+    if report.checks:
+        console.print("checks: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.checks.items()))
