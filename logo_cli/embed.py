@@ -154,7 +154,6 @@ class OnnxEmbedder:
         self.onnx_path = onnx_path
         self._session: Any = None
         self._tokenizer: Any = None
-        self._inputs: list[str] = []
 
     def prepare(self) -> None:
         """Load the tokenizer and the ONNX session, exporting first if needed. Raises ModelError."""
@@ -162,72 +161,29 @@ class OnnxEmbedder:
             return
         if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
             raise ModelError("The ONNX embedder needs the onnxruntime and tokenizers packages.")
-        from .config import force_offline
+        from .onnx_export import discard_export, ensure_onnx, load_tokenizer, open_session
 
-        force_offline()  # as the torch path: no tokenizers thread pool (it warns when the process forks later)
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=self.spec.max_seq_length)
+        tokenizer = load_tokenizer(self.spec)
         if self.onnx_path is not None:
-            session = self._open(self.onnx_path)
+            session = open_session(self.onnx_path, self.spec, self.threads)
         else:
-            from .onnx_export import discard_export, ensure_onnx
-
             onnx_file = ensure_onnx(self.path)
             try:
-                session = self._open(onnx_file)
+                session = open_session(onnx_file, self.spec, self.threads)
             except ModelError as exc:  # a damaged export: remove it and export again, once
                 log.info("%s; exporting again", exc)
                 discard_export(self.path)
-                session = self._open(ensure_onnx(self.path))
+                session = open_session(ensure_onnx(self.path), self.spec, self.threads)
         self._tokenizer = tokenizer
-        self._inputs = [i.name for i in session.get_inputs()]
         self._session = session
-
-    def _open(self, onnx_file: Path) -> Any:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only: onnxruntime's warnings are noise on stderr
-        try:
-            session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for an unreadable model
-            raise ModelError(f"{onnx_file}: onnxruntime cannot load it: {exc}") from exc
-        outputs = session.get_outputs()
-        names = {i.name for i in session.get_inputs()}
-        if (
-            len(outputs) != 1
-            or outputs[0].shape[-1] != self.dim
-            or not {"input_ids", "attention_mask"} <= names <= {"input_ids", "attention_mask", "token_type_ids"}
-        ):
-            raise ModelError(f"{onnx_file}: not an export of {self.path} (inputs {sorted(names)}).")
-        return session
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.prepare()
-        batch = [t.lower() for t in texts] if self.spec.do_lower_case else list(texts)
-        encodings = self._tokenizer.encode_batch(batch)
-        lengths = np.array([len(e.ids) for e in encodings])
-        order = np.argsort(-lengths, kind="stable")  # similar lengths together: little padding per batch
-        out = np.empty((len(batch), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = int(lengths[rows].max())
-            feeds = {name: np.zeros((len(rows), width), dtype=np.int64) for name in self._inputs}
-            for r, i in enumerate(rows):
-                encoding, n = encodings[i], lengths[i]
-                feeds["input_ids"][r, :n] = encoding.ids
-                feeds["attention_mask"][r, :n] = 1
-                if "token_type_ids" in feeds:
-                    feeds["token_type_ids"][r, :n] = encoding.type_ids
-            out[rows] = self._session.run(None, feeds)[0]
-        return _normalize(out)
+        from .onnx_export import run_onnx
+
+        return _normalize(run_onnx(self._session, self._tokenizer, self.spec, texts, self.batch_size))
 
 
 class AutoEmbedder:

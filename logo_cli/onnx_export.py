@@ -27,8 +27,10 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ModelError
 
@@ -314,14 +316,78 @@ def _export_graph(spec: OnnxSpec, dest: Path) -> None:
     raw.unlink()
 
 
+def load_tokenizer(spec: OnnxSpec) -> Any:
+    """The folder's tokenizer, truncating as sentence-transformers does (max_seq_length word-pieces incl.
+    [CLS]/[SEP]) and padding nothing (run_onnx pads per batch)."""
+    from .config import force_offline
+
+    force_offline()  # as the torch path: no tokenizers thread pool (it warns when the process forks later)
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(spec.folder / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=spec.max_seq_length)
+    return tokenizer
+
+
+def open_session(onnx_file: Path, spec: OnnxSpec, threads: int) -> Any:
+    """An onnxruntime session for an export of `spec`'s folder. Raises ModelError when it is not one."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: onnxruntime's warnings are noise on stderr
+    try:
+        session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for an unreadable model
+        raise ModelError(f"{onnx_file}: onnxruntime cannot load it: {exc}") from exc
+    outputs = session.get_outputs()
+    names = {i.name for i in session.get_inputs()}
+    if (
+        len(outputs) != 1
+        or outputs[0].shape[-1] != spec.dim
+        or not {"input_ids", "attention_mask"} <= names <= {"input_ids", "attention_mask", "token_type_ids"}
+    ):
+        raise ModelError(f"{onnx_file}: not an export of {spec.folder} (inputs {sorted(names)}).")
+    return session
+
+
+def run_onnx(session: Any, tokenizer: Any, spec: OnnxSpec, texts: Sequence[str], batch_size: int) -> Any:
+    """Mean-pooled vectors (not yet normalized) of the texts, batched by length (longest first, padded per
+    batch, so little padding)."""
+    import numpy as np
+
+    inputs = [i.name for i in session.get_inputs()]
+    batch = [t.lower() for t in texts] if spec.do_lower_case else list(texts)
+    encodings = tokenizer.encode_batch(batch)
+    lengths = np.array([len(e.ids) for e in encodings])
+    order = np.argsort(-lengths, kind="stable")
+    out = np.empty((len(batch), spec.dim), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = int(lengths[rows].max())
+        feeds = {name: np.zeros((len(rows), width), dtype=np.int64) for name in inputs}
+        for r, i in enumerate(rows):
+            encoding, n = encodings[i], lengths[i]
+            feeds["input_ids"][r, :n] = encoding.ids
+            feeds["attention_mask"][r, :n] = 1
+            if "token_type_ids" in feeds:
+                feeds["token_type_ids"][r, :n] = encoding.type_ids
+        out[rows] = session.run(None, feeds)[0]
+    return out
+
+
 def _verify(spec: OnnxSpec, onnx_path: Path) -> float:
     """The lowest cosine between the ONNX path's and sentence-transformers' vectors on the probe texts."""
     import numpy as np
+    from sentence_transformers import SentenceTransformer
 
-    from .embed import OnnxEmbedder, SentenceTransformerEmbedder
-
-    reference = SentenceTransformerEmbedder(str(spec.folder)).embed(list(PROBES))
-    candidate = OnnxEmbedder(str(spec.folder), onnx_path=onnx_path).embed(list(PROBES))
+    reference = SentenceTransformer(str(spec.folder), device="cpu", local_files_only=True).encode(
+        list(PROBES), normalize_embeddings=True, convert_to_numpy=True
+    )
+    raw = run_onnx(open_session(onnx_path, spec, os.cpu_count() or 1), load_tokenizer(spec), spec, PROBES, 64)
+    candidate = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
     return float(np.min(np.sum(reference * candidate, axis=1)))
 
 

@@ -1,12 +1,11 @@
 """The Typer app, its root options, and the one place where errors become exit codes (httpie's pattern).
 
 Run-wide settings from the root options (--quiet/--verbose, --chroma-url, --llm-url) live in a `CliState`
-on Typer's context, not in module globals: each command reads it with `CliState.of(ctx)` and hands it on.
+(state.py) on Typer's context, not in module globals: each command reads it with `CliState.of(ctx)`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -14,29 +13,9 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import ExitCode, LogoError, UsageError, exit_codes_line
+from .state import CliState
 
 EPILOG = f"Docs: README.md and docs/. {exit_codes_line()}"
-
-
-@dataclass
-class CliState:
-    verbosity: int = 1  # 0 --quiet, 1 normal, 2 --verbose
-    chroma_url: str | None = None
-    llm_url: str | None = None
-
-    @classmethod
-    def of(cls, ctx: Any) -> CliState:
-        """The run's state, kept on the root context by the root callback (defaults if it never ran)."""
-        found = ctx.find_root().obj if ctx is not None else None
-        return found if isinstance(found, CliState) else cls()
-
-    @property
-    def verbose(self) -> bool:
-        return self.verbosity == 2
-
-    @property
-    def quiet(self) -> bool:
-        return self.verbosity == 0
 
 
 class LogoGroup(TyperGroup):

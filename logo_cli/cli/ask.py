@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
-from .app import CliState, app
+from .app import app
 from .options import (
     BiasedDiversityOpt,
     BiasedHistoryOpt,
@@ -28,6 +28,7 @@ from .output import (
     stderr,
 )
 from .output import explain as explain_answer
+from .state import CliState
 
 
 @app.command(

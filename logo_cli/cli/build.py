@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
-from .app import CliState, app
+from .app import app
 from .options import (
     EmbedderOpt,
     HomeOpt,
@@ -20,6 +20,7 @@ from .output import (
     emit,
     stderr,
 )
+from .state import CliState
 
 
 @app.command(

@@ -10,7 +10,7 @@ import orjson
 import typer
 
 from ..errors import UsageError
-from .app import CliState, app
+from .app import app
 from .options import (
     BiasedDiversityOpt,
     BiasedHistoryOpt,
@@ -31,6 +31,7 @@ from .output import (
     progress,
     stderr,
 )
+from .state import CliState
 
 
 @app.command(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import CliState, app
+from .app import app
 from .options import (
     EmbedderOpt,
     HomeOpt,
@@ -19,6 +19,7 @@ from .output import (
     progress,
     stderr,
 )
+from .state import CliState
 
 
 @app.command(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ExitCode
-from .app import CliState, app
+from .app import app
 from .options import (
     EmbedderOpt,
     HomeOpt,
@@ -22,6 +22,7 @@ from .output import (
     print_checks,
     rows_out,
 )
+from .state import CliState
 
 
 @app.command("users", epilog="Example: logo users\n\nExample: logo users | jq -r 'select(.diversity < 0.35) | .user'")

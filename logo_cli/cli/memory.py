@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import CliState, app
+from .app import app
 from .options import (
     AtOpt,
     BiasedDiversityOpt,
@@ -27,6 +27,7 @@ from .output import (
     print_profile,
     stderr,
 )
+from .state import CliState
 
 
 @app.command(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import UsageError
-from .app import CliState
+from .state import CliState
 
 if TYPE_CHECKING:
     from ..config import Settings

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from .app import CliState
+from .state import CliState
 
 if TYPE_CHECKING:
     from ..ask import Answer

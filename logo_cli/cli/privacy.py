@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .app import CliState, app
+from .app import app
 from .options import (
     EmbedderOpt,
     HomeOpt,
@@ -17,6 +17,7 @@ from .options import (
 from .output import (
     emit,
 )
+from .state import CliState
 
 
 @app.command("export", epilog="Example: logo export --user maya > maya.jsonl")
