@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLES
+from .helpers import SAMPLES, lines, logo
 
 pytestmark = pytest.mark.real
 HISTORIES = SAMPLES / "histories.jsonl"
@@ -52,27 +51,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(timeout=30)
 
 
-def logo(home: Path, *args: str, url: str | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGO_")}
-    env["LOGO_HOME"] = str(home)
-    if url is not None:
-        env["LOGO_CHROMA_URL"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "logo_cli", *args], input=input, capture_output=True, text=True, env=env, timeout=600
-    )
-
-
-def lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def test_end_to_end_against_a_chroma_server(server: str, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    missing = logo(home, "stats", url=server)
+    missing = logo(home, "stats", env={"LOGO_CHROMA_URL": server})
     assert missing.returncode == 4, missing.stderr  # nothing ingested on the server yet
     assert server in missing.stderr
 
-    done = logo(home, "ingest", str(HISTORIES), url=server)
+    done = logo(home, "ingest", str(HISTORIES), env={"LOGO_CHROMA_URL": server})
     assert done.returncode == 0, done.stderr
     summary = lines(done.stdout)[0]
     assert summary["added"] == summary["read"] == len(HISTORIES.read_text().splitlines())
@@ -82,15 +67,25 @@ def test_end_to_end_against_a_chroma_server(server: str, tmp_path: Path) -> None
     assert again.returncode == 0, again.stderr
     assert lines(again.stdout)[0]["added"] == 0
 
-    stats = logo(home, "stats", "--json", url=server)
+    stats = logo(home, "stats", "--json", env={"LOGO_CHROMA_URL": server})
     assert stats.returncode == 0, stats.stderr
     figures = lines(stats.stdout)[0]
     assert figures["records"] == summary["added"] and figures["store"] == server
 
-    built = logo(home, "build-global", "--seed", "0", url=server)
+    built = logo(home, "build-global", "--seed", "0", env={"LOGO_CHROMA_URL": server})
     assert built.returncode == 0, built.stderr
 
-    asked = logo(home, "ask", "--json", "--max-tokens", "16", "--user", "maya", "What should I watch?", url=server)
+    asked = logo(
+        home,
+        "ask",
+        "--json",
+        "--max-tokens",
+        "16",
+        "--user",
+        "maya",
+        "What should I watch?",
+        env={"LOGO_CHROMA_URL": server},
+    )
     assert asked.returncode == 0, asked.stderr
     answer = lines(asked.stdout)[0]
     assert answer["answer"].strip()
@@ -98,19 +93,19 @@ def test_end_to_end_against_a_chroma_server(server: str, tmp_path: Path) -> None
     owner = {r["id"]: r["user"] for r in map(json.loads, HISTORIES.read_text().splitlines())}
     assert {owner[hit["id"]] for hit in answer["local"]} == {"maya"}
 
-    history = logo(home, "history", "--json", "--user", "ines", url=server)
+    history = logo(home, "history", "--json", "--user", "ines", env={"LOGO_CHROMA_URL": server})
     assert history.returncode == 0, history.stderr
     assert {row["user"] for row in lines(history.stdout)} == {"ines"}
 
-    gone = logo(home, "forget", "--user", "ines", url=server)
+    gone = logo(home, "forget", "--user", "ines", env={"LOGO_CHROMA_URL": server})
     assert gone.returncode == 0, gone.stderr
-    after = logo(home, "history", "--json", "--user", "ines", url=server)
+    after = logo(home, "history", "--json", "--user", "ines", env={"LOGO_CHROMA_URL": server})
     assert after.returncode == 4 or lines(after.stdout) == [], after.stderr
 
 
 def test_an_unreachable_server_is_a_store_error(tmp_path: Path) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
-    done = logo(tmp_path / "home", "ingest", str(HISTORIES), url=closed)
+    done = logo(tmp_path / "home", "ingest", str(HISTORIES), env={"LOGO_CHROMA_URL": closed})
     assert done.returncode == 6, done.stderr
     assert closed in done.stderr and "chroma run" in done.stderr
 

@@ -8,19 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from logo_cli.cli import app
 from logo_cli.errors import ExitCode
 
-from .conftest import make_records
-
-runner = CliRunner()
-
-
-def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), input=input)
-    return result.exit_code, result.stdout, result.stderr
+from .helpers import make_records, run
 
 
 def jsonl(text: str) -> list[dict]:

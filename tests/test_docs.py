@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"

@@ -4,30 +4,14 @@ SmolLM2 GGUF run by llama.cpp, over sample_histories/, through the installed `lo
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLES
+from .helpers import HISTORIES, SAMPLES, lines, logo
 
 pytestmark = pytest.mark.real
-HISTORIES = SAMPLES / "histories.jsonl"
-
-
-def logo(home: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGO_")}
-    env["LOGO_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "logo_cli", *args], input=input, capture_output=True, text=True, env=env, timeout=600
-    )
-
-
-def lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from logo_cli.evaluate import bucket_of, load_eval, number_in_text, ranking_metr
 from logo_cli.mediator import build_profile
 from logo_cli.records import Record
 
-from .conftest import FIXTURES, full_data, write_jsonl
+from .helpers import FIXTURES, full_data, write_jsonl
 
 runner = CliRunner()
 

@@ -11,14 +11,9 @@ from typer.testing import CliRunner
 
 from logo_cli.cli import app
 
-from .conftest import ROOT
+from .helpers import ROOT, run
 
 runner = CliRunner()
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

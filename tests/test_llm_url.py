@@ -28,7 +28,7 @@ from logo_cli.errors import ExitCode, ModelError, UsageError
 from logo_cli.llm import Usage
 from logo_cli.llm.remote import RemoteGenerator, normalize_url
 
-from .test_end_to_end import HISTORIES, lines, logo
+from .helpers import HISTORIES, lines, logo
 
 MESSAGES = [
     {"role": "system", "content": "You rate films from 1 to 5."},

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,15 +15,10 @@ from logo_cli.embed import load_embedder
 from logo_cli.evaluate import cluster_agreement
 from logo_cli.store import Store
 
-from .conftest import FIXTURES, full_data
+from .helpers import FIXTURES, full_data, logo
 
 pytestmark = pytest.mark.real
 MOVIELENS = FIXTURES / "ml-latest-small"  # 12 real users' ratings; the full set is under LOGO_EVAL_DATA
-
-
-def logo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGO_")} | {"LOGO_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "logo_cli", *args], capture_output=True, text=True, env=env)
 
 
 @pytest.fixture(scope="module")

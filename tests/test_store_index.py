@@ -12,7 +12,7 @@ from logo_cli.records import Record, read_records
 from logo_cli.store import USER_INDEX_FILE, Store, user_filter
 from logo_cli.user_index import UserIndex
 
-from .conftest import make_records, write_jsonl
+from .helpers import make_records, write_jsonl
 
 USERS = {"ann": ("films", 9), "bob": ("cooking", 7), "cy": ("travel", 1)}
 

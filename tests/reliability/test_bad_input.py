@@ -16,24 +16,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from logo_cli.cli import app
 from logo_cli.embed import load_embedder
 from logo_cli.errors import ExitCode
 from logo_cli.records import KNOWN_FIELDS, MAX_TEXT_CHARS, InvalidLine, Record, parse_record, read_records
 from logo_cli.store import Store
 
-runner = CliRunner()
+from ..helpers import run
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def run(*args: str, input: str | bytes | None = None) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), input=input)
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.stderr
-    return result.exit_code, result.stdout, result.stderr
 
 
 def summary_of(out: str) -> dict[str, Any]:

@@ -15,22 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from ..conftest import make_records, write_jsonl
+from ..helpers import logo_process, make_records, write_jsonl
 
 
 def env_for(home: Path) -> dict[str, str]:
     return {**os.environ, "LOGO_HOME": str(home), "LOGO_EMBEDDER": "fake", "LOGO_MODEL": "fake"}
-
-
-def logo(home: Path, *args: str, **kw: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "logo_cli", *args],
-        env=env_for(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kw,  # type: ignore[call-overload]
-    )
 
 
 READ_ALL = """
@@ -66,13 +55,13 @@ def test_sigkill_mid_ingest_never_loses_or_duplicates(tmp_path: Path, slow: bool
     rng = random.Random(11)
     kills = 20 if slow else 4
     for _ in range(kills):
-        proc = logo(home, "ingest", "--batch-size", "200", str(records))
+        proc = logo_process(home, "ingest", "--batch-size", "200", str(records))
         time.sleep(rng.uniform(1.0, 4.0))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         ids = stored_ids(home) if (home / "store" / "chroma.sqlite3").exists() else []
         assert len(ids) == len(set(ids)), "duplicates after a kill"
-    done = logo(home, "ingest", str(records))
+    done = logo_process(home, "ingest", str(records))
     out, err = done.communicate(timeout=300)
     assert done.returncode == 0, err
     summary = json.loads(out)
@@ -90,13 +79,13 @@ def test_four_writers_and_an_ask_loop_at_once(tmp_path: Path, slow: bool) -> Non
     for k in range(4):  # overlapping slices: each record is in one or two files
         part = everyone[k * 750 : k * 750 + 1750]
         files.append(write_jsonl(tmp_path / f"part{k}.jsonl", part))
-    first = logo(home, "ingest", str(files[0]))  # the store must exist before asks start
+    first = logo_process(home, "ingest", str(files[0]))  # the store must exist before asks start
     assert first.wait(timeout=120) == 0
-    writers = [logo(home, "ingest", "--batch-size", "100", str(f)) for f in files]
+    writers = [logo_process(home, "ingest", "--batch-size", "100", str(f)) for f in files]
     asks, failures = 0, []
     deadline = time.time() + (120 if slow else 60)
     while any(w.poll() is None for w in writers) and time.time() < deadline:
-        proc = logo(home, "ask", "--user", "w03", "--memory", "local", "--json", "films?")
+        proc = logo_process(home, "ask", "--user", "w03", "--memory", "local", "--json", "films?")
         out, err = proc.communicate(timeout=120)
         asks += 1
         if proc.returncode != 0:
@@ -118,7 +107,7 @@ def test_wait_gives_up_with_exit_7(tmp_path: Path) -> None:
     home = tmp_path / "home"
     records = write_jsonl(tmp_path / "r.jsonl", make_records({"a": ("films", 3)}))
     with store_lock(home):
-        proc = logo(home, "ingest", "--wait", "1", str(records))
+        proc = logo_process(home, "ingest", "--wait", "1", str(records))
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 7 and "Another logo process" in err
 
@@ -126,7 +115,7 @@ def test_wait_gives_up_with_exit_7(tmp_path: Path) -> None:
 def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
     home = tmp_path / "home"
     records = big_file(tmp_path, 400, 50)  # 20,000 records: still running when the signal comes
-    proc = logo(home, "ingest", "--batch-size", "100", str(records))
+    proc = logo_process(home, "ingest", "--batch-size", "100", str(records))
     time.sleep(2.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -137,7 +126,7 @@ def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
 def test_store_refuses_another_embedder_or_a_newer_schema(tmp_path: Path) -> None:
     home = tmp_path / "home"
     records = write_jsonl(tmp_path / "r.jsonl", make_records({"a": ("films", 3)}))
-    assert logo(home, "ingest", str(records)).wait(timeout=120) == 0
+    assert logo_process(home, "ingest", str(records)).wait(timeout=120) == 0
     other = subprocess.run(
         [sys.executable, "-m", "logo_cli", "ingest", str(records)],
         capture_output=True,
@@ -152,6 +141,6 @@ def test_store_refuses_another_embedder_or_a_newer_schema(tmp_path: Path) -> Non
         "c.modify(metadata={**c.metadata, 'logo_schema': 99})\n"
     )
     subprocess.run([sys.executable, "-c", bump, str(home / "store")], check=True, capture_output=True, timeout=120)
-    newer = logo(home, "ingest", str(records))
+    newer = logo_process(home, "ingest", str(records))
     _, err = newer.communicate(timeout=120)
     assert newer.returncode == 6 and "newer logo" in err

@@ -5,19 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from logo_cli import global_memory
-from logo_cli.cli import app
 from logo_cli.embed import load_embedder
 from logo_cli.store import Store
 
-runner = CliRunner()
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
+from ..helpers import run
 
 
 def test_export_round_trips_through_ingest(fake_env: Path, population: Path, tmp_path: Path) -> None:
