@@ -1,7 +1,7 @@
-"""Choose recommend.py's constants on a selection sample (component figures, not the product's).
+"""Choose answers/recommend.py's constants on a selection sample (component figures, not the product's).
 
 Recommend answers need no model, so this runs the mediator once per (question, memory mode) and then the
-ranker under each variant of recommend.py's module constants, scoring hit rate / recall / NDCG at k by
+ranker under each variant of answers/recommend.py's module constants, scoring hit rate / recall / NDCG at k by
 bucket, beside the plain references (popularity, item-kNN). The reported figures come from `logo eval`
 on another seed, run once after the choice.
 
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from logo_cli import recommend as ranker
 from logo_cli.answers import DEFAULT_COUNT, requested_count
+from logo_cli.answers import recommend as ranker
 from logo_cli.ask import Asker, GenerationOptions
 from logo_cli.baselines import Interactions, item_knn, popularity
 from logo_cli.config import resolve

@@ -1,5 +1,5 @@
 """Answering questions: load the models and memories once, then for each question embed it, retrieve,
-mediate, and answer it by its type (`answers.py`): a rating read off the model's scores and memory's
+mediate, and answer it by its type (the `answers` package): a rating read off the model's scores and memory's
 estimate, the best-scored option, items recommended from memory, or short generated text. `logo ask` and
 `logo eval` both call `Asker.answer`, so what eval scores is what ask prints.
 """
@@ -16,10 +16,13 @@ import numpy as np
 from . import global_memory
 from .answers import (
     DEFAULT_COUNT,
+    GENERIC_REQUEST,
     AnswerType,
     ChoiceAnswer,
     RatingAnswer,
     RatingScale,
+    Recommendation,
+    RecommendInput,
     choice_answer,
     detect,
     looping,
@@ -27,6 +30,8 @@ from .answers import (
     rating_answer,
     rating_reason,
     rating_text,
+    recommend,
+    recommendation_text,
     requested_count,
     scale_for,
 )
@@ -36,7 +41,6 @@ from .errors import GlobalMemoryMissing, StoreError, UsageError
 from .global_memory import GlobalMemory, UserProfile
 from .llm import Generator, Usage, check_gguf, generator_for
 from .mediator import SYSTEM_PROMPT, Context, MediatorOptions, build_messages, mediate
-from .recommend import GENERIC_REQUEST, Recommendation, RecommendInput, recommend, recommendation_text
 from .records import Record, format_time
 from .store import Hit, Store, store_for
 

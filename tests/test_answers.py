@@ -24,8 +24,8 @@ from logo_cli.answers import (
     scale_for,
     scale_from_question,
 )
+from logo_cli.answers.recommend import RecommendInput, recommend, recommendation_text
 from logo_cli.global_memory import Cluster, Community, GlobalMemory, ItemTable
-from logo_cli.recommend import RecommendInput, recommend, recommendation_text
 from logo_cli.records import Record
 
 

@@ -42,10 +42,10 @@ from typing import Any
 
 import numpy as np
 
-from .global_memory import GlobalMemory, ItemSnapshot, ItemTable
-from .modes import Memory
-from .records import Record
-from .terms import terms
+from ..global_memory import GlobalMemory, ItemSnapshot, ItemTable
+from ..modes import Memory
+from ..records import Record
+from ..terms import terms
 
 GENERIC_REQUEST = "Can you recommend something for me?"  # what every recommend question asks, whatever its topic
 TOPIC_SPREAD = 0.25  # all-MiniLM cosine, after the generic request's share is taken out

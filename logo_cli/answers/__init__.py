@@ -1,0 +1,89 @@
+"""Answer types: what kind of answer a question wants, and how each kind is read off memory and the model.
+
+A 135M model cannot be trusted to invent facts; it can choose among, order and phrase facts that memory
+hands it. So `logo ask` gives each question a type, by this rule (first match wins; `--answer-type` or a
+batch line's `answer_type` forces one):
+
+1. **choice**: the batch line carries `candidates` (or `options`), or the question lists its options
+   (`A) ... B) ...`, `1. ... 2. ...` or `options: x, y, z`). The answer is the option the model finds most
+   likely (mean log-likelihood per token), with every option's score.
+2. **rating**: the question asks for a rating, score or stars (`rate`, `rating`, `stars`, `score`,
+   `out of N`, `/5`). The answer is a number on the question's scale (`on a 0.5-5 scale`, `out of 10`,
+   `from 1 to 5`), else the data's (the ratings global memory saw: MovieLens has half stars), else 1-5. It
+   is read off the model's likelihood of each value by the `anchored` head (below), then a sentence says
+   where it comes from.
+3. **recommend**: the question asks for suggestions (`recommend`, `suggest`, `ideas`, `what should I
+   watch/cook/read/...`). The items come from memory only (see `answers/recommend.py`); a count in the question
+   (`three films`, `10 books`) is honoured, default 5.
+4. **open**: everything else: generated text, kept short, cut at the first repetition loop.
+
+Rating heads, from the log-likelihoods of `Rating: v/HI` for each value v of the scale:
+- model: the model's distribution as it is;
+- calibrated: divided by the model's distribution for a content-free question (contextual calibration,
+  Zhao et al. 2021), which removes its own leaning toward some values whatever the prompt says;
+- anchored (default): the calibrated distribution times a Gaussian around the mediator's estimate (sd
+  ANCHOR_SD stars on a 5-star range): memory's estimate, reshaped by what the model reads in the prompt.
+  Without an estimate it is the calibrated head.
+The answer is the head's expected value rounded to the scale's step.
+"""
+
+from __future__ import annotations
+
+from .choice import ChoiceAnswer, choice_answer
+from .kinds import (
+    ANSWER_TYPES,
+    DEFAULT_COUNT,
+    MAX_COUNT,
+    AnswerType,
+    asks_rating,
+    asks_recommendation,
+    detect,
+    options_in,
+    requested_count,
+)
+from .rating import (
+    DEFAULT_HEAD,
+    RATING_HEADS,
+    RatingAnswer,
+    RatingScale,
+    expected_value,
+    head_distribution,
+    rating_answer,
+    rating_reason,
+    rating_text,
+    scale_for,
+    scale_from_question,
+)
+from .recommend import GENERIC_REQUEST, Recommendation, RecommendInput, recommend, recommendation_text
+from .text import looping
+
+__all__ = [
+    "ANSWER_TYPES",
+    "DEFAULT_COUNT",
+    "DEFAULT_HEAD",
+    "GENERIC_REQUEST",
+    "MAX_COUNT",
+    "RATING_HEADS",
+    "AnswerType",
+    "ChoiceAnswer",
+    "RatingAnswer",
+    "RatingScale",
+    "RecommendInput",
+    "Recommendation",
+    "asks_rating",
+    "asks_recommendation",
+    "choice_answer",
+    "detect",
+    "expected_value",
+    "head_distribution",
+    "looping",
+    "options_in",
+    "rating_answer",
+    "rating_reason",
+    "rating_text",
+    "recommend",
+    "recommendation_text",
+    "requested_count",
+    "scale_for",
+    "scale_from_question",
+]
