@@ -1,15 +1,26 @@
-"""Building global memory from the store, in passes over pages of records so memory stays bounded.
+"""Building global memory from the store, as named stages, in passes over pages of records so memory stays
+bounded. Each stage is a function that takes what it needs and returns a typed result; `_build` runs them:
 
-1. sample: up to SAMPLE_SIZE records, to choose k (cosine silhouette) and the keyword vocabulary. A small
-   store is read whole; a large one is sampled by id (a random FIT_SAMPLE records fetched by id), so the
-   build reads the whole store only once, in step 3;
-2. fit: exact k-means when the store is small, else mini-batch k-means seeded from the sample and refined
-   on the fit sample (skipped by `--update`, which keeps the previous centroids);
-3. assign: one pass over ids, metadata and vectors (no text): every record to its nearest centroid,
-   accumulating per-record scalars (cluster, user, item, time, rating); vectors are not kept;
-4. describe: sizes, users, class-based TF-IDF keywords (counted over every text of a small store, over the
-   fit sample of a large one), shared items, ratings, labels, examples, trends, the as-of timeline, user
-   profiles and communities.
+1. sample (`draw_sample`): the fit sample, the whole store when it is small, else FIT_SAMPLE random records
+   fetched by id (the build reads the whole store only once, in step 4), and its SAMPLE_SIZE subsample;
+2. fit (`fit_centroids`): k by cosine silhouette on the subsample (`silhouette_search`), then exact k-means
+   when the store is small, else mini-batch k-means seeded from the subsample and refined on the fit sample;
+3. vocabulary (`learn_keywords`): each cluster's keywords, class-based TF-IDF over the fit sample's texts;
+4. assign (`assign_records`): one pass over ids, metadata and vectors (no text): every record to its nearest
+   centroid, as per-record scalars (`Records`: cluster, user, item, label, time, rating); vectors are not kept;
+5. timeline (`build_timeline`): per-cluster arrays sorted by time, from which any as-of view is recomputed;
+6. items (`build_items`): the item table, with each item's terms; its users' communities are filled in by
+   `fill_item_communities` once communities exist;
+7. clusters (`describe_clusters`): sizes, users, keywords, shared items, ratings, labels, examples, trends;
+8. profiles (`profile_users`): each user's distribution over clusters, diversity and rating mean;
+9. communities (`group_communities`): users grouped by their distributions (number by `silhouette_search`);
+10. drift (`measure_drift`): mean similarity to the centroids, against the last full build's.
+
+Stages 4-8 work on the pass's per-record arrays and live in `global_build_records`.
+
+`--update` (`BuildOptions.update`) differs from a full build only through `Kept`, what it keeps from the
+previous build: its centroids (step 2 is skipped), its community centroids (step 9 assigns users to them
+instead of choosing them) and its drift baseline (step 10 compares against it).
 """
 
 from __future__ import annotations
@@ -17,9 +28,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +37,18 @@ import numpy as np
 
 from . import global_memory
 from .errors import GlobalMemoryMissing, StoreError, UsageError
-from .global_memory import (
-    MIN_HISTORY_FOR_COMMUNITY,
-    Cluster,
-    Community,
-    GlobalMemory,
-    ItemTable,
-    Timeline,
-    UserProfile,
-    profile_from_counts,
+from .global_build_records import (
+    assign_records,
+    build_items,
+    build_timeline,
+    describe_clusters,
+    fill_item_communities,
+    profile_users,
+    time_segments,
+    unit_rows,
 )
-from .store import Page, Scan, Store
-from .terms import terms
+from .global_memory import MIN_HISTORY_FOR_COMMUNITY, Cluster, Community, GlobalMemory
+from .store import Page, Store
 
 FULL_KMEANS_MAX = 50_000  # below this, exact k-means on all vectors is affordable and finds better optima
 SAMPLE_SIZE = 4_000
@@ -50,13 +60,12 @@ used make made new old first last still way thing things lot bit pretty actually
 loved want went going think know need tried try says said finally today tonight yesterday ago minutes away right
 long big small nice fine okay sure kind"""
 GENERIC_WORDS = frozenset(_GENERIC.split())
-ITEM_TABLE_MAX = 50_000  # most-rated items whose population rating answers "how would they rate X" (77 MB)
-ITEM_TEXTS = 50  # records per item whose words describe it (bounds the build's work on common items)
-ITEM_TERMS = 24  # terms kept per item
-ITEM_CANDIDATES = 20  # items per cluster whose users' first times are kept for as-of views
-UNDATED = 1e300  # JSON has no infinity: undated first times are stored as this, after every real time
 DRIFT_ADVICE = 0.02  # a drop in mean similarity to centroids beyond this suggests a full rebuild
 NEW_SHARE_ADVICE = 0.25  # so does this share of records added since the last full build
+MAX_COMMUNITIES = 16
+COMMUNITY_SILHOUETTE_SAMPLE = 3000
+
+Say = Callable[[str], None]
 
 
 @dataclass
@@ -76,7 +85,7 @@ def build_global(
     dim: int,
     home: Path,
     options: BuildOptions,
-    progress: Callable[[str], None] | None = None,
+    progress: Say | None = None,
     describe: Callable[[Cluster], str] | None = None,
 ) -> GlobalMemory:
     """Build and save a new global memory version (see the module docstring)."""
@@ -94,16 +103,190 @@ def build_global(
     return memory
 
 
-# --------------------------------------------------------------------------------------------- clustering
+def _build(store: Store, embedder_id: str, dim: int, home: Path, options: BuildOptions, say: Say) -> GlobalMemory:
+    started = time.time()
+    store.open(embedder_id, dim, create=False)
+    total = store.count()
+    if total == 0:
+        raise StoreError("The store is empty.", "Run `logo ingest FILE.jsonl` first.")
+    kept = keep_previous(home, embedder_id) if options.update else None  # all that --update changes
+
+    sample = draw_sample(store, total, options.seed, options.page_size, say)
+    fit = kept.fit if kept is not None else fit_centroids(sample, total, options, say)
+    keywords = learn_keywords(sample, fit.centroids)
+    texts = dict(zip(sample.uids, sample.texts, strict=True))
+    del sample  # the pass below reads the whole store: hold only the fit sample's texts meanwhile
+
+    say("assigning records to clusters")
+    records = assign_records(store, fit.centroids, options.page_size, texts)
+    del texts
+    say("describing clusters")
+    timeline = build_timeline(records)
+    items = build_items(records, options.min_users)
+    segments = time_segments(records.ts, options.segments)
+    clusters = describe_clusters(records, timeline, keywords, segments, options.min_users)
+    say("profiling users")
+    profiles = profile_users(records)
+    say("grouping users into communities")
+    grouped = group_communities(
+        records.user_counts, options.seed, options.communities, kept.community_centroids if kept else None
+    )
+    for name, community in zip(records.user_names, grouped.member, strict=True):
+        if community >= 0:
+            profiles[name].community = int(community)
+    if items is not None:
+        fill_item_communities(items, grouped.member)
+    drift = measure_drift(records.similarity_sum, records.n, kept.baseline if kept else None)
+
+    selection = {**fit.selection, **({"communities": grouped.selection} if grouped.selection else {})}
+    rated = records.rating[~np.isnan(records.rating)]
+    return GlobalMemory(
+        version=global_memory.new_version(),
+        built_at=time.time(),
+        embedder=embedder_id,
+        options=asdict(options),
+        records=records.n,
+        clusters=clusters,
+        users=profiles,
+        communities=grouped.communities,
+        segments=segments,
+        rating_range=(float(rated.min()), float(rated.max())) if len(rated) else None,
+        rating_step=_rating_step(rated),
+        selection={**selection, "seconds": round(time.time() - started, 2)},
+        drift=drift,
+        centroids=fit.centroids,
+        community_centroids=grouped.centroids,
+        timeline=timeline,
+        items=items,
+    )
 
 
-def _kmeans(k: int, n: int, seed: int) -> Any:
-    """The k-means used to score a candidate k: one k-means++ start is enough to compare k's, and 4x cheaper."""
+# ------------------------------------------------------------------------------------ what --update keeps
+
+
+@dataclass
+class Fit:
+    """Unit centroids of the interest clusters, and how their number was chosen (as memory.json keeps it)."""
+
+    centroids: np.ndarray  # k x dim
+    selection: dict[str, Any]
+
+
+@dataclass
+class Baseline:
+    """The mean similarity of records to their centroids, and the records, at the last full build."""
+
+    similarity: float | None  # None in memories from before it was kept: the new build's own is used
+    records: int
+
+
+@dataclass
+class Kept:
+    """What `--update` keeps from the previous build, and so the whole difference from a full build: the fit
+    stage is skipped (these centroids), communities are assigned to these community centroids instead of
+    chosen (when the previous build had any), and drift is measured against this baseline."""
+
+    fit: Fit
+    community_centroids: np.ndarray | None
+    baseline: Baseline
+
+
+def keep_previous(home: Path, embedder_id: str) -> Kept:
+    if not global_memory.exists(home):
+        raise GlobalMemoryMissing()
+    previous = global_memory.load(home)
+    if previous.embedder != embedder_id:
+        raise StoreError(f"Global memory was built with {previous.embedder}, not {embedder_id}.")
+    drift = previous.drift
+    return Kept(
+        fit=Fit(previous.centroids, {**previous.selection, "update": True}),
+        community_centroids=previous.community_centroids if len(previous.community_centroids) else None,
+        baseline=Baseline(
+            similarity=drift.get("baseline_similarity", drift.get("mean_similarity")),
+            records=drift.get("baseline_records", previous.records),
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------------- 1. sample, 2. fit
+
+
+@dataclass
+class FitSample:
+    """The records the clusters are fitted on (the whole store when `whole`), and `rows`, the subsample of them
+    that chooses k and the keyword vocabulary."""
+
+    uids: list[str]
+    texts: list[str]
+    vectors: np.ndarray
+    rows: np.ndarray
+    whole: bool
+
+    @property
+    def subsample(self) -> np.ndarray:
+        out: np.ndarray = self.vectors[self.rows]
+        return out
+
+    @property
+    def subsample_texts(self) -> list[str]:
+        return [self.texts[i] for i in self.rows]
+
+
+def draw_sample(store: Store, total: int, seed: int, page_size: int, say: Say) -> FitSample:
+    rng = np.random.default_rng(seed)
+    whole = total <= FULL_KMEANS_MAX
+    if whole:  # read it whole: exact k-means, and keywords from every text
+        say(f"reading {total} records")
+        pages = list(store.pages(page_size))
+        fit = Page([r for p in pages for r in p.records], np.concatenate([p.embeddings for p in pages]))
+        del pages
+    else:  # a random fit sample fetched by id; the full pass comes later and reads no text
+        say(f"sampling {FIT_SAMPLE} of {total} records")
+        ids = store.ids()
+        chosen = np.sort(rng.choice(len(ids), min(len(ids), FIT_SAMPLE), replace=False))
+        fit = store.fetch([ids[i] for i in chosen])
+        del ids
+    rows = np.sort(rng.choice(len(fit.records), min(len(fit.records), SAMPLE_SIZE), replace=False))
+    return FitSample(
+        uids=[r.uid for r in fit.records],
+        texts=[r.embedding_text() for r in fit.records],
+        vectors=fit.embeddings,
+        rows=rows,
+        whole=whole,
+    )
+
+
+def silhouette_search(
+    x: np.ndarray,
+    candidates: Iterable[int],
+    seed: int,
+    *,
+    n_init: int,
+    sample_size: int | None = None,
+    minibatch_above: int | None = None,
+) -> tuple[int, dict[int, float]]:
+    """The number of groups among `candidates` whose k-means labels have the best cosine silhouette on `x`
+    (1 when none splits it), and every candidate's score. Interest clusters and communities both choose their
+    number with it, each with its own candidates and k-means settings: `n_init` starts, mini-batch k-means
+    when `x` has more than `minibatch_above` rows, silhouette on `sample_size` random rows (all when None)."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.metrics import silhouette_score
 
-    if n <= FULL_KMEANS_MAX:
-        return KMeans(n_clusters=k, random_state=seed, n_init=1)
-    return MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=1, batch_size=4096)
+    scores: dict[int, float] = {}
+    for k in candidates:
+        if k < 2 or k >= len(x):
+            continue
+        if minibatch_above is not None and len(x) > minibatch_above:
+            model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=n_init, batch_size=4096)
+        else:
+            model = KMeans(n_clusters=k, random_state=seed, n_init=n_init)
+        labels = model.fit_predict(x)
+        if len(set(labels)) > 1:
+            score = silhouette_score(x, labels, metric="cosine", sample_size=sample_size, random_state=seed)
+            scores[k] = float(score)
+    if not scores:
+        return 1, {}
+    return max(scores, key=lambda k: scores[k]), scores
 
 
 def k_candidates(n: int) -> list[int]:
@@ -112,113 +295,69 @@ def k_candidates(n: int) -> list[int]:
 
 
 def choose_k(x: np.ndarray, candidates: Sequence[int], seed: int) -> tuple[int, dict[int, float]]:
-    """The k with the best cosine silhouette on the sample (vectors are unit length)."""
-    from sklearn.metrics import silhouette_score
-
-    scores: dict[int, float] = {}
-    for k in candidates:
-        if k < 2 or k >= len(x):
-            continue
-        labels = _kmeans(k, len(x), seed).fit_predict(x)
-        if len(set(labels)) > 1:
-            scores[k] = float(silhouette_score(x, labels, metric="cosine"))
-    if not scores:
-        return 1, {}
-    return max(scores, key=lambda k: scores[k]), scores
+    """The k with the best cosine silhouette on the sample (vectors are unit length). One k-means++ start is
+    enough to compare k's, and 4x cheaper than the final fit's."""
+    return silhouette_search(x, candidates, seed, n_init=1, minibatch_above=FULL_KMEANS_MAX)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    out: np.ndarray = (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)).astype(np.float32)
-    return out
+def community_candidates(n: int) -> list[int]:
+    return list(range(2, min(MAX_COMMUNITIES, n // 3) + 1))
 
 
-def _fit_centroids(vectors: np.ndarray, sample: np.ndarray, k: int, seed: int, exact: bool) -> np.ndarray:
+def _scores(scores: dict[int, float]) -> dict[str, float]:
+    return {str(c): round(s, 4) for c, s in scores.items()}
+
+
+def fit_centroids(sample: FitSample, total: int, options: BuildOptions, say: Say) -> Fit:
+    """k forced or chosen by silhouette, and the k-means centroids of the fit sample."""
+    if options.clusters is not None:
+        if not 1 <= options.clusters <= total:
+            raise UsageError(f"--clusters must be between 1 and the number of records ({total}).")
+        k, selection = options.clusters, {"clusters": {"method": "forced", "k": options.clusters}}
+    else:
+        say("choosing the number of clusters")
+        k, scores = choose_k(sample.subsample, k_candidates(total), options.seed)
+        selection = {
+            "clusters": {"method": "silhouette", "k": k, "sample": len(sample.rows), "scores": _scores(scores)}
+        }
+    say(f"clustering {total} records into {k} interest clusters")
+    return Fit(_kmeans_centroids(sample.vectors, sample.subsample, k, options.seed, exact=sample.whole), selection)
+
+
+def _kmeans_centroids(vectors: np.ndarray, sample: np.ndarray, k: int, seed: int, exact: bool) -> np.ndarray:
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     if exact:
-        return _unit(KMeans(n_clusters=k, random_state=seed, n_init=4).fit(vectors).cluster_centers_)
+        return unit_rows(KMeans(n_clusters=k, random_state=seed, n_init=4).fit(vectors).cluster_centers_)
     # large stores: seed from the sample (k-means++ on a random sample avoids the store's insertion order),
     # then refine on the random fit sample
     init = KMeans(n_clusters=k, random_state=seed, n_init=2).fit(sample).cluster_centers_
     model = MiniBatchKMeans(n_clusters=k, init=init, n_init=1, random_state=seed, batch_size=4096)
     for start in range(0, len(vectors), 4096):
         model.partial_fit(vectors[start : start + 4096])
-    return _unit(model.cluster_centers_)
+    return unit_rows(model.cluster_centers_)
 
 
-# ---------------------------------------------------------------------------------------------- the pass
+# ------------------------------------------------------------------------------------------ 3. vocabulary
 
 
-@dataclass
-class _Accumulator:
-    k: int
-    users: dict[str, int] = field(default_factory=dict)
-    items: dict[str, int] = field(default_factory=dict)
-    labels: dict[str, int] = field(default_factory=dict)
-    cluster: list[np.ndarray] = field(default_factory=list)
-    user: list[np.ndarray] = field(default_factory=list)
-    item: list[np.ndarray] = field(default_factory=list)
-    label: list[np.ndarray] = field(default_factory=list)
-    ts: list[np.ndarray] = field(default_factory=list)
-    rating: list[np.ndarray] = field(default_factory=list)
-    similarity_sum: float = 0.0
-    item_vectors: np.ndarray | None = None  # sum of each item's record vectors, one row per item
-    vector_row: dict[int, int] = field(default_factory=dict)  # item index -> row in item_vectors
-    examples: list[list[tuple[float, str, str]]] = field(default_factory=list)  # (similarity, user, id)
-    item_terms: dict[int, Counter[str]] = field(default_factory=dict)  # item index -> terms of its first texts
-    item_texts: dict[int, int] = field(default_factory=dict)  # how many texts each item's terms came from
+def learn_keywords(sample: FitSample, centroids: np.ndarray) -> list[list[str]]:
+    """Each cluster's keywords: class-based TF-IDF over the fit sample's texts (every text of a small store),
+    each counted in its nearest cluster, with a vocabulary learnt from the subsample."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
-    def add(self, page: Scan, centroids: np.ndarray) -> None:
-        sims = page.embeddings @ centroids.T
-        assigned = np.argmax(sims, axis=1)
-        best = sims[np.arange(len(assigned)), assigned]
-        self.similarity_sum += float(best.sum())
-        metas = page.metadatas
-
-        def index(table: dict[str, int], key: str | None) -> int:
-            return -1 if key is None else table.setdefault(key, len(table))
-
-        self.cluster.append(assigned.astype(np.int32))
-        users = [m["user"] for m in metas]
-        self.user.append(np.array([index(self.users, u) for u in users], dtype=np.int32))
-        self.item.append(np.array([index(self.items, m.get("item")) for m in metas], dtype=np.int32))
-        self.label.append(np.array([index(self.labels, m.get("label")) for m in metas], dtype=np.int32))
-        self.ts.append(np.array([m.get("ts", np.inf) for m in metas], dtype=np.float64))
-        self.rating.append(np.array([m.get("rating", np.nan) for m in metas], dtype=np.float64))
-
-        mask = self.item[-1] >= 0  # every record about an item, rated or not: mentions count for recommending
-        rated_items = self.item[-1][mask]
-        if len(rated_items):
-            from scipy import sparse
-
-            touched, row = np.unique(rated_items, return_inverse=True)
-            rows = np.array([self.vector_row.setdefault(int(i), len(self.vector_row)) for i in touched])
-            if self.item_vectors is None or len(self.vector_row) > len(self.item_vectors):
-                size = max(int(1.5 * len(self.vector_row)), 1024)
-                grown = np.zeros((size, page.embeddings.shape[1]), dtype=np.float32)
-                if self.item_vectors is not None:
-                    grown[: len(self.item_vectors)] = self.item_vectors
-                self.item_vectors = grown
-            onehot = sparse.csr_matrix(  # sums the page's vectors per item; np.add.at is far slower
-                (np.ones(len(row), np.float32), (row, np.arange(len(row)))), shape=(len(touched), len(row))
-            )
-            self.item_vectors[rows] += onehot @ page.embeddings[mask]
-
-        for at in np.flatnonzero(mask):  # what each item's records say about it: bounded per item
-            idx = int(self.item[-1][at])
-            seen = self.item_texts.get(idx, 0)
-            text = metas[at].get("text")
-            if seen < ITEM_TEXTS and text:
-                self.item_terms.setdefault(idx, Counter()).update(set(terms(text)))
-                self.item_texts[idx] = seen + 1
-
-        if not self.examples:
-            self.examples = [[] for _ in range(self.k)]
-        for c in np.unique(assigned):
-            rows = np.flatnonzero(assigned == c)
-            for row in rows[np.argsort(-best[rows])][:10]:
-                self.examples[c].append((float(best[row]), users[row], page.ids[row]))
-            self.examples[c] = sorted(self.examples[c], reverse=True)[:30]
+    vectorizer = CountVectorizer(
+        stop_words=sorted(ENGLISH_STOP_WORDS | GENERIC_WORDS),
+        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b",
+        max_features=VOCABULARY,
+    )
+    texts = sample.subsample_texts
+    try:
+        vectorizer.fit(texts)
+    except ValueError:  # only stop words in the sample
+        vectorizer = CountVectorizer(token_pattern=r"(?u)\b\w+\b").fit([*texts, "empty"])
+    counts = _keyword_counts(vectorizer, sample.texts, sample.vectors, centroids)
+    return _keywords(counts, vectorizer.get_feature_names_out())
 
 
 def _keyword_counts(vectorizer: Any, texts: list[str], vectors: np.ndarray, centroids: np.ndarray) -> Any:
@@ -232,422 +371,93 @@ def _keyword_counts(vectorizer: Any, texts: list[str], vectors: np.ndarray, cent
     return onehot @ vectorizer.transform(texts)
 
 
-def _first_times(keys: list[np.ndarray], ts: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """For each distinct tuple of keys, its earliest time; sorted by (keys..., time)."""
-    if not len(ts):
-        return [k[:0] for k in keys], ts[:0]
-    order = np.lexsort((ts, *reversed(keys)))  # lexsort's last key is the primary one
-    sorted_keys = [k[order] for k in keys]
-    repeat = np.zeros(len(order), dtype=bool)
-    repeat[1:] = True
-    for k in sorted_keys:
-        repeat[1:] &= k[1:] == k[:-1]
-    return [k[~repeat] for k in sorted_keys], ts[order][~repeat]
-
-
-def _per_cluster_sorted(cluster: np.ndarray, ts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Order by (cluster, time); offsets slice each cluster."""
-    order = np.lexsort((ts, cluster))
-    offsets = np.searchsorted(cluster[order], np.arange(k + 1), side="left")
-    return order, ts[order], offsets
-
-
-def _cumsum_per_cluster(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Running sums that restart at each cluster's first row."""
-    total = np.cumsum(values)
-    starts = offsets[:-1]
-    base = np.where(starts > 0, total[np.maximum(starts - 1, 0)] if len(total) else 0, 0)
-    out: np.ndarray = total - np.repeat(base, np.diff(offsets))
-    return out
-
-
-def _keywords(terms: Any, vocabulary: np.ndarray, top: int = 6) -> list[list[str]]:
+def _keywords(counts: Any, vocabulary: np.ndarray, top: int = 6) -> list[list[str]]:
     """Class-based TF-IDF (as in BERTopic): frequent in one cluster, rare overall."""
-    if terms is None or terms.shape[1] == 0:
+    if counts is None or counts.shape[1] == 0:
         return []
-    counts = terms.toarray().astype(np.float64)
-    tf = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    idf = np.log(1.0 + (counts.sum() / max(len(counts), 1)) / np.maximum(counts.sum(axis=0), 1))
+    dense = counts.toarray().astype(np.float64)
+    tf = dense / np.maximum(dense.sum(axis=1, keepdims=True), 1)
+    idf = np.log(1.0 + (dense.sum() / max(len(dense), 1)) / np.maximum(dense.sum(axis=0), 1))
     scores = tf * idf
     return [[str(vocabulary[i]) for i in np.argsort(-row)[:top] if row[i] > 0] for row in scores]
 
 
-def _build(
-    store: Store, embedder_id: str, dim: int, home: Path, options: BuildOptions, say: Callable[[str], None]
-) -> GlobalMemory:
+# --------------------------------------------------------------------------------------- 9. communities
+
+
+@dataclass
+class Communities:
+    communities: list[Community]
+    centroids: np.ndarray  # communities x k: each one's mean cluster distribution
+    member: np.ndarray  # per user: their community, -1 for users with too short a history to place
+    selection: dict[str, Any] | None  # how their number was chosen; None when kept or nobody was placed
+
+
+def group_communities(
+    user_counts: np.ndarray, seed: int, forced: int | None = None, kept: np.ndarray | None = None
+) -> Communities:
+    """Users with at least MIN_HISTORY_FOR_COMMUNITY records, grouped by k-means over their cluster
+    distributions: into `forced` communities, or as many as silhouette chooses, or assigned to the nearest
+    of the `kept` community centroids (cosine)."""
     from sklearn.cluster import KMeans
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.metrics import silhouette_score
 
-    started = time.time()
-    store.open(embedder_id, dim, create=False)
-    total = store.count()
-    if total == 0:
-        raise StoreError("The store is empty.", "Run `logo ingest FILE.jsonl` first.")
-    previous = None
-    if options.update:
-        if not global_memory.exists(home):
-            raise GlobalMemoryMissing()
-        previous = global_memory.load(home)
-        if previous.embedder != embedder_id:
-            raise StoreError(f"Global memory was built with {previous.embedder}, not {embedder_id}.")
-
-    small = total <= FULL_KMEANS_MAX
-    rng = np.random.default_rng(options.seed)
-    if small:  # read it whole: exact k-means, and keywords from every text
-        say(f"reading {total} records")
-        pages = list(store.pages(options.page_size))
-        fit = Page([r for p in pages for r in p.records], np.concatenate([p.embeddings for p in pages]))
-        del pages
-        wanted = np.sort(rng.choice(len(fit.records), min(len(fit.records), SAMPLE_SIZE), replace=False))
-    else:  # a random fit sample fetched by id; the full pass comes later and reads no text
-        say(f"sampling {FIT_SAMPLE} of {total} records")
-        ids = store.ids()
-        chosen = np.sort(rng.choice(len(ids), min(len(ids), FIT_SAMPLE), replace=False))
-        fit = store.fetch([ids[i] for i in chosen])
-        del ids
-        wanted = np.sort(rng.choice(len(fit.records), min(len(fit.records), SAMPLE_SIZE), replace=False))
-    fit_texts = [r.embedding_text() for r in fit.records]
-    sample = fit.embeddings[wanted]
-    sample_texts = [fit_texts[i] for i in wanted]
-
-    if previous is not None:
-        centroids, k = previous.centroids, len(previous.clusters)
-        selection: dict[str, Any] = {**previous.selection, "update": True}
-    else:
-        if options.clusters is not None:
-            if not 1 <= options.clusters <= total:
-                raise UsageError(f"--clusters must be between 1 and the number of records ({total}).")
-            k, selection = options.clusters, {"clusters": {"method": "forced", "k": options.clusters}}
-        else:
-            say("choosing the number of clusters")
-            k, scores = choose_k(sample, k_candidates(total), options.seed)
-            selection = {
-                "clusters": {
-                    "method": "silhouette",
-                    "k": k,
-                    "sample": len(sample),
-                    "scores": {str(c): round(s, 4) for c, s in scores.items()},
-                }
-            }
-        say(f"clustering {total} records into {k} interest clusters")
-        centroids = _fit_centroids(fit.embeddings, sample, k, options.seed, exact=small)
-
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    vectorizer = CountVectorizer(
-        stop_words=sorted(ENGLISH_STOP_WORDS | GENERIC_WORDS),
-        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b",
-        max_features=VOCABULARY,
-    )
-    try:
-        vectorizer.fit(sample_texts)
-    except ValueError:  # only stop words in the sample
-        vectorizer = CountVectorizer(token_pattern=r"(?u)\b\w+\b").fit([*sample_texts, "empty"])
-
-    terms = _keyword_counts(vectorizer, fit_texts, fit.embeddings, centroids)
-    known_texts = {r.uid: text for r, text in zip(fit.records, fit_texts, strict=True)}
-    del fit, fit_texts
-
-    say("assigning records to clusters")
-    acc = _Accumulator(k)
-    for page in store.scan(max(options.page_size, 20_000)):
-        acc.add(page, centroids)
-    missing = [uid for found in acc.examples for _, _, uid in found if uid not in known_texts]
-    if missing:
-        known_texts |= {r.uid: r.embedding_text() for r in store.fetch(missing).records}
-
-    say("describing clusters")
-    cluster = np.concatenate(acc.cluster)
-    user = np.concatenate(acc.user)
-    item = np.concatenate(acc.item)
-    label = np.concatenate(acc.label)
-    ts = np.concatenate(acc.ts)
-    rating = np.concatenate(acc.rating)
-    n, n_users = len(cluster), len(acc.users)
-    user_names = list(acc.users)
-    item_names = list(acc.items)
-    label_names = list(acc.labels)
-
-    # the timeline: records by (cluster, time) with per-cluster cumulative ratings
-    order, record_ts, record_offsets = _per_cluster_sorted(cluster, ts, k)
-    rated = ~np.isnan(rating[order])
-    rating_cum = _cumsum_per_cluster(np.where(rated, rating[order], 0.0), record_offsets)
-    rated_cum = _cumsum_per_cluster(rated.astype(np.int64), record_offsets)
-    (first_cluster, _), first_ts = _first_times([cluster, user], ts)
-    _, user_first_ts, user_offsets = _per_cluster_sorted(first_cluster, first_ts, k)
-    rated_rows = ~np.isnan(rating)
-    (rater_cluster, _), rater_ts = _first_times([cluster[rated_rows], user[rated_rows]], ts[rated_rows])
-    _, rater_first_ts, rater_offsets = _per_cluster_sorted(rater_cluster, rater_ts, k)
-
-    # items: distinct users per (cluster, item), with each user's first time for as-of views
-    with_item = item >= 0
-    (ic, ii, _), it = _first_times([cluster[with_item], item[with_item], user[with_item]], ts[with_item])
-    item_first_ts: dict[int, dict[str, list[float]]] = {}
-    top_items: dict[int, list[tuple[str, int]]] = {c: [] for c in range(k)}
-    if len(ic):
-        pair = ic.astype(np.int64) * max(len(item_names), 1) + ii
-        starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
-        bounds = np.r_[starts, len(pair)]
-        groups: dict[int, list[tuple[int, int, int]]] = {}
-        for g, start in enumerate(starts):
-            groups.setdefault(int(ic[start]), []).append((int(bounds[g + 1] - start), int(ii[start]), int(start)))
-        for c, entries in groups.items():
-            entries.sort(key=lambda e: (-e[0], item_names[e[1]]))
-            item_first_ts[c] = {
-                item_names[i]: sorted(min(float(x), UNDATED) for x in it[start : start + count])
-                for count, i, start in entries[:ITEM_CANDIDATES]
-            }
-            top_items[c] = [(item_names[i], count) for count, i, _ in entries if count >= options.min_users][:5]
-
-    items = _item_table(item, user, ts, rating, item_names, acc.item_vectors, acc.vector_row, options.min_users)
-    if items is not None:
-        _add_item_terms(items, acc.item_terms, {name: i for i, name in enumerate(item_names)})
-
-    sizes = np.bincount(cluster, minlength=k)
-    user_counts = np.bincount(user.astype(np.int64) * k + cluster, minlength=n_users * k).reshape(n_users, k)
-    cluster_users = (user_counts > 0).sum(axis=0)
-    raters = np.diff(rater_offsets)
-    keywords = _keywords(terms, vectorizer.get_feature_names_out())
-
-    timed = np.isfinite(ts)
-    segments: list[float] = []
-    if timed.any() and options.segments > 0:
-        segments = [float(x) for x in np.linspace(ts[timed].min(), ts[timed].max() + 1e-6, options.segments + 1)]
-
-    clusters: list[Cluster] = []
-    per_segment = []
-    for c in range(k):
-        lo, hi = record_offsets[c], record_offsets[c + 1]
-        n_rated = int(rated_cum[hi - 1]) if hi > lo else 0
-        mean = None
-        if n_rated and raters[c] >= options.min_users:
-            mean = round(float(rating_cum[hi - 1]) / n_rated, 3)
-        label_counts: dict[str, int] = {}
-        rows = order[lo:hi]
-        for value, count in zip(*np.unique(label[rows][label[rows] >= 0], return_counts=True), strict=True):
-            label_counts[label_names[int(value)]] = int(count)
-        examples, seen = [], set()
-        for _, who, uid in acc.examples[c] if acc.examples else []:
-            if who not in seen and uid in known_texts:
-                examples.append(known_texts[uid][:240])
-                seen.add(who)
-            if len(examples) == 3:
-                break
-        if segments:
-            per_segment.append(np.diff(np.searchsorted(record_ts[lo:hi], segments, side="left")))
-        clusters.append(
-            Cluster(
-                id=c,
-                size=int(sizes[c]),
-                users=int(cluster_users[c]),
-                keywords=keywords[c] if c < len(keywords) else [],
-                top_items=top_items[c],
-                rating_mean=mean,
-                rating_count=n_rated if mean is not None else 0,
-                labels=dict(sorted(label_counts.items(), key=lambda kv: -kv[1])[:10]),
-                examples=examples,
-                trend=[],
-                private=int(cluster_users[c]) < options.min_users,
-            )
-        )
-    if per_segment:
-        totals = np.sum(per_segment, axis=0)
-        for cl, mine in zip(clusters, per_segment, strict=True):
-            cl.trend = [round(float(m / t), 4) if t else 0.0 for m, t in zip(mine, totals, strict=True)]
-
-    say("profiling users")
-    rating_sum = np.bincount(user[rated_rows], weights=rating[rated_rows], minlength=n_users)
-    rating_n = np.bincount(user[rated_rows], minlength=n_users)
-    profiles: dict[str, UserProfile] = {}
-    for u, name in enumerate(user_names):
-        profile = profile_from_counts(name, user_counts[u].astype(np.float64))
-        profile.rating_mean = round(float(rating_sum[u] / rating_n[u]), 3) if rating_n[u] else None
-        profiles[name] = profile
-
-    say("grouping users into communities")
-    placed = [u for u, name in enumerate(user_names) if profiles[name].history >= MIN_HISTORY_FOR_COMMUNITY]
+    k = user_counts.shape[1]
+    member = np.full(len(user_counts), -1, dtype=np.int32)
+    placed = np.flatnonzero(user_counts.sum(axis=1) >= MIN_HISTORY_FOR_COMMUNITY)
+    if not len(placed):
+        return Communities([], np.zeros((0, k), dtype=np.float32), member, None)
     matrix = user_counts[placed] / np.maximum(user_counts[placed].sum(axis=1, keepdims=True), 1)
-    communities: list[Community] = []
-    community_centroids = np.zeros((0, k), dtype=np.float32)
-    if placed:
-        if previous is not None and len(previous.community_centroids):
-            community_centroids = previous.community_centroids
-            unit = community_centroids / np.maximum(np.linalg.norm(community_centroids, axis=1, keepdims=True), 1e-9)
-            labels_ = np.argmax(_unit(matrix.astype(np.float32)) @ unit.T, axis=1)
-            n_comm = len(community_centroids)
-        else:
-            if options.communities is not None:
-                n_comm = max(1, min(options.communities, len(placed)))
-                selection["communities"] = {"method": "forced", "c": n_comm}
-            else:
-                comm_scores: dict[int, float] = {}
-                for c_try in range(2, min(16, len(placed) // 3) + 1):
-                    lab = KMeans(n_clusters=c_try, random_state=options.seed, n_init=4).fit_predict(matrix)
-                    if len(set(lab)) > 1:
-                        comm_scores[c_try] = float(
-                            silhouette_score(
-                                matrix,
-                                lab,
-                                metric="cosine",
-                                sample_size=min(len(matrix), 3000),
-                                random_state=options.seed,
-                            )
-                        )
-                n_comm = max(comm_scores, key=lambda c: comm_scores[c]) if comm_scores else 1
-                selection["communities"] = {
-                    "method": "silhouette",
-                    "c": n_comm,
-                    "scores": {str(c): round(s, 4) for c, s in comm_scores.items()},
-                }
-            km = KMeans(n_clusters=n_comm, random_state=options.seed, n_init=4).fit(matrix)
-            community_centroids, labels_ = km.cluster_centers_.astype(np.float32), km.labels_
-        for cid in range(n_comm):
-            members = np.flatnonzero(labels_ == cid)
-            mean_share = matrix[members].mean(axis=0) if len(members) else np.zeros(k)
-            top = [(int(c), round(float(mean_share[c]), 4)) for c in np.argsort(-mean_share)[:3] if mean_share[c] > 0]
-            communities.append(Community(id=cid, size=len(members), top_clusters=top))
-            for member in members:
-                profiles[user_names[placed[int(member)]]].community = cid
-
-    if items is not None:  # each mention's user -> that user's community, for community popularity
-        community_of = np.array(
-            [-1 if profiles[name].community is None else profiles[name].community for name in user_names],
-            dtype=np.int32,
-        )
-        items.user_community = community_of[items.user_community] if len(community_of) else items.user_community
-
-    mean_similarity = round(acc.similarity_sum / max(n, 1), 4)
-    drift: dict[str, Any] = {"mean_similarity": mean_similarity}
-    if previous is not None:
-        base = previous.drift.get("baseline_similarity", previous.drift.get("mean_similarity", mean_similarity))
-        base_records = previous.drift.get("baseline_records", previous.records)
-        new_share = max(0, n - base_records) / max(n, 1)
-        drop = round(base - mean_similarity, 4)
-        advised = drop > DRIFT_ADVICE or new_share > NEW_SHARE_ADVICE
-        drift |= {
-            "baseline_similarity": base,
-            "baseline_records": base_records,
-            "similarity_drop": drop,
-            "new_records_share": round(new_share, 4),
-            "rebuild_advised": advised,
-        }
+    selection: dict[str, Any] | None = None
+    if kept is not None:
+        centroids = kept
+        unit = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-9)
+        labels = np.argmax(unit_rows(matrix.astype(np.float32)) @ unit.T, axis=1)
+        n_comm = len(centroids)
     else:
-        drift |= {"baseline_similarity": mean_similarity, "baseline_records": n, "rebuild_advised": False}
-
-    rated_all = rating[rated_rows]
-    return GlobalMemory(
-        version=global_memory.new_version(),
-        built_at=time.time(),
-        embedder=embedder_id,
-        options=asdict(options),
-        records=n,
-        clusters=clusters,
-        users=profiles,
-        communities=communities,
-        segments=segments,
-        rating_range=(float(rated_all.min()), float(rated_all.max())) if len(rated_all) else None,
-        rating_step=_rating_step(rated_all),
-        selection={**selection, "seconds": round(time.time() - started, 2)},
-        drift=drift,
-        centroids=centroids,
-        community_centroids=community_centroids,
-        timeline=Timeline(
-            record_ts=record_ts,
-            record_offsets=record_offsets,
-            rating_cum=rating_cum,
-            rated_cum=rated_cum,
-            user_first_ts=user_first_ts,
-            user_offsets=user_offsets,
-            rater_first_ts=rater_first_ts,
-            rater_offsets=rater_offsets,
-            item_first_ts=item_first_ts,
-        ),
-        items=items,
-    )
+        if forced is not None:
+            n_comm = max(1, min(forced, len(placed)))
+            selection = {"method": "forced", "c": n_comm}
+        else:
+            n_comm, scores = silhouette_search(
+                matrix,
+                community_candidates(len(placed)),
+                seed,
+                n_init=4,
+                sample_size=min(len(matrix), COMMUNITY_SILHOUETTE_SAMPLE),
+            )
+            selection = {"method": "silhouette", "c": n_comm, "scores": _scores(scores)}
+        km = KMeans(n_clusters=n_comm, random_state=seed, n_init=4).fit(matrix)
+        centroids, labels = km.cluster_centers_.astype(np.float32), km.labels_
+    communities = []
+    for cid in range(n_comm):
+        members = np.flatnonzero(labels == cid)
+        mean_share = matrix[members].mean(axis=0) if len(members) else np.zeros(k)
+        top = [(int(c), round(float(mean_share[c]), 4)) for c in np.argsort(-mean_share)[:3] if mean_share[c] > 0]
+        communities.append(Community(id=cid, size=len(members), top_clusters=top))
+        member[placed[members]] = cid
+    return Communities(communities, centroids, member, selection)
 
 
-def _item_table(
-    item: np.ndarray,
-    user: np.ndarray,
-    ts: np.ndarray,
-    rating: np.ndarray,
-    names: list[str],
-    vector_sums: np.ndarray | None,
-    vector_row: dict[int, int],
-    min_users: int,
-) -> ItemTable | None:
-    """The items that at least min_users people have records about (the ITEM_TABLE_MAX most shared), with
-    each distinct user's first record of it and the item's ratings, sorted by time for as-of views.
-    `user_community` is filled in once communities are known."""
-    mentioned = item >= 0
-    if vector_sums is None or not mentioned.any():
-        return None
-    (user_item, user_rows), user_first = _first_times([item[mentioned], user[mentioned]], ts[mentioned])
-    users = np.bincount(user_item, minlength=len(names))
-    shared = np.flatnonzero(users >= min_users)
-    if not len(shared):
-        return None
-    shared = shared[np.argsort(-users[shared], kind="stable")][:ITEM_TABLE_MAX]
-    shared.sort()
-    new_row = np.full(len(names), -1, dtype=np.int64)
-    new_row[shared] = np.arange(len(shared))
-
-    kept_users = new_row[user_item] >= 0
-    order, user_ts, user_offsets = _per_cluster_sorted(
-        new_row[user_item[kept_users]], user_first[kept_users], len(shared)
-    )
-    rated = mentioned & ~np.isnan(rating)
-    keep = rated.copy()
-    keep[rated] = new_row[item[rated]] >= 0
-    rating_order, rating_ts, offsets = _per_cluster_sorted(new_row[item[keep]], ts[keep], len(shared))
-    rating_cum = _cumsum_per_cluster(rating[keep][rating_order], offsets)
-    (rater_item, _), rater_first = _first_times([item[rated], user[rated]], ts[rated])
-    kept_raters = new_row[rater_item] >= 0
-    _, rater_ts, rater_offsets = _per_cluster_sorted(
-        new_row[rater_item[kept_raters]], rater_first[kept_raters], len(shared)
-    )
-    vectors = _unit(vector_sums[[vector_row[int(i)] for i in shared]])
-    return ItemTable(
-        names=[names[i] for i in shared],
-        vectors=vectors,
-        rating_ts=rating_ts,
-        rating_cum=rating_cum,
-        offsets=offsets,
-        rater_ts=rater_ts,
-        rater_offsets=rater_offsets,
-        user_ts=user_ts,
-        user_offsets=user_offsets,
-        user_index=user_rows[kept_users][order].astype(np.int32),
-        user_community=user_rows[kept_users][order].astype(np.int32),  # user indices until communities exist
-    )
+# --------------------------------------------------------------------------------------------- 10. drift
 
 
-def _add_item_terms(items: ItemTable, counts: dict[int, Counter[str]], index: dict[str, int]) -> None:
-    """Each shared item's ITEM_TERMS most telling terms (tf-idf over the items: how many of its texts use a
-    term, against how many items use it), as a vocabulary and CSR arrays on the table."""
-    per_item = [counts.get(index[name], Counter()) for name in items.names]
-    df: Counter[str] = Counter()
-    for c in per_item:
-        df.update(c.keys())
-    n = max(len(per_item), 1)
-    vocabulary: dict[str, int] = {}
-    ids: list[int] = []
-    weights: list[float] = []
-    offsets = [0]
-    for c in per_item:
-        total = max(sum(c.values()), 1)
-        scored = sorted(
-            ((count / total * math.log(1 + n / df[t]), t) for t, count in c.items()), key=lambda x: (-x[0], x[1])
-        )[:ITEM_TERMS]
-        for weight, term in scored:
-            ids.append(vocabulary.setdefault(term, len(vocabulary)))
-            weights.append(weight)
-        offsets.append(len(ids))
-    items.term_vocabulary = np.array(list(vocabulary), dtype=str)
-    items.term_ids = np.asarray(ids, dtype=np.int32)
-    items.term_weights = np.asarray(weights, dtype=np.float32)
-    items.term_offsets = np.asarray(offsets, dtype=np.int64)
+def measure_drift(similarity_sum: float, n: int, baseline: Baseline | None) -> dict[str, Any]:
+    """The records' mean similarity to their centroids; after an update, its drop since the last full build
+    and the share of records added since, either of which past its threshold advises a full rebuild."""
+    mean_similarity = round(similarity_sum / max(n, 1), 4)
+    drift: dict[str, Any] = {"mean_similarity": mean_similarity}
+    if baseline is None:
+        return drift | {"baseline_similarity": mean_similarity, "baseline_records": n, "rebuild_advised": False}
+    base = baseline.similarity if baseline.similarity is not None else mean_similarity
+    new_share = max(0, n - baseline.records) / max(n, 1)
+    drop = round(base - mean_similarity, 4)
+    return drift | {
+        "baseline_similarity": base,
+        "baseline_records": baseline.records,
+        "similarity_drop": drop,
+        "new_records_share": round(new_share, 4),
+        "rebuild_advised": drop > DRIFT_ADVICE or new_share > NEW_SHARE_ADVICE,
+    }
 
 
 def _rating_step(ratings: np.ndarray) -> float | None:
