@@ -22,7 +22,7 @@ from logo_cli.embed import load_embedder
 from logo_cli.global_build import BuildOptions, build_global
 from logo_cli.store import Store
 
-from .conftest import make_records, write_jsonl
+from .helpers import make_records, write_jsonl
 
 runner = CliRunner()
 
