@@ -293,10 +293,6 @@ class Store:
             if self._index is not None:  # after the store, so the index stays a superset
                 self._index.remove(chunk)
 
-    def user_embeddings(self, user: str, before: float | None = None) -> np.ndarray:
-        """All of the user's vectors (as of `before`): their history size and the input of their profile."""
-        return self.user_vectors(user, before)[1]
-
     def user_vectors(self, user: str, before: float | None = None) -> tuple[list[str], np.ndarray]:
         """The ids and vectors of the user's records (as of `before`), without text: one indexed lookup."""
         got = self._where_user(user, before, ["embeddings"])
@@ -304,12 +300,8 @@ class Store:
             return [], np.zeros((0, 0), dtype=np.float32)
         return list(got["ids"]), np.asarray(got["embeddings"], dtype=np.float32)
 
-    def user_history(
-        self, user: str, before: float | None = None, *, with_records: bool = True
-    ) -> tuple[list[Record], np.ndarray]:
+    def user_history(self, user: str, before: float | None = None) -> tuple[list[Record], np.ndarray]:
         """All of the user's records (as of `before`) and their vectors, in one query."""
-        if not with_records:
-            return [], self.user_vectors(user, before)[1]
         got = self._where_user(user, before, ["embeddings", "documents", "metadatas"])
         if not got["ids"]:
             return [], np.zeros((0, 0), dtype=np.float32)
@@ -348,13 +340,6 @@ class Store:
             hits.append(Hit(record, float(sims[i])))
             kept.append(i)
         return hits, vectors[kept]
-
-    def search_user(
-        self, user: str, vector: np.ndarray, k: int, before: float | None = None
-    ) -> tuple[list[Hit], np.ndarray]:
-        """The user's k records nearest the vector, best first, with their vectors."""
-        ids, vectors = self.user_vectors(user, before)
-        return self.nearest(user, ids, vectors, vector, k)
 
     def ids(self, page_size: int = 100_000) -> list[str]:
         """Every record id (no vectors, no text): cheap, and what a random sample is drawn from."""

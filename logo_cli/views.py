@@ -76,7 +76,7 @@ def profile_view(settings: Settings, user: str, at: float | None, options: Media
     store = store_for(settings)
     history = 0
     if store.exists():
-        vectors = store.open(embedder.id, embedder.dim, create=False).user_embeddings(user, at)
+        vectors = store.open(embedder.id, embedder.dim, create=False).user_vectors(user, at)[1]
         history = len(vectors)
         if profile is None or profile.history != history:
             profile = memory.profile_from_vectors(user, vectors)

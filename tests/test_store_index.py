@@ -82,7 +82,8 @@ def test_a_wrong_index_entry_never_leaks_another_users_record(tmp_path: Path) ->
     index.db.execute("UPDATE records SET user = 'ann' WHERE uid = ?", (bobs[0],))  # corrupt it on purpose
     store = reopen(tmp_path / "store")
     assert bobs[0] not in {r.uid for r in store.user_history("ann")[0]}
-    hits, _ = store.search_user("ann", np.ones(store.stamp()["dim"], dtype=np.float32), 20)
+    ids, vectors = store.user_vectors("ann")
+    hits, _ = store.nearest("ann", ids, vectors, np.ones(store.stamp()["dim"], dtype=np.float32), 20)
     assert all(h.record.user == "ann" for h in hits)
 
 
