@@ -4,8 +4,10 @@
 scale and of the content-free question, and the mediator's estimate. From them this recomputes, for every
 head (model, calibrated, anchored) and every way to read one number off its distribution (`mean`: the
 expected value rounded to the scale's step, what `ask` prints today; `median`: the distribution's median,
-the value that minimizes expected absolute error), the MAE by bucket and method, and counts the MovieLens
-targets each meets:
+the value that minimizes expected absolute error), the MAE by bucket and method, both for candidates over every value of the scale and over its whole
+numbers only (on MovieLens' half stars the content-free prior of rare values like `0.5/5` is tiny, and
+calibrating by it blows them up), plus `estimate`, memory's estimate alone (the model's only without one).
+It counts the MovieLens targets each meets:
 
 1. cold start: logo's MAE at least 10% below local's;
 2. biased off-profile: logo below local;
@@ -30,13 +32,26 @@ from logo_cli.answers import RATING_HEADS, RatingScale, head_distribution
 
 BUCKETS = ("cold_start", "biased_off_profile", "biased_on_profile", "regular")
 POINTS = ("mean", "median")
+CANDIDATES = ("scale", "whole")  # score every value of the scale, or only its whole numbers (a subset of them)
+HEADS = (*RATING_HEADS, "estimate")  # estimate: memory's estimate alone when there is one, else the model's
 
 
-def value(p: np.ndarray, scale: RatingScale, point: str) -> float:
+def predict(row: dict[str, object], scale: RatingScale, head: str, point: str, candidates: str) -> float:
+    """The printed number under one variant, from the row's stored log-likelihoods."""
+    estimate = row["estimate"]
+    if head == "estimate":
+        if estimate is not None:
+            return scale.snap(float(estimate))  # type: ignore[arg-type]
+        head = "model"
     values = np.asarray(scale.values)
+    keep = np.ones(len(values), dtype=bool) if candidates == "scale" else np.isclose(values % 1, 0)
+    sub = RatingScale(float(values[keep][0]), scale.high, 1.0) if candidates == "whole" else scale
+    scores = np.asarray(row["logprobs"])[keep]  # type: ignore[arg-type]
+    prior = None if row["prior"] is None else np.asarray(row["prior"])[keep]  # type: ignore[arg-type]
+    p = head_distribution(head, scores, prior, estimate, sub)  # type: ignore[arg-type]
     if point == "mean":
-        return scale.snap(float((p * values).sum()))
-    return float(values[int(np.searchsorted(np.cumsum(p), 0.5))])
+        return scale.snap(float((p * np.asarray(sub.values)).sum()))
+    return float(np.asarray(sub.values)[int(np.searchsorted(np.cumsum(p), 0.5))])
 
 
 def targets(mae: dict[tuple[str, str], float]) -> list[bool]:
@@ -59,25 +74,25 @@ def main() -> None:
     rows = [json.loads(line) for line in args.predictions.read_text().splitlines()]
     rows = [r for r in rows if r.get("logprobs") is not None]
     results = []
-    for head in RATING_HEADS:
+    for head in HEADS:
         for point in POINTS:
-            errors: dict[tuple[str, str], list[float]] = defaultdict(list)
-            for r in rows:
-                scale = RatingScale(*r["scale"])
-                p = head_distribution(head, r["logprobs"], r["prior"], r["estimate"], scale)
-                error = abs(value(p, scale, point) - float(r["gold"]))
-                errors[(r["method"], r["bucket"])].append(error)
-                errors[(r["method"], "all")].append(error)
-            mae = {k: float(np.mean(v)) for k, v in errors.items()}
-            met = targets(mae)
-            results.append((sum(met), -mae[("logo", "all")], head, point, met, mae))
+            for candidates in CANDIDATES:
+                errors: dict[tuple[str, str], list[float]] = defaultdict(list)
+                for r in rows:
+                    scale = RatingScale(*r["scale"])
+                    error = abs(predict(r, scale, head, point, candidates) - float(r["gold"]))
+                    errors[(r["method"], r["bucket"])].append(error)
+                    errors[(r["method"], "all")].append(error)
+                mae = {k: float(np.mean(v)) for k, v in errors.items()}
+                met = targets(mae)
+                results.append((sum(met), -mae[("logo", "all")], f"{head}/{candidates}", point, met, mae))
     results.sort(reverse=True)
     for n_met, neg_all, head, point, met, mae in results:
         cells = " ".join(
             f"{b[:10]}:" + "/".join(f"{mae.get((m, b), float('nan')):.3f}" for m in ("none", "local", "global", "logo"))
             for b in (*BUCKETS, "all")
         )
-        print(f"{head:10} {point:6} targets {n_met}/4 {met} logo all {-neg_all:.3f} | {cells}")
+        print(f"{head:20} {point:6} targets {n_met}/4 {met} logo all {-neg_all:.3f} | {cells}")
     best = results[0]
     print(json.dumps({"chosen_head": best[2], "chosen_point": best[3], "targets_met": best[0]}))
 

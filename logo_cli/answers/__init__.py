@@ -24,7 +24,7 @@ Rating heads, from the log-likelihoods of `Rating: v/HI` for each value v of the
 - anchored (default): the calibrated distribution times a Gaussian around the mediator's estimate (sd
   ANCHOR_SD stars on a 5-star range): memory's estimate, reshaped by what the model reads in the prompt.
   Without an estimate it is the calibrated head.
-The answer is the head's expected value rounded to the scale's step.
+The answer is the head's median value (the least expected absolute error), on the scale.
 """
 
 from __future__ import annotations
