@@ -381,10 +381,19 @@ class Asker:
         result.answer = rating_text(result.rating, rating_reason(ctx.evidence, ctx.memory, scale))
 
     def _prior(self, scale: RatingScale) -> list[float]:
-        """The model's leaning over the scale for a question that names nothing, once per scale."""
+        """The model's leaning over the scale for a question that names nothing: computed once per model and
+        scale, then kept in $LOGO_HOME/priors.json, so a one-shot `ask` does not pay for it again."""
         if scale not in self._priors:
+            from .priors import PriorCache
+
             blank = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": CONTENT_FREE}]
-            self._priors[scale] = [x.logprob for x in self.generator.score(blank, scale.candidates(), Usage())]
+            cache = PriorCache(self.settings.home / "priors.json")
+            key = cache.key(self.generator.id, self.model_path, self.generator.render(blank), scale.candidates())
+            found = cache.get(key)
+            if found is None:
+                found = [x.logprob for x in self.generator.score(blank, scale.candidates(), Usage())]
+                cache.put(key, found)
+            self._priors[scale] = found
         return self._priors[scale]
 
     def _recommend(self, question: Question, prepared: Prepared, result: Answer) -> None:

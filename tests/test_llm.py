@@ -310,3 +310,31 @@ def test_the_factory_chooses_and_caches_the_backend(tmp_path: Path) -> None:
     assert remote is generator_for(Settings(home=tmp_path, model="served", llm_url="http://127.0.0.1:9/v1/"))
     with pytest.raises(UsageError):
         generator_for(Settings(home=tmp_path, model="served", llm_url="ftp://box"))
+
+
+@pytest.mark.real
+def test_scoring_as_a_trie_equals_scoring_each_continuation_alone(gguf: str) -> None:
+    """Shared prefixes are evaluated once; every continuation's log-likelihood is what evaluating the prompt
+    and it alone from an empty cache gives."""
+    import numpy as np
+
+    from logo_cli.llm import Usage
+    from logo_cli.llm.llama import LlamaCppGenerator
+
+    gen = LlamaCppGenerator(gguf, n_ctx=512, n_threads=2)
+    messages = [{"role": "system", "content": "Rate films."}, {"role": "user", "content": "How would I rate Heat?"}]
+    continuations = ["Rating: 3/5", "Rating: 3.5/5", "Rating: 4/5", "Rating: 3/5", "Rating: 10/10", "Yes"]
+    scores = gen.score(messages, continuations, Usage())
+    llm = gen._llm
+    prompt = gen._prompt_tokens(messages)
+    for text, score in zip(continuations, scores, strict=True):
+        piece = llm.tokenize(text.encode(), add_bos=False, special=False)
+        llm.reset()
+        llm.eval(prompt)
+        total = 0.0
+        for i, token in enumerate(piece):
+            total += float(gen._last_logprobs()[token])
+            if i + 1 < len(piece):
+                llm.eval([token])
+        assert score.tokens == len(piece) and np.isclose(score.logprob, total, atol=1e-3), text
+    assert scores[0].logprob == scores[3].logprob  # the same text, the same score

@@ -73,8 +73,9 @@ class LlamaCppGenerator:
 
     def score(self, messages: Sequence[Message], continuations: Sequence[str], usage: Usage) -> list[Score]:
         """Log-likelihood of each continuation as the answer. The prompt is evaluated once (reusing the KV
-        cache of the previous call's shared head), then the continuations' common prefix once, then each
-        continuation's own tokens from that position (llama.cpp trims the cache back between them)."""
+        cache of the previous call's shared head), then the continuations' tokens as a trie: each shared
+        prefix once (`Rating: 3/5` and `Rating: 3.5/5` share `Rating: 3`), trimming llama.cpp's cache back to
+        the branch point between siblings."""
         llm = self._llm
         tokens = self._prompt_tokens(messages)
         usage.prompt_tokens = len(tokens)
@@ -88,27 +89,28 @@ class LlamaCppGenerator:
             reused += 1
         llm.n_tokens = reused
         llm.eval(tokens[reused:])
-        logprobs, shared_total = self._last_logprobs(), 0.0
-        shortest = min((len(p) for p in pieces), default=0)
-        prefix = 0
-        while prefix < shortest - 1 and all(p[prefix] == pieces[0][prefix] for p in pieces):
-            shared_total += float(logprobs[pieces[0][prefix]])
-            llm.eval([pieces[0][prefix]])
-            logprobs = self._last_logprobs()
-            prefix += 1
-        base, first = llm.n_tokens, logprobs
-        results = []
-        for own in pieces:
-            total, logprobs = shared_total, first
-            llm.n_tokens = base
-            for i, token in enumerate(own[prefix:], start=prefix):
-                total += float(logprobs[token])
-                if i + 1 < len(own):
+        base = llm.n_tokens
+        root = _Trie()
+        for index, piece in enumerate(pieces):
+            node = root
+            for token in piece:
+                node = node.children.setdefault(token, _Trie())
+            node.ends.append(index)
+        totals = [0.0] * len(pieces)
+
+        def walk(node: _Trie, logprobs: np.ndarray, total: float, position: int) -> None:
+            for token, child in node.children.items():
+                reached = total + float(logprobs[token])
+                for index in child.ends:
+                    totals[index] = reached
+                if child.children:  # only what continues past this token needs it evaluated
+                    llm.n_tokens = position
                     llm.eval([token])
-                    logprobs = self._last_logprobs()
-            results.append(Score(total, len(own)))
+                    walk(child, self._last_logprobs(), reached, position + 1)
+
+        walk(root, self._last_logprobs(), 0.0, base)
         llm.n_tokens = base
-        return results
+        return [Score(total, len(piece)) for total, piece in zip(totals, pieces, strict=True)]
 
     def _last_logprobs(self) -> np.ndarray:
         """Log-probabilities of the next token after the last evaluated one. llama-cpp-python keeps no
@@ -119,3 +121,13 @@ class LlamaCppGenerator:
         logits -= logits.max()
         logprobs: np.ndarray = logits - np.log(np.exp(logits).sum())
         return logprobs
+
+
+class _Trie:
+    """Continuations' token sequences, shared prefixes merged: `ends` lists the continuations ending here."""
+
+    __slots__ = ("children", "ends")
+
+    def __init__(self) -> None:
+        self.children: dict[int, _Trie] = {}
+        self.ends: list[int] = []
