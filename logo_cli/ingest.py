@@ -14,7 +14,7 @@ from typing import Any
 
 from .embed import Embedder
 from .errors import LogoError
-from .records import InvalidLine, Record, read_records
+from .records import InvalidLine, Record, Source, read_records
 from .store import Store
 
 DEFAULT_BATCH = 2048
@@ -44,7 +44,7 @@ class IngestStopped(LogoError):
 
 
 def ingest(
-    paths: Sequence[str],
+    paths: Sequence[Source],
     store: Store,
     embedder: Embedder,
     *,

@@ -72,6 +72,19 @@ class MediatorOptions:
         self.memory = Memory(self.memory)  # a plain "local" from a caller reads as the enum
 
 
+def checked_options(memory: str = "logo", local_mode: str = "rag", **more: Any) -> MediatorOptions:
+    """MediatorOptions from names people type (flags, a server request's fields), checked with the messages
+    both show. Raises UsageError."""
+    from .errors import UsageError
+    from .modes import MEMORY_MODES
+
+    if memory not in MEMORY_MODES:
+        raise UsageError(f"--memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}.")
+    if local_mode not in LOCAL_MODES:
+        raise UsageError(f"--local must be one of {', '.join(LOCAL_MODES)}, not {local_mode!r}.")
+    return MediatorOptions(memory=Memory(memory), local_mode=local_mode, **more)  # type: ignore[arg-type]
+
+
 @dataclass
 class GlobalUse:
     cluster: Cluster

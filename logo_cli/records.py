@@ -194,12 +194,18 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
         yield number, raw
 
 
-def read_records(paths: Iterable[str], *, skip_invalid: bool = False) -> Iterator[Record | InvalidLine]:
-    """Stream records from JSONL files (`-` is stdin). Blank lines are skipped.
+Source = str | tuple[str, BinaryIO]  # a path (`-`: stdin), or a name and an open stream (a server's request)
+
+
+def read_records(paths: Iterable[Source], *, skip_invalid: bool = False) -> Iterator[Record | InvalidLine]:
+    """Stream records from JSONL files (`-` is stdin) or (name, stream) pairs. Blank lines are skipped.
 
     A bad line raises BadRecord, or with `skip_invalid` is yielded as an InvalidLine for the caller to report.
     """
     for path in paths:
+        if isinstance(path, tuple):
+            yield from _read_stream(path[1], path[0], skip_invalid)
+            continue
         source = "<stdin>" if path == "-" else path
         if path == "-":
             yield from _read_stream(sys.stdin.buffer, source, skip_invalid)

@@ -7,6 +7,8 @@ with vectors from another model or read by an older logo.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from .user_index import UserIndex
 
 SCHEMA_VERSION = 2  # 2: text and the unfiltered fields packed in one metadata field (see _metadata)
 COLLECTION = "records"
+GENERATION_FILE = "logo-generation"
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,17 @@ class Store:
             return set()
         return set(self.collection.get(ids=list(ids), include=[])["ids"])
 
+    @property
+    def generation_file(self) -> Path:
+        """Touched after every write, so a long-running reader (`logo serve`) knows the store changed (reads
+        touch Chroma's own files, so their times say nothing)."""
+        return self.path / GENERATION_FILE
+
+    def _wrote(self) -> None:
+        if not self.url:
+            with contextlib.suppress(OSError):
+                self.generation_file.write_text(str(time.time_ns()))
+
     def add(self, records: Sequence[Record], embeddings: np.ndarray) -> None:
         if not records:
             return
@@ -266,6 +280,7 @@ class Store:
                 documents=[r.text for r in records],
                 metadatas=[_metadata(r, packed=False) for r in records],
             )
+        self._wrote()
 
     def users(self) -> list[tuple[str, int, float | None, float | None]]:
         """Every user with their record count and first and last record times: from the user index on disk,
@@ -292,6 +307,7 @@ class Store:
             self.collection.delete(ids=chunk)
             if self._index is not None:  # after the store, so the index stays a superset
                 self._index.remove(chunk)
+        self._wrote()
 
     def user_vectors(self, user: str, before: float | None = None) -> tuple[list[str], np.ndarray]:
         """The ids and vectors of the user's records (as of `before`), without text: one indexed lookup."""
@@ -401,6 +417,17 @@ def _http_client(url: str, settings: Any) -> Any:
     return chromadb.HttpClient(
         host=parts.hostname, port=parts.port or (443 if ssl else 8000), ssl=ssl, settings=settings
     )
+
+
+def reset_clients() -> None:
+    """Forget Chroma's clients (it keeps one per folder and process), so the next Store reads its folder again:
+    a long-running process (`logo serve`) calls this after another process wrote the store."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    for system in list(SharedSystemClient._identifier_to_system.values()):
+        with contextlib.suppress(Exception):  # a system that will not stop is dropped all the same
+            system.stop()
+    SharedSystemClient.clear_system_cache()
 
 
 def store_for(settings: Settings) -> Store:

@@ -15,7 +15,10 @@ ALLOWED = {  # third-party import -> the modules that may import it
     "click": ("logo_cli.cli",),
     "chromadb": ("logo_cli.store",),
     "llama_cpp": ("logo_cli.llm.gguf", "logo_cli.llm.llama"),
-    "httpx": ("logo_cli.llm.remote",),
+    "httpx": ("logo_cli.llm.remote", "logo_cli.server.client"),
+    "fastapi": ("logo_cli.server.app",),
+    "starlette": ("logo_cli.server.app",),
+    "uvicorn": ("logo_cli.server.app",),
 }
 
 

@@ -8,7 +8,7 @@ one library function (weasel's pattern).
 
 from __future__ import annotations
 
-from . import ask, build, convert, evaluation, ingest, inspecting, memory, privacy  # noqa: F401  (they register)
+from . import ask, build, convert, evaluation, ingest, inspecting, memory, privacy, serve  # noqa: F401  (they register)
 from .app import app
 
 

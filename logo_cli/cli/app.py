@@ -92,7 +92,19 @@ def _root(
             show_default="in process",
         ),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="LOGO_SERVER",
+            help="Send ask, ingest, users and profile to a running `logo serve` (http://127.0.0.1:8765): no "
+            "start-up per command.",
+            show_default="in process",
+        ),
+    ] = None,
 ) -> None:
     if quiet and verbose:
         raise UsageError("--quiet and --verbose contradict each other.")
-    ctx.obj = CliState(verbosity=0 if quiet else 2 if verbose else 1, chroma_url=chroma_url, llm_url=llm_url)
+    ctx.obj = CliState(
+        verbosity=0 if quiet else 2 if verbose else 1, chroma_url=chroma_url, llm_url=llm_url, server=server
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,12 +25,12 @@ from .options import (
     parse_at,
     settings_for,
 )
-from .output import (
-    emit,
-    stderr,
-)
+from .output import emit, stderr
 from .output import explain as explain_answer
 from .state import CliState
+
+if TYPE_CHECKING:
+    from ..answers import AnswerType
 
 
 @app.command(
@@ -107,12 +109,7 @@ def ask_cli(
     """
     run = CliState.of(ctx)
     from ..answers import ANSWER_TYPES, AnswerType
-    from ..ask import Asker, GenerationOptions, Question
-    from ..modes import MEMORY_MODES, Memory
-    from ..questions import Defaults, read_questions
 
-    if memory not in MEMORY_MODES:
-        raise UsageError(f"--memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}.")
     if answer_type not in ANSWER_TYPES:
         raise UsageError(f"--answer-type must be one of {', '.join(ANSWER_TYPES)}, not {answer_type!r}.")
     forced = AnswerType(answer_type)
@@ -123,53 +120,130 @@ def ask_cli(
         )
     if not batch and not user:
         raise UsageError("--user is required for a single question.", 'Example: logo ask --user maya "..."')
-
     when = parse_at(at)
-    settings = settings_for(run, home, embedder, model)
-    options = mediator_options(
-        local_mode,
-        cold_start_max,
-        biased_min_history,
-        biased_max_diversity,
-        memory=Memory(memory),
-        local_k=local_k,
-        global_k=global_k,
-    )
-    with locked(run, settings, wait):  # held while answering: another process may not write meanwhile
-        asker = Asker(settings, options, GenerationOptions(max_tokens=max_tokens, temperature=temperature, seed=seed))
-
-        if batch:
-            defaults = Defaults(user=user, at=when, answer_type=forced, count=count)
-            answered = 0
-            for _line, q in read_questions("-", defaults):
-                item = Question(q.user, q.query, q.id, q.at, q.candidates, q.answer_type, q.count)
-                emit(asker.answer(item).to_json(include_prompt=show_prompt))
-                answered += 1
-            if not answered and question is None:
-                raise UsageError(
-                    "No question given and nothing on stdin.",
-                    'Example: logo ask --user maya "..." or logo ask - < q.jsonl',
-                )
-            return
-
-        assert user is not None and question is not None
-        item = Question(user=user, query=question, at=when, answer_type=forced, count=count)
-        stream = not as_json and sys.stdout.isatty()
-        streamed: list[str] = []
-
-        def write_through(text: str) -> None:
-            streamed.append(text)
-            sys.stdout.write(text)
-            sys.stdout.flush()
-
-        result = asker.answer(item, on_token=write_through if stream else None)
-        if as_json:
-            emit(result.to_json(include_prompt=show_prompt))
-        elif streamed:
-            sys.stdout.write("\n")
-        else:  # typed answers are whole at once: nothing to stream
-            sys.stdout.write(result.answer + "\n")
-        if result.note:
-            stderr(run).print(f"[yellow]Note:[/] {result.note}")
+    knobs = {  # the answer's options, as a server request names them
+        "memory": memory,
+        "local": local_mode,
+        "local_k": local_k,
+        "global_k": global_k,
+        "cold_start_max": cold_start_max,
+        "biased_min_history": biased_min_history,
+        "biased_max_diversity": biased_max_diversity,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "seed": seed,
+        "show_prompt": show_prompt,
+    }
+    stream = not as_json and not batch and sys.stdout.isatty()
+    if run.server:
+        answers = _ask_server(run.server, batch, user, question, at, forced, count, knobs, stream)
+    else:
+        answers = _ask_here(run, batch, user, question, when, forced, count, knobs, stream, wait, home, embedder, model)
+    answered = 0
+    for result, streamed in answers:
+        answered += 1
+        if batch or as_json:
+            emit(result)
+            continue
+        sys.stdout.write("\n" if streamed else result["answer"] + "\n")  # typed answers come whole: no stream
+        if result.get("note"):
+            stderr(run).print(f"[yellow]Note:[/] {result['note']}")
         if explain or run.verbose:
             explain_answer(run, result, always=explain)
+    if batch and not answered and question is None:
+        raise UsageError(
+            "No question given and nothing on stdin.", 'Example: logo ask --user maya "..." or logo ask - < q.jsonl'
+        )
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _ask_here(
+    run: CliState,
+    batch: bool,
+    user: str | None,
+    question: str | None,
+    when: float | None,
+    forced: AnswerType,
+    count: int | None,
+    knobs: dict[str, Any],
+    stream: bool,
+    wait: float | None,
+    home: Path | None,
+    embedder: str | None,
+    model: str | None,
+) -> Iterator[tuple[dict[str, Any], bool]]:
+    """(answer JSON, whether its text was streamed already) for each question, answered in this process."""
+    from ..ask import Asker, GenerationOptions, Question
+    from ..questions import Defaults, read_questions
+
+    settings = settings_for(run, home, embedder, model)
+    options = mediator_options(
+        knobs["local"],
+        knobs["cold_start_max"],
+        knobs["biased_min_history"],
+        knobs["biased_max_diversity"],
+        memory=knobs["memory"],
+        local_k=knobs["local_k"],
+        global_k=knobs["global_k"],
+    )
+    generation = GenerationOptions(knobs["max_tokens"], knobs["temperature"], knobs["seed"])
+    with locked(run, settings, wait):  # held while answering: another process may not write meanwhile
+        asker = Asker(settings, options, generation)
+        if batch:
+            defaults = Defaults(user=user, at=when, answer_type=forced, count=count)
+            for _line, q in read_questions("-", defaults):
+                item = Question(q.user, q.query, q.id, q.at, q.candidates, q.answer_type, q.count)
+                yield asker.answer(item).to_json(include_prompt=knobs["show_prompt"]), False
+            return
+        assert user is not None and question is not None
+        item = Question(user=user, query=question, at=when, answer_type=forced, count=count)
+        streamed: list[str] = []
+
+        def through(text: str) -> None:
+            streamed.append(text)
+            _write(text)
+
+        result = asker.answer(item, on_token=through if stream else None)
+        yield result.to_json(include_prompt=knobs["show_prompt"]), bool(streamed)
+
+
+def _ask_server(
+    url: str,
+    batch: bool,
+    user: str | None,
+    question: str | None,
+    at: str | None,
+    forced: AnswerType,
+    count: int | None,
+    knobs: dict[str, Any],
+    stream: bool,
+) -> Iterator[tuple[dict[str, Any], bool]]:
+    """The same, answered by a running `logo serve`."""
+    from ..records import read_jsonl_objects
+    from ..server.client import ServerClient
+
+    client = ServerClient(url)
+    shared = {**knobs, "answer_type": forced.value, **({"count": count} if count is not None else {})}
+    if batch:
+        lines = [obj for _line, obj in read_jsonl_objects("-")]
+        if not lines:
+            return
+        defaults = {**shared, **({"user": user} if user else {}), **({"at": at} if at is not None else {})}
+        for answer in client.ask_batch(lines, defaults):
+            yield answer, False
+        return
+    body = {**shared, "user": user, "query": question, **({"at": at} if at is not None else {})}
+    if not stream:
+        yield client.ask(body), False
+        return
+    streamed = False
+    for piece in client.ask_stream(body):
+        if "token" in piece:
+            _write(piece["token"])
+            streamed = True
+        elif "answer" in piece:
+            yield piece["answer"], streamed

@@ -49,6 +49,9 @@ def ingest_cli(
     from ..ingest import IngestStopped, count_lines, ingest
     from ..store import store_for
 
+    if run.server:
+        emit(_ingest_server(run, files, skip_invalid, batch_size))
+        return
     settings = settings_for(run, home, embedder)
     model = load_embedder(settings.embedder_spec())
     store = store_for(settings)
@@ -75,3 +78,36 @@ def ingest_cli(
             emit({**exc.summary.to_json(), "error": exc.message})
             raise
     emit(summary.to_json())
+
+
+def _ingest_server(run: CliState, files: list[str], skip_invalid: bool, batch_size: int) -> dict[str, Any]:
+    """The same ingest by a running `logo serve`, one request per file; the summaries added up."""
+    import sys
+
+    from ..server.client import ServerClient
+
+    assert run.server is not None
+    client = ServerClient(run.server)
+    total: dict[str, Any] = {}
+    for path in files:
+        if path == "-":
+            summary = client.ingest(sys.stdin.buffer, skip_invalid=skip_invalid, batch_size=batch_size)
+        else:
+            try:
+                stream = open(path, "rb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                from ..errors import NotFound
+
+                raise NotFound(f"{path}: {exc.strerror or exc}.") from None
+            with stream:
+                summary = client.ingest(stream, skip_invalid=skip_invalid, batch_size=batch_size)
+        for line in summary.pop("skipped", []):
+            stderr(run).print(f"[yellow]skipped[/] {line}", soft_wrap=True)
+        for key, value in summary.items():
+            if key == "users":  # distinct users: files may share them, so the largest count is a floor
+                total[key] = max(total.get(key, 0), value)
+            elif isinstance(value, int):
+                total[key] = total.get(key, 0) + value
+            else:
+                total[key] = value
+    return total

@@ -38,9 +38,14 @@ def users_cli(
     run = CliState.of(ctx)
     from ..status import users
 
-    settings = settings_for(run, home, embedder)
-    with locked(run, settings, wait):
-        rows = users(settings)
+    if run.server:
+        from ..server.client import ServerClient
+
+        rows = ServerClient(run.server).users()
+    else:
+        settings = settings_for(run, home, embedder)
+        with locked(run, settings, wait):
+            rows = users(settings)
     columns = ["user", "records", "first", "last"]
     if rows and "diversity" in rows[0]:
         columns += ["diversity", "community", "dominant"]

@@ -91,9 +91,14 @@ def profile_cli(
     options = MediatorOptions(
         cold_start_max=cold_start_max, biased_min_history=biased_min_history, biased_max_diversity=biased_max_diversity
     )
-    settings = settings_for(run, home, embedder)
-    with locked(run, settings, wait):
-        view = profile_view(settings, user, parse_at(at), options)
+    if run.server:
+        from ..server.client import ServerClient
+
+        view = ServerClient(run.server).profile(user, at, options)
+    else:
+        settings = settings_for(run, home, embedder)
+        with locked(run, settings, wait):
+            view = profile_view(settings, user, parse_at(at), options)
     if as_json or not is_terminal():
         emit(view)
         return

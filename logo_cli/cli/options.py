@@ -91,12 +91,10 @@ def mediator_options(
     local_mode: str, cold_start_max: int, biased_min_history: int, biased_max_diversity: float, **more: Any
 ) -> MediatorOptions:
     """The mediator's options from the shared flags, checked once for `ask` and `eval`."""
-    from ..mediator import LOCAL_MODES, MediatorOptions
+    from ..mediator import checked_options
 
-    if local_mode not in LOCAL_MODES:
-        raise UsageError(f"--local must be one of {', '.join(LOCAL_MODES)}, not {local_mode!r}.")
-    return MediatorOptions(
-        local_mode=local_mode,  # type: ignore[arg-type]
+    return checked_options(
+        local_mode=local_mode,
         cold_start_max=cold_start_max,
         biased_min_history=biased_min_history,
         biased_max_diversity=biased_max_diversity,

@@ -13,7 +13,6 @@ import orjson
 from .state import CliState
 
 if TYPE_CHECKING:
-    from ..ask import Answer
     from ..evaluate import EvalReport
 
 
@@ -98,61 +97,63 @@ def object_out(obj: dict[str, Any], as_json: bool) -> None:
     show(obj, "")
 
 
-def explain(run: CliState, result: Answer, *, always: bool = False) -> None:
-    """Which memory went into the answer, for people (stderr)."""
+def explain(run: CliState, answer: dict[str, Any], *, always: bool = False) -> None:
+    """Which memory went into an answer and why, for people (stderr), from its JSON (`ask --json`'s object,
+    the same whether the answer was made here or by `logo serve`)."""
     from rich.markup import escape
 
-    ctx = result.context
-    flags = [name for name in ("cold_start", "biased", "off_profile") if getattr(ctx, name)]
-    if ctx.conflicts:
-        flags.append(f"{len(ctx.conflicts)} conflict(s)")
+    flags = answer["flags"]
+    kind = [name for name in ("cold_start", "biased", "off_profile") if flags.get(name)]
+    if flags.get("conflicts"):
+        kind.append(f"{len(flags['conflicts'])} conflict(s)")
+    weights, signals = answer["weights"], answer["signals"]
     lines = [
-        f"memory {ctx.memory}: local {ctx.weights['local']:.2f} / global {ctx.weights['global']:.2f}"
-        f" · history {ctx.history_size} records · {' '.join(flags) or 'regular'}"
+        f"memory {answer['memory']}: local {weights['local']:.2f} / global {weights['global']:.2f}"
+        f" · history {signals['history_size']} records · {' '.join(kind) or 'regular'}"
     ]
-    for hit in ctx.local:
-        title = f"[{hit.record.item}] " if hit.record.item else ""
-        lines.append(f"  local  {hit.score:.2f}  {title}{hit.record.text.replace(chr(10), ' ')[:90]}")
-    for use in ctx.global_:
-        c = use.cluster
+    for hit in answer["local"]:
+        title = f"[{hit['item']}] " if hit.get("item") else ""
+        lines.append(f"  local  {hit['score']:.2f}  {title}{hit['text'].replace(chr(10), ' ')[:90]}")
+    for use in answer["global"]:
         lines.append(
-            f"  global {use.score:.2f}  cluster {c.id} ({c.users} users, via {use.source}): {', '.join(c.keywords[:5])}"
+            f"  global {use['score']:.2f}  cluster {use['cluster']} ({use['users']} users, via {use['source']}): "
+            + ", ".join(use["keywords"][:5])
         )
-    for item in ctx.items:
+    evidence = answer.get("evidence") or {}
+    for item in evidence.get("items") or []:
         lines.append(
-            f"  item   {item.similarity:.2f}  {item.item}: {item.ratings} ratings, avg {item.rating_mean:.2f}"
-            f" (weight {item.weight:.2f})"
+            f"  item   {item['similarity']:.2f}  {item['item']}: {item['ratings']} ratings, "
+            f"avg {item['rating_mean']:.2f} (weight {item['weight']:.2f})"
         )
-    if ctx.community is not None:
-        lines.append(f"  community {ctx.community.id} ({ctx.community.size} users, via {ctx.community_source})")
-    for conflict in ctx.conflicts:
+    if answer.get("community"):
+        c = answer["community"]
+        lines.append(f"  community {c['id']} ({c['size']} users, via {c['source']})")
+    for conflict in flags.get("conflicts") or []:
         mine = conflict.get("user_rating", conflict.get("user_label"))
         theirs = conflict.get("population_rating", conflict.get("population_label"))
         lines.append(f"  conflict on {conflict['topic']}: user {mine}, others {theirs}")
-    if ctx.evidence:
-        shown = ", ".join(
-            f"{k.replace('_', ' ')} {v}" for k, v in ctx.evidence.items() if v is not None and k != "items"
-        )
+    if evidence:
+        shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in evidence.items() if v is not None and k != "items")
         lines.append(f"  evidence: {shown}")
-    lines.append(f"  answer type: {result.answer_type.value}" + (f" ({result.note})" if result.note else ""))
-    if result.rating is not None:
-        r = result.rating
-        spread = ", ".join(f"{v}: {p:.2f}" for v, p in r.distribution.items() if p >= 0.05)
+    note = f" ({answer['note']})" if answer.get("note") else ""
+    lines.append(f"  answer type: {answer['answer_type']}{note}")
+    if answer.get("rating"):
+        r = answer["rating"]
+        low, high, step = r["scale"]
+        spread = ", ".join(f"{v}: {p:.2f}" for v, p in r["distribution"].items() if p >= 0.05)
         lines.append(
-            f"  rating: {r.value:g} on {r.scale.low:g}-{r.scale.high:g} by step {r.scale.step:g}, head {r.head}"
-            f" (expected {r.expected:.2f}, memory's estimate {r.estimate}) · {spread}"
+            f"  rating: {answer['answer_value']:g} on {low:g}-{high:g} by step {step:g}, head {r['head']}"
+            f" (expected {r['expected']:.2f}, memory's estimate {r['estimate']}) · {spread}"
         )
-    if result.choice is not None:
-        for option in result.choice.scores:
-            lines.append(f"  option {option['score']:.2f}  {option['option']}")
-    for rec in result.recommendations or []:
-        terms = " ".join(f"{k} {v:.2f}" for k, v in rec.terms.items())
-        lines.append(f"  item   {rec.score:.2f}  {rec.item} via {'+'.join(rec.sources) or 'rank'} ({terms})")
-    t = result.timings_ms
+    for option in answer.get("choices") or []:
+        lines.append(f"  option {option['score']:.2f}  {option['option']}")
+    for rec in answer.get("recommendations") or []:
+        terms = " ".join(f"{k} {v:.2f}" for k, v in rec["terms"].items())
+        lines.append(f"  item   {rec['score']:.2f}  {rec['item']} via {'+'.join(rec['sources']) or 'rank'} ({terms})")
+    t, tokens = answer["timings_ms"], answer["tokens"]
     phases = ", ".join(f"{k} {v:.0f} ms" for k, v in t.items() if k != "total")
     lines.append(
-        f"  tokens: prompt {result.usage.prompt_tokens}, answer {result.usage.completion_tokens} · "
-        f"{t['total'] / 1000:.1f} s ({phases})"
+        f"  tokens: prompt {tokens['prompt']}, answer {tokens['completion']} · {t['total'] / 1000:.1f} s ({phases})"
     )
     console = stderr(run, always=always)  # asked for by name: shown even with --quiet
     for line in lines:

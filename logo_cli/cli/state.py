@@ -11,6 +11,7 @@ class CliState:
     verbosity: int = 1  # 0 --quiet, 1 normal, 2 --verbose
     chroma_url: str | None = None
     llm_url: str | None = None
+    server: str | None = None  # a `logo serve` to send ask, ingest, users and profile to
 
     @classmethod
     def of(cls, ctx: Any) -> CliState:

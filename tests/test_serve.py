@@ -1,0 +1,153 @@
+"""`logo serve` for real: uvicorn on a free port, requests over HTTP and through `logo --server`, the store
+lock shared with CLI commands beside it, bad requests, and a graceful stop that loses nothing."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .helpers import lines, logo, make_records, write_jsonl
+
+FAKE = {"LOGO_EMBEDDER": "fake", "LOGO_MODEL": "fake"}
+
+
+def start(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """`logo serve --port 0` as a person starts it; its first stdout line says where it listens."""
+    import os
+
+    full = {k: v for k, v in os.environ.items() if not k.startswith("LOGO_")} | {"LOGO_HOME": str(home), **env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logo_cli", "serve", "--port", "0"],
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # blocks until it listens (or dies)
+    assert line, proc.stderr.read() if proc.stderr else "no output"
+    return proc, json.loads(line)["url"]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str, subprocess.Popen[str]]]:
+    home = tmp_path / "home"
+    users = {f"film{i}": ("films", 12) for i in range(3)} | {f"cook{i}": ("cooking", 12) for i in range(3)}
+    records = write_jsonl(tmp_path / "pop.jsonl", make_records(users | {"newbie": ("cooking", 1)}))
+    assert logo(home, "ingest", str(records), env=FAKE).returncode == 0
+    assert logo(home, "build-global", "--clusters", "2", env=FAKE).returncode == 0
+    proc, url = start(home, FAKE)
+    yield home, url, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_answers_over_http_are_the_cli_answers(served: tuple[Path, str, subprocess.Popen[str]]) -> None:
+    home, url, _ = served
+    health = httpx.get(f"{url}/health").json()
+    assert health["ok"] and health["global_memory"] is True
+    questions = [
+        {"user": "cook1", "query": "How would I rate risotto?"},
+        {"user": "film0", "query": "Recommend 2 films from the cinema"},
+        {"user": "newbie", "query": "Which dinner? A) garlic basil recipe B) jet engine manual"},
+        {"user": "film1", "query": "Tell me about the director", "answer_type": "open"},
+    ]
+    for q in questions:
+        http = httpx.post(f"{url}/ask", json=q, timeout=60).json()
+        here = lines(
+            logo(
+                home, "ask", "--json", "-u", q["user"], "-t", q.get("answer_type", "auto"), q["query"], env=FAKE
+            ).stdout
+        )[0]
+        via = logo(
+            home, "--server", url, "ask", "--json", "-u", q["user"], "-t", q.get("answer_type", "auto"), q["query"]
+        )
+        for got in (http, lines(via.stdout)[0]):
+            assert (got["answer"], got["answer_type"], got["answer_value"]) == (
+                here["answer"],
+                here["answer_type"],
+                here["answer_value"],
+            ), q
+    batch = "".join(json.dumps(q) + "\n" for q in questions)
+    answers = lines(logo(home, "--server", url, "ask", "-", input=batch).stdout)
+    assert [a["answer_type"] for a in answers] == ["rating", "recommend", "choice", "open"]
+    streamed = [
+        json.loads(x) for x in httpx.post(f"{url}/ask", params={"stream": "true"}, json=questions[3]).text.splitlines()
+    ]
+    assert streamed[-1]["answer"]["answer_type"] == "open" and any("token" in p for p in streamed[:-1])
+    assert "".join(p["token"] for p in streamed[:-1]).strip() == streamed[-1]["answer"]["answer"]
+
+
+def test_ingest_users_profile_and_bad_requests(served: tuple[Path, str, subprocess.Popen[str]], tmp_path: Path) -> None:
+    home, url, _ = served
+    new = write_jsonl(tmp_path / "new.jsonl", [{"user": "late", "text": "a film at the cinema with actors"}])
+    done = logo(home, "--server", url, "ingest", str(new))
+    assert done.returncode == 0 and lines(done.stdout)[0]["added"] == 1
+    assert any(u["user"] == "late" for u in lines(logo(home, "--server", url, "users", "--json").stdout))
+    profile = lines(logo(home, "--server", url, "profile", "-u", "film1", "--json").stdout)[0]
+    assert profile["user"] == "film1" and profile["history"] == 12
+    # 4xx with the CLI's own messages and exit codes
+    missing = httpx.post(f"{url}/ask", json={"user": "cook1"})
+    assert missing.status_code == 400 and missing.json()["error"] == "missing or empty `query`"
+    bad = httpx.post(f"{url}/ingest", content=b'{"user": "a", "text": "ok"}\nnot json\n')
+    assert bad.status_code == 422 and bad.json()["error"].startswith("<request>:2: invalid JSON")
+    assert httpx.get(f"{url}/profile", params={"user": "nobody"}).status_code == 404
+    assert httpx.post(f"{url}/ask", json={"user": "a", "query": "q", "memory": "all"}).status_code == 400
+    assert logo(home, "--server", url, "ask", "-u", "cook1", "-t", "choice", "no options").returncode == 2
+    assert logo(home, "--server", "http://127.0.0.1:9", "users").returncode == 6  # nobody listens there
+
+
+def test_cli_writers_beside_the_server_are_seen(
+    served: tuple[Path, str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    """Requests take the store lock like any command, so a CLI ingest runs between them; the next answer
+    reads what it wrote, and a rebuilt global memory, without restarting the server."""
+    home, url, _ = served
+    before = httpx.get(f"{url}/health").json()["reloads"]
+    new = write_jsonl(tmp_path / "beside.jsonl", [{"user": "beside", "text": "a film at the cinema"}])
+    assert logo(home, "ingest", str(new), env=FAKE).returncode == 0  # not through the server
+    users = httpx.get(f"{url}/users").json()
+    assert any(u["user"] == "beside" for u in users)
+    assert logo(home, "build-global", "--clusters", "2", env=FAKE).returncode == 0
+    answer = httpx.post(f"{url}/ask", json={"user": "beside", "query": "hi", "answer_type": "open"}).json()
+    assert answer["global_version"] == (home / "global" / "CURRENT").read_text().strip()
+    assert httpx.get(f"{url}/health").json()["reloads"] == before + 2
+    httpx.get(f"{url}/users")
+    assert httpx.get(f"{url}/health").json()["reloads"] == before + 2  # reads alone reload nothing
+
+
+def test_a_stop_finishes_the_request_in_flight(served: tuple[Path, str, subprocess.Popen[str]], tmp_path: Path) -> None:
+    """SIGTERM while an ingest runs through the server: the ingest completes, then the server exits."""
+    home, url, proc = served
+    many = make_records({f"bulk{i}": ("travel", 40) for i in range(60)})
+    body = "".join(json.dumps(r) + "\n" for r in many).encode()
+    import threading
+
+    result: dict[str, object] = {}
+
+    def send() -> None:
+        result["response"] = httpx.post(f"{url}/ingest", params={"batch_size": "50"}, content=body, timeout=120)
+        result["done"] = time.monotonic()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(0.5)
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    sender.join(timeout=120)
+    assert float(result["done"]) > signalled  # type: ignore[arg-type]  # the signal came while it ran
+    response = result["response"]
+    assert isinstance(response, httpx.Response) and response.status_code == 200, response
+    assert response.json()["added"] == len(many)
+    proc.wait(timeout=30)
+    stats = lines(logo(home, "stats", "--json", env=FAKE).stdout)[0]
+    assert stats["records"] == 6 * 12 + 1 + len(many)  # nothing lost, nothing twice
