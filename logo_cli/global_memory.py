@@ -167,19 +167,16 @@ class ItemTable:
         records of both before `when` (item-item collaborative filtering on global memory's mentions)."""
         if not len(self.user_index) or not len(rows):
             return np.zeros(len(self.names))
-        from scipy import sparse
-
         keep = np.ones(len(self.user_ts), dtype=bool) if when is None else self.user_ts < when
-        item_of = np.repeat(np.arange(len(self.names)), np.diff(self.user_offsets))
-        people = int(self.user_index.max()) + 1
-        matrix = sparse.csr_matrix(
-            (np.ones(int(keep.sum())), (self.user_index[keep], item_of[keep])), shape=(people, len(self.names))
-        )
-        counts = np.asarray(matrix.sum(axis=0)).ravel()
+        item_of = np.repeat(np.arange(len(self.names)), np.diff(self.user_offsets))[keep]
+        people = self.user_index[keep]
+        counts = np.bincount(item_of, minlength=len(self.names)).astype(np.float64)
         norm = np.sqrt(np.maximum(counts, 1.0))
         mine = np.zeros(len(self.names))
         mine[rows] = 1.0 / norm[rows]
-        scores: np.ndarray = np.asarray(matrix.T @ (matrix @ mine)).ravel() / norm
+        # (user, item) pairs are distinct, so X^T (X h) is two weighted counts, no sparse matrix needed
+        per_person = np.bincount(people, weights=mine[item_of], minlength=int(self.user_index.max()) + 1)
+        scores: np.ndarray = np.bincount(item_of, weights=per_person[people], minlength=len(self.names)) / norm
         return scores
 
     def snapshot(self, when: float | None, min_users: int, community: int | None = None) -> ItemSnapshot:
