@@ -131,6 +131,7 @@ class Store:
         self._collection: Any = None
         self._chroma: Any = None
         self._index: UserIndex | None = None  # on-disk stores only: a server is shared, this file is not
+        self._stamp: dict[str, Any] | None = None  # set by open(): the store's schema, embedder and dim
         self._packed = True
 
     def exists(self) -> bool:
@@ -170,76 +171,77 @@ class Store:
         return self._chroma
 
     def open(self, embedder_id: str, dim: int, *, create: bool) -> Store:
-        """Open (or create) the collection and check its stamp against the embedder in use."""
-        if self._collection is not None:
+        """Open (or create) the collection and check its stamp against the embedder in use. An on-disk store
+        whose user index is ready opens without Chroma: readers (`ask`) never need it, and whatever does need
+        it opens it on first use (`collection`)."""
+        if self._collection is not None or self._stamp is not None:
             return self
         if not create and not self.exists():
             raise NotFound(f"{self.where}: no store yet.", "Run `logo ingest FILE.jsonl` first.")
+        expected = {"logo_schema": SCHEMA_VERSION, "embedder": embedder_id, "dim": dim}
+        if not self.url and not create:
+            index = UserIndex(self.path / USER_INDEX_FILE)
+            stamp = index.stamp() if index.path.is_file() else None
+            if stamp is not None and index.ready(stamp):
+                _check_stamp(self.where, stamp, embedder_id, dim)
+                self._index, self._stamp = index, stamp
+                self._packed = int(stamp.get("logo_schema", 0)) >= 2
+                return self
+        self._open_collection(expected)
+        return self
+
+    def _open_collection(self, expected: dict[str, Any]) -> None:
         client = self._client()
-        stamp = {"logo_schema": SCHEMA_VERSION, "embedder": embedder_id, "dim": dim}
         try:
             collection = client.get_or_create_collection(
-                COLLECTION, metadata=stamp, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+                COLLECTION, metadata=expected, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
             )
         except Exception as exc:
             raise StoreError(f"{self.where}: cannot open the records collection: {exc}") from exc
         found = dict(collection.metadata or {})
-        if int(found.get("logo_schema", 0)) > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.where}: this store was written by a newer logo (schema {found['logo_schema']}).",
-                "Upgrade logo, or point LOGO_HOME at another folder.",
-            )
-        if found.get("embedder") != embedder_id or int(found.get("dim", -1)) != dim:
-            raise StoreError(
-                f"{self.where}: the store was built with embedder {found.get('embedder')} "
-                f"(dim {found.get('dim')}), not {embedder_id} (dim {dim}).",
-                "Use the same --embedder as when you ingested, or ingest into a new LOGO_HOME.",
-            )
+        _check_stamp(self.where, found, str(expected["embedder"]), int(expected["dim"]))
         self._collection = collection
+        self._stamp = found
         self._packed = int(found.get("logo_schema", 0)) >= 2
         if not self.url:
-            self._index = self._synced_index(collection)
-        return self
+            self._index = self._synced_index(collection, found)
 
-    def _synced_index(self, collection: Any) -> UserIndex:
-        """The user index, rebuilt from the store's metadata when missing or from another collection."""
-        index = UserIndex(self.path / USER_INDEX_FILE)
-        if index.collection() != str(collection.id) or index.count() < collection.count():
-            rows: list[tuple[str, str, float | None]] = []
-            while True:
-                got = collection.get(limit=20_000, offset=len(rows), include=["metadatas"])
-                rows.extend((u, m["user"], m.get("ts")) for u, m in zip(got["ids"], got["metadatas"], strict=True))
-                if len(got["ids"]) < 20_000:
-                    break
-            index.rebuild(str(collection.id), rows)
+    def _synced_index(self, collection: Any, stamp: dict[str, Any]) -> UserIndex:
+        """The user index, rebuilt from the store when missing, from another collection, left dirty by a crash,
+        kept by an older logo (ids only), or off by a record count."""
+        index = self._index or UserIndex(self.path / USER_INDEX_FILE)
+        if index.collection() != str(collection.id) or not index.ready(stamp) or index.count() != collection.count():
+            index.rebuild(str(collection.id), stamp, self._index_rows(collection))
         return index
 
+    def _index_rows(self, collection: Any) -> Iterator[tuple[str, str, float | None, bytes, bytes]]:
+        offset = 0
+        while True:
+            got = collection.get(limit=20_000, offset=offset, include=["metadatas", "embeddings", "documents"])
+            if not got["ids"]:
+                return
+            for uid, meta, doc, vector in zip(
+                got["ids"], got["metadatas"], got["documents"], got["embeddings"], strict=True
+            ):
+                yield _index_row(_record(uid, doc, meta), np.asarray(vector, dtype=np.float32))
+            offset += len(got["ids"])
+
     def _where_user(self, user: str, before: float | None, include: list[str]) -> dict[str, Any]:
-        """One user's records (as of `before`): by id through the user index, else by Chroma's filter."""
-        if self._index is None:
-            return dict(self.collection.get(where=user_filter(user, before), include=include))
-        ids = self._index.ids(user, before)
-        out: dict[str, Any] = {"ids": [], **{key: [] for key in include}}
-        for start in range(0, len(ids), 5000):
-            got = self.collection.get(
-                ids=ids[start : start + 5000], include=list(dict.fromkeys([*include, "metadatas"]))
-            )
-            for i, meta in enumerate(got["metadatas"]):
-                if meta.get("user") != user:
-                    continue  # never another user's record, whatever the index says
-                out["ids"].append(got["ids"][i])
-                for key in include:
-                    out[key].append(got[key][i])
-        return out
+        """One user's records (as of `before`) by Chroma's filter: a server store, which has no user index."""
+        return dict(self.collection.get(where=user_filter(user, before), include=include))
 
     @property
     def collection(self) -> Any:
         if self._collection is None:
-            raise RuntimeError("Store.open() must be called first")
+            if self._stamp is None:
+                raise RuntimeError("Store.open() must be called first")
+            self._open_collection(self._stamp)  # opened for reading from the index; now Chroma is needed
         return self._collection
 
     def stamp(self) -> dict[str, Any]:
-        return dict(self.collection.metadata or {})
+        if self._stamp is None:
+            raise RuntimeError("Store.open() must be called first")
+        return dict(self._stamp)
 
     def count(self) -> int:
         return int(self.collection.count())
@@ -263,23 +265,27 @@ class Store:
     def add(self, records: Sequence[Record], embeddings: np.ndarray) -> None:
         if not records:
             return
-        if self._index is not None:  # first, so the index stays a superset of the store
-            self._index.add((r.uid, r.user, r.timestamp) for r in records)
+        collection = self.collection
+        if self._index is not None:
+            self._index.dirty()  # until Chroma and the index agree again
         if self._packed:
             # no Chroma documents: Chroma indexes them for full-text search, which logo never uses, and
             # writing them cost 40% more than the same text as metadata (1,665 vs 2,858 records/s here)
-            self.collection.add(
+            collection.add(
                 ids=[r.uid for r in records],
                 embeddings=embeddings,
                 metadatas=[_metadata(r) for r in records],
             )
         else:  # a schema-1 store keeps its layout
-            self.collection.add(
+            collection.add(
                 ids=[r.uid for r in records],
                 embeddings=embeddings,
                 documents=[r.text for r in records],
                 metadatas=[_metadata(r, packed=False) for r in records],
             )
+        if self._index is not None:
+            self._index.add(_index_row(r, v) for r, v in zip(records, embeddings, strict=True))
+            self._index.clean()
         self._wrote()
 
     def users(self) -> list[tuple[str, int, float | None, float | None]]:
@@ -299,18 +305,28 @@ class Store:
         return [(u, n, first, last) for u, (n, first, last) in found.items()]
 
     def user_ids(self, user: str) -> list[str]:
-        return list(self._where_user(user, None, [])["ids"])
+        """Every id of the user's records, as Chroma has them (forget must find them all, whatever the index
+        says)."""
+        return list(self.collection.get(where=user_filter(user), include=[])["ids"])
 
     def delete(self, ids: Sequence[str]) -> None:
+        collection = self.collection
+        if self._index is not None:
+            self._index.dirty()
         for start in range(0, len(ids), 5000):
             chunk = list(ids[start : start + 5000])
-            self.collection.delete(ids=chunk)
-            if self._index is not None:  # after the store, so the index stays a superset
+            collection.delete(ids=chunk)
+            if self._index is not None:
                 self._index.remove(chunk)
+        if self._index is not None:
+            self._index.clean()
         self._wrote()
 
     def user_vectors(self, user: str, before: float | None = None) -> tuple[list[str], np.ndarray]:
         """The ids and vectors of the user's records (as of `before`), without text: one indexed lookup."""
+        if self._index is not None:
+            rows = [r for r in self._index.rows(user, before) if orjson.loads(r[1]).get("user") == user]
+            return [r[0] for r in rows], _vectors([r[2] for r in rows])
         got = self._where_user(user, before, ["embeddings"])
         if not got["ids"]:
             return [], np.zeros((0, 0), dtype=np.float32)
@@ -318,6 +334,10 @@ class Store:
 
     def user_history(self, user: str, before: float | None = None) -> tuple[list[Record], np.ndarray]:
         """All of the user's records (as of `before`) and their vectors, in one query."""
+        if self._index is not None:
+            pairs = [(_record(r[0], None, orjson.loads(r[1])), r[2]) for r in self._index.rows(user, before)]
+            pairs = [(record, v) for record, v in pairs if record.user == user]  # never another user's record
+            return [record for record, _ in pairs], _vectors([v for _, v in pairs])
         got = self._where_user(user, before, ["embeddings", "documents", "metadatas"])
         if not got["ids"]:
             return [], np.zeros((0, 0), dtype=np.float32)
@@ -345,6 +365,9 @@ class Store:
         top = np.argsort(-sims, kind="stable")[:k]
         if records is not None:
             found = {records[i].uid: records[i] for i in top}
+        elif self._index is not None:
+            data = self._index.fields_of([ids[i] for i in top])
+            found = {uid: _record(uid, None, orjson.loads(blob)) for uid, blob in data.items()}
         else:
             got = self.collection.get(ids=[ids[i] for i in top], include=["documents", "metadatas"])
             found = {r.uid: r for r in _records(got)}
@@ -402,6 +425,32 @@ class Store:
                 return
             yield Page(_records(batch), np.asarray(batch["embeddings"], dtype=np.float32))
             offset += len(ids)
+
+
+def _index_row(record: Record, vector: np.ndarray) -> tuple[str, str, float | None, bytes, bytes]:
+    """A record as the user index keeps it: its fields as schema 2 packs them, its vector as float32 bytes."""
+    meta = _metadata(record)
+    return record.uid, record.user, record.timestamp, orjson.dumps(meta), np.asarray(vector, np.float32).tobytes()
+
+
+def _vectors(blobs: Sequence[bytes]) -> np.ndarray:
+    if not blobs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1).copy()
+
+
+def _check_stamp(where: str, found: dict[str, Any], embedder_id: str, dim: int) -> None:
+    if int(found.get("logo_schema", 0)) > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where}: this store was written by a newer logo (schema {found['logo_schema']}).",
+            "Upgrade logo, or point LOGO_HOME at another folder.",
+        )
+    if found.get("embedder") != embedder_id or int(found.get("dim", -1)) != dim:
+        raise StoreError(
+            f"{where}: the store was built with embedder {found.get('embedder')} "
+            f"(dim {found.get('dim')}), not {embedder_id} (dim {dim}).",
+            "Use the same --embedder as when you ingested, or ingest into a new LOGO_HOME.",
+        )
 
 
 def _http_client(url: str, settings: Any) -> Any:

@@ -1,12 +1,14 @@
-"""Which record ids belong to which user: a small SQLite table beside the on-disk Chroma store.
+"""Each user's records, read without Chroma: a SQLite table beside the on-disk store.
 
-Chroma answers `where={"user": U}` by scanning: 97 ms per lookup at 1M records on the development machine,
-against 1.7 ms to fetch the same records by id (bench/bench_scale.py). So logo keeps the mapping itself and
-reads a user's records by id.
+`logo ask` reads one user's history (their records' fields and vectors) from here by an indexed lookup, so a
+one-shot answer neither imports chromadb nor opens its client (about 1.2 s of CPU here, more as the store
+grows), and Chroma's filtered scan (97 ms per lookup at 1M records) is never needed. Chroma stays the store
+of record: ingest, forget and build-global write or scan it, and this table follows.
 
-Kept a superset of the store: ids are written here before Chroma gets them and removed after Chroma drops
-them, so a crash between the two leaves only extra ids, which fetching by id skips. An index that is missing,
-or that belongs to another collection, is rebuilt from the store's metadata in one pass.
+Every write marks the table dirty before Chroma is touched and clean after both agree, so a crash in between
+leaves it dirty: readers then read Chroma (correct, slower), and the next process that opens Chroma rebuilds
+the table from it, as it does when the table is missing, belongs to another collection, or was made by a
+logo that kept only ids.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 FILENAME = "logo-user-index.sqlite3"
+Row = tuple[str, str, float | None, bytes, bytes]  # uid, user, ts, the record's fields (JSON), its vector
 
 
 class UserIndex:
@@ -34,21 +40,51 @@ class UserIndex:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS records (uid TEXT PRIMARY KEY, user TEXT NOT NULL, ts REAL)")
+            columns = {row[1] for row in db.execute("PRAGMA table_info(records)")}
+            for column in ("fields", "vector"):  # tables from a logo that kept ids only
+                if column not in columns:
+                    db.execute(f"ALTER TABLE records ADD COLUMN {column} BLOB")
             db.execute("CREATE INDEX IF NOT EXISTS records_user_ts ON records (user, ts)")
             self._db = db
         return self._db
 
-    def collection(self) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'collection'").fetchone()
+    def _get(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def _set(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def collection(self) -> str | None:
+        return self._get("collection")
+
+    def stamp(self) -> dict[str, Any] | None:
+        found = self._get("stamp")
+        return None if found is None else dict(orjson.loads(found))
+
+    def ready(self, stamp: dict[str, Any]) -> bool:
+        """Whether readers may trust the table alone: complete, clean, and made for this store's stamp."""
+        if not self.path.is_file():
+            return False
+        return self._get("dirty") == "0" and self._get("complete") == "1" and self.stamp() == stamp
+
+    def dirty(self) -> None:
+        with self._lock:
+            self._set("dirty", "1")
+
+    def clean(self) -> None:
+        with self._lock:
+            self._set("dirty", "0")
 
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM records").fetchone()[0])
 
-    def add(self, rows: Iterable[tuple[str, str, float | None]]) -> None:
+    def add(self, rows: Iterable[Row]) -> None:
         with self._lock:
             self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO records (uid, user, ts) VALUES (?, ?, ?)", rows)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO records (uid, user, ts, fields, vector) VALUES (?, ?, ?, ?, ?)", rows
+            )
             self.db.execute("COMMIT")
 
     def remove(self, uids: Sequence[str]) -> None:
@@ -58,24 +94,40 @@ class UserIndex:
             self.db.execute("COMMIT")
 
     def ids(self, user: str, before: float | None = None) -> list[str]:
+        return [row[0] for row in self.rows(user, before, "uid")]
+
+    def rows(self, user: str, before: float | None = None, columns: str = "uid, fields, vector") -> list[Any]:
         if before is None:
-            rows = self.db.execute("SELECT uid FROM records WHERE user = ?", (user,))
-        else:
-            rows = self.db.execute("SELECT uid FROM records WHERE user = ? AND ts < ?", (user, before))
-        return [r[0] for r in rows]
+            return self.db.execute(f"SELECT {columns} FROM records WHERE user = ?", (user,)).fetchall()
+        query = f"SELECT {columns} FROM records WHERE user = ? AND ts < ?"
+        return self.db.execute(query, (user, before)).fetchall()
+
+    def fields_of(self, uids: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for start in range(0, len(uids), 500):
+            chunk = list(uids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for uid, data in self.db.execute(f"SELECT uid, fields FROM records WHERE uid IN ({marks})", chunk):
+                found[uid] = data
+        return found
 
     def users(self) -> list[tuple[str, int, float | None, float | None]]:
         """Every user with their record count and first and last record times."""
         rows = self.db.execute("SELECT user, count(*), min(ts), max(ts) FROM records GROUP BY user")
         return [(str(u), int(n), first, last) for u, n, first, last in rows]
 
-    def rebuild(self, collection_id: str, rows: Iterable[tuple[str, str, float | None]]) -> None:
-        """Replace the whole mapping (one transaction: a crash leaves the old one, which is rebuilt again)."""
+    def rebuild(self, collection_id: str, stamp: dict[str, Any], rows: Iterable[Row]) -> None:
+        """Replace the whole table (one transaction: a crash leaves the old one, which is rebuilt again)."""
         with self._lock:
             self.db.execute("BEGIN")
             self.db.execute("DELETE FROM records")
-            self.db.executemany("INSERT OR IGNORE INTO records (uid, user, ts) VALUES (?, ?, ?)", rows)
-            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('collection', ?)", (collection_id,))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO records (uid, user, ts, fields, vector) VALUES (?, ?, ?, ?, ?)", rows
+            )
+            self._set("collection", collection_id)
+            self._set("stamp", orjson.dumps(stamp).decode())
+            self._set("complete", "1")
+            self._set("dirty", "0")
             self.db.execute("COMMIT")
 
     def close(self) -> None:
