@@ -21,6 +21,7 @@ NEVER_IN_ASK = {
     "torch",
     "sentence_transformers",
     "transformers",
+    "chromadb",  # a user's history comes from the user index
 }
 PROBE = """
 import json, sys
