@@ -84,6 +84,7 @@ def test_the_scale_comes_from_the_question_then_the_data() -> None:
     assert scale_from_question("How would I rate Dune: Part Two?") is None
     assert scale_for("How would I rate Dune?", (0.5, 5.0), 0.5) == RatingScale(0.5, 5.0, 0.5)  # MovieLens
     assert scale_for("How would I rate Dune?", None, None) == RatingScale(1.0, 5.0, 1.0)
+    assert scale_for("How would I rate Dune?", (1.5, 5.0), 0.5) == RatingScale(1.0, 5.0, 0.5)  # nobody gave 1
     assert RatingScale(0.5, 5.0, 0.5).values == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]
     assert RatingScale(1, 5, 1).candidates()[0] == "Rating: 1/5"  # the slash ends the number: 3 is not 3.5
 

@@ -70,12 +70,13 @@ def scale_from_question(query: str) -> RatingScale | None:
 
 
 def scale_for(query: str, rating_range: Sequence[float] | None, rating_step: float | None) -> RatingScale:
-    """The question's scale, else the data's (what global memory saw), else 1-5 whole stars."""
+    """The question's scale, else the data's (what global memory saw, from 1 unless ratings went lower: nobody
+    happened to give 1 star is no reason for a scale to start at 1.5), else 1-5 whole stars."""
     stated = scale_from_question(query)
     if stated is not None:
         return stated
     if rating_range is not None:
-        low, high = float(rating_range[0]), float(rating_range[1])
+        low, high = min(float(rating_range[0]), 1.0), float(rating_range[1])
         step = rating_step or 1.0
         if high > low and (high - low) / step <= 20:
             return RatingScale(low, high, step)
