@@ -2,11 +2,11 @@
 
 `logo eval --predictions` keeps, for each rating question, the model's log-likelihood of every value on the
 scale and of the content-free question, and the mediator's estimate. From them this recomputes, for every
-head (model, calibrated, anchored) and every way to read one number off its distribution (`mean`: the
-expected value rounded to the scale's step, what `ask` prints today; `median`: the distribution's median,
-the value that minimizes expected absolute error), the MAE by bucket and method, both for candidates over every value of the scale and over its whole
-numbers only (on MovieLens' half stars the content-free prior of rare values like `0.5/5` is tiny, and
-calibrating by it blows them up), plus `estimate`, memory's estimate alone (the model's only without one).
+head (model, calibrated, anchored, and `estimate`: memory's estimate alone, the model's only without one),
+every way to read one number off a distribution (`mean`: the expected value rounded to the scale's step;
+`median`: the value that minimizes expected absolute error) and both candidate sets (every value of the
+scale, or its whole numbers only: on MovieLens' half stars the content-free prior of rare values like
+`0.5/5` is tiny, and calibrating by it blows them up), the MAE by bucket and method.
 It counts the MovieLens targets each meets:
 
 1. cold start: logo's MAE at least 10% below local's;
