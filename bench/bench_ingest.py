@@ -1,9 +1,10 @@
 """Benchmark `logo ingest` against the raw embedder on the same texts, in the same run.
 
 The texts are the sample histories, copied under new user names until there are --records of them, so the
-store sees many batches. The raw figure is the embedder alone encoding every text in one call (the fastest
-way to call it: one length-sorted pass); logo's figure includes reading JSONL, the duplicate check and the
-writes to Chroma. Medians of --repeats runs, each into a fresh store.
+store sees many batches. The raw figure is the embedder in use (its ONNX runtime unless it cannot run)
+alone, encoding every text in one call (the fastest way to call it: one length-sorted pass); logo's figure
+includes reading JSONL, the duplicate check, the writes to Chroma and to the user index. Medians of
+--repeats runs, each into a fresh store; sentence-transformers alone on the same texts is printed beside.
 
 Usage: python bench/bench_ingest.py [--records N] [--repeats R] [--batch-size B]
 Prints one JSON line per figure on stdout and a summary on stderr.
@@ -68,8 +69,17 @@ def main() -> None:
             summary = ingest([str(source)], store, embedder, batch_size=batch)
             full.append(n / (time.perf_counter() - t))
             assert summary.added == n, summary
+        from logo_cli.embed import SentenceTransformerEmbedder
+
+        torch_embedder = SentenceTransformerEmbedder(Settings().embedder_spec())
+        torch_embedder.embed(texts[:64])
+        t = time.perf_counter()
+        torch_embedder.embed(texts)
+        torch_rate = n / (time.perf_counter() - t)
     row = {
         "figure": "ingest_records_per_s",
+        "embedder_runtime": getattr(embedder, "runtime", "?"),
+        "sentence_transformers_alone": round(torch_rate, 1),
         "records": n,
         "batch_size": batch,
         "logo": round(statistics.median(full), 1),
