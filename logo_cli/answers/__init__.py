@@ -23,7 +23,7 @@ Rating heads, from the log-likelihoods of `Rating: v/HI` for each value v of the
   Zhao et al. 2021), which removes its own leaning toward some values whatever the prompt says;
 - anchored (default): the calibrated distribution times a Gaussian around the mediator's estimate (sd
   ANCHOR_SD stars on a 5-star range): memory's estimate, reshaped by what the model reads in the prompt.
-  Without an estimate it is the calibrated head.
+  Without an estimate it is the model head (calibration alone blows up rare values).
 The answer is the head's median value (the least expected absolute error), on the scale.
 """
 

@@ -100,7 +100,9 @@ def head_distribution(
     scale: RatingScale,
 ) -> np.ndarray:
     """P(value) over the scale's values by one of RATING_HEADS (see the module docstring)."""
-    if head == "model":
+    if head == "model" or (head == "anchored" and estimate is None):
+        # without memory's estimate, calibration alone blows up values the content-free prompt finds rare (on
+        # half stars, `0.5/5`): on the MovieLens selection run `none` fell from 2.16 MAE to 1.14 this way
         return rating_distribution(scores)
     p = rating_distribution(scores, prior)
     if head == "anchored" and estimate is not None:
