@@ -111,5 +111,5 @@ def test_an_unreachable_server_is_a_store_error(tmp_path: Path) -> None:
 
 
 def test_a_url_with_a_path_is_refused(tmp_path: Path) -> None:
-    done = logo(tmp_path / "home", "stats", url="http://127.0.0.1:8000/some/path")
+    done = logo(tmp_path / "home", "stats", env={"LOGO_CHROMA_URL": "http://127.0.0.1:8000/some/path"})
     assert done.returncode == 6 and "not a Chroma server URL" in done.stderr
