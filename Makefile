@@ -55,12 +55,15 @@ lint: setup
 	$(BIN)/ruff check logo_cli tests bench
 	$(BIN)/mypy logo_cli
 
-# Speed against the raw components (about 10 minutes). bench-scale writes synthetic stores of 10k, 100k and
+# Speed against the raw components (about 20 minutes). bench-scale writes synthetic stores of 10k, 100k and
 # 1M records under /tmp/logo-scale the first time (about 20 minutes for 1M), then measures on them.
 bench: setup
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_ingest.py --records 8000
 	$(BIN)/python bench/bench_ask.py --questions 6 --repeats 3
+	$(BIN)/python bench/bench_answers.py
+	$(BIN)/python bench/bench_oneshot.py
+	$(BIN)/python bench/bench_serve.py
 
 bench-scale: setup
 	$(BIN)/python bench/bench_scale.py
