@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LOGO_CMD = [sys.executable, "-m", "logo_cli"]
 SAMPLES = ROOT / "sample_histories"
 RATING = [
     ("maya", "How would I rate Dune: Part Two on a scale from 1 to 5?"),
@@ -72,6 +73,13 @@ def main() -> None:
             "open": [(u, q) for u, q in RECOMMEND[: args.one_shot]],
         }
         one_shot: dict[str, float] = {}
+        # uncounted: the first rating computes the model's content-free prior once (kept in priors.json)
+        subprocess.run(
+            [*LOGO_CMD, "-q", "ask", "-u", "maya", "-t", "rating", "Rate Heat"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         for kind, questions in cases.items():
             walls = []
             for user, query in questions:
