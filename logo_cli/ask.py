@@ -438,7 +438,7 @@ class Asker:
     def _generate(self, messages: list[dict[str, str]], usage: Usage, on_token: Callable[[str], None] | None) -> str:
         """Generated text, stopped at the first repetition loop (small models loop on a phrase)."""
         text = ""
-        shown = 0
+        shown = 0  # what on_token has been given: only whole sentences, so a loop cut never takes it back
         for piece in self.generator.stream(
             messages,
             max_tokens=self.generation.max_tokens,
@@ -446,20 +446,20 @@ class Asker:
             seed=self.generation.seed,
             usage=usage,
         ):
-            text += piece
+            text = (text + piece).lstrip() if not text else text + piece
             cut = looping(text)
             if cut is not None:
-                text = text[:cut]
+                text = text[: max(cut, shown)]
                 break
-            if on_token:  # hold back the last few words: a loop is only seen once it repeats
-                safe = text.rfind(" ", 0, max(len(text) - 40, 0))
-                if safe > shown:
-                    on_token(text[shown:safe])
-                    shown = safe
+            if on_token:
+                end = max(text.rfind(". "), text.rfind("! "), text.rfind("? "), text.rfind("\n"))
+                if end + 1 > shown:
+                    on_token(text[shown : end + 1])
+                    shown = end + 1
         text = text.rstrip()
         if on_token and len(text) > shown:
             on_token(text[shown:])
-        return text.strip()
+        return text
 
 
 def _ms(since: float) -> float:

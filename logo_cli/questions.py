@@ -64,9 +64,11 @@ def parse_question(obj: Any, defaults: Defaults = Defaults(), *, gold: bool = Fa
             raise ValueError(f"field `at`: {exc}") from None
     options = obj.get("candidates", obj.get("options"))
     if options is not None and (
-        not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options)
+        not isinstance(options, list)
+        or len(options) < 2
+        or not all(isinstance(o, str) and o.strip() for o in options)
     ):
-        raise ValueError("`candidates` must be a list of at least two strings")
+        raise ValueError("`candidates` must be a list of at least two non-empty strings")
     kind = obj.get("answer_type", defaults.answer_type.value)
     if kind not in ANSWER_TYPES:
         raise ValueError(f"`answer_type` must be one of {', '.join(ANSWER_TYPES)}")

@@ -226,6 +226,14 @@ class Store:
                 yield _index_row(_record(uid, doc, meta), np.asarray(vector, dtype=np.float32))
             offset += len(got["ids"])
 
+    def _index_rows_of(self, user: str, before: float | None) -> list[Any] | None:
+        """The user's rows from the index, or None to read Chroma instead: no index (a server store), or rows
+        an older logo wrote with ids only (it does not know to keep fields and vectors)."""
+        if self._index is None:
+            return None
+        rows = self._index.rows(user, before)
+        return None if any(r[1] is None or r[2] is None for r in rows) else rows
+
     def _where_user(self, user: str, before: float | None, include: list[str]) -> dict[str, Any]:
         """One user's records (as of `before`) by Chroma's filter: a server store, which has no user index."""
         return dict(self.collection.get(where=user_filter(user, before), include=include))
@@ -268,6 +276,7 @@ class Store:
         collection = self.collection
         if self._index is not None:
             self._index.dirty()  # until Chroma and the index agree again
+            self._wrote()  # a reader that stays open (logo serve) looks again, and finds it dirty if we crash
         if self._packed:
             # no Chroma documents: Chroma indexes them for full-text search, which logo never uses, and
             # writing them cost 40% more than the same text as metadata (1,665 vs 2,858 records/s here)
@@ -313,6 +322,7 @@ class Store:
         collection = self.collection
         if self._index is not None:
             self._index.dirty()
+            self._wrote()
         for start in range(0, len(ids), 5000):
             chunk = list(ids[start : start + 5000])
             collection.delete(ids=chunk)
@@ -324,8 +334,9 @@ class Store:
 
     def user_vectors(self, user: str, before: float | None = None) -> tuple[list[str], np.ndarray]:
         """The ids and vectors of the user's records (as of `before`), without text: one indexed lookup."""
-        if self._index is not None:
-            rows = [r for r in self._index.rows(user, before) if orjson.loads(r[1]).get("user") == user]
+        rows = self._index_rows_of(user, before)
+        if rows is not None:
+            rows = [r for r in rows if orjson.loads(r[1]).get("user") == user]
             return [r[0] for r in rows], _vectors([r[2] for r in rows])
         got = self._where_user(user, before, ["embeddings"])
         if not got["ids"]:
@@ -334,8 +345,9 @@ class Store:
 
     def user_history(self, user: str, before: float | None = None) -> tuple[list[Record], np.ndarray]:
         """All of the user's records (as of `before`) and their vectors, in one query."""
-        if self._index is not None:
-            pairs = [(_record(r[0], None, orjson.loads(r[1])), r[2]) for r in self._index.rows(user, before)]
+        rows = self._index_rows_of(user, before)
+        if rows is not None:
+            pairs = [(_record(r[0], None, orjson.loads(r[1])), r[2]) for r in rows]
             pairs = [(record, v) for record, v in pairs if record.user == user]  # never another user's record
             return [record for record, _ in pairs], _vectors([v for _, v in pairs])
         got = self._where_user(user, before, ["embeddings", "documents", "metadatas"])
@@ -365,8 +377,7 @@ class Store:
         top = np.argsort(-sims, kind="stable")[:k]
         if records is not None:
             found = {records[i].uid: records[i] for i in top}
-        elif self._index is not None:
-            data = self._index.fields_of([ids[i] for i in top])
+        elif self._index is not None and None not in (data := self._index.fields_of([ids[i] for i in top])).values():
             found = {uid: _record(uid, None, orjson.loads(blob)) for uid, blob in data.items()}
         else:
             got = self.collection.get(ids=[ids[i] for i in top], include=["documents", "metadatas"])

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ class UserIndex:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA synchronous=FULL")  # the dirty flag must survive a power cut, not only a crash
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS records (uid TEXT PRIMARY KEY, user TEXT NOT NULL, ts REAL)")
             columns = {row[1] for row in db.execute("PRAGMA table_info(records)")}
@@ -79,19 +80,26 @@ class UserIndex:
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM records").fetchone()[0])
 
-    def add(self, rows: Iterable[Row]) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self.db.execute("BEGIN")
-            self.db.executemany(
-                "INSERT OR REPLACE INTO records (uid, user, ts, fields, vector) VALUES (?, ?, ?, ?, ?)", rows
-            )
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
             self.db.execute("COMMIT")
 
+    def add(self, rows: Iterable[Row]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO records (uid, user, ts, fields, vector) VALUES (?, ?, ?, ?, ?)", rows
+            )
+
     def remove(self, uids: Sequence[str]) -> None:
-        with self._lock:
-            self.db.execute("BEGIN")
-            self.db.executemany("DELETE FROM records WHERE uid = ?", [(u,) for u in uids])
-            self.db.execute("COMMIT")
+        with self._transaction() as db:
+            db.executemany("DELETE FROM records WHERE uid = ?", [(u,) for u in uids])
 
     def ids(self, user: str, before: float | None = None) -> list[str]:
         return [row[0] for row in self.rows(user, before, "uid")]
@@ -118,17 +126,15 @@ class UserIndex:
 
     def rebuild(self, collection_id: str, stamp: dict[str, Any], rows: Iterable[Row]) -> None:
         """Replace the whole table (one transaction: a crash leaves the old one, which is rebuilt again)."""
-        with self._lock:
-            self.db.execute("BEGIN")
-            self.db.execute("DELETE FROM records")
-            self.db.executemany(
+        with self._transaction() as db:
+            db.execute("DELETE FROM records")
+            db.executemany(
                 "INSERT OR REPLACE INTO records (uid, user, ts, fields, vector) VALUES (?, ?, ?, ?, ?)", rows
             )
             self._set("collection", collection_id)
             self._set("stamp", orjson.dumps(stamp).decode())
             self._set("complete", "1")
             self._set("dirty", "0")
-            self.db.execute("COMMIT")
 
     def close(self) -> None:
         if self._db is not None:

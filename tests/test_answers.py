@@ -263,3 +263,64 @@ def test_the_text_names_each_item_with_reasons_from_memory() -> None:
     assert text.splitlines()[0] == "1. Heat: 4.3/5 from 3 ratings; popular with people like you"
     assert text.splitlines()[1].startswith("2. Alien: 4 people have it in their history")
     assert recs[0].to_json()["raters"] == 6 and "popular" in recs[0].sources
+
+
+def test_memorys_estimate_is_read_on_the_questions_scale() -> None:
+    from logo_cli.answers import rescale
+
+    movielens, tens = RatingScale(0.5, 5.0, 0.5), RatingScale(1.0, 10.0, 1.0)
+    assert rescale(4.5, movielens, tens) == pytest.approx(1 + (4.0 / 4.5) * 9)
+    flat = [0.0] * len(tens.values)
+    answer = rating_answer(flat, flat, rescale(4.5, movielens, tens), tens)
+    assert answer.value >= 8  # not 5/10: the estimate moved with the scale
+    far = rating_answer(flat, flat, 400.0, tens)  # an estimate far off the scale does not underflow to NaN
+    assert far.value == 10 and not any(np.isnan(v) for v in far.distribution.values())
+
+
+@pytest.mark.parametrize(
+    ("question", "scale"),
+    [
+        ("How would I rate Toy Story 2 and 3 out of 5?", RatingScale(1.0, 5.0, 1.0)),
+        ("How would I rate the 9/11 documentary?", None),
+        ("Would I like a 24/7 diner? Rate it", None),
+        ("How would I rate Alien 3 from 1 to 5?", RatingScale(1.0, 5.0, 1.0)),
+        ("Give it 1-10 stars", RatingScale(1.0, 10.0, 1.0)),
+    ],
+)
+def test_numbers_in_titles_are_not_scales(question: str, scale: RatingScale | None) -> None:
+    assert scale_from_question(question) == scale
+
+
+class _Scripted:
+    """A generator that streams a fixed text in small pieces."""
+
+    id = "scripted"
+    n_ctx = 2048
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def stream(self, messages: object, **_: object) -> object:
+        for i in range(0, len(self.text), 3):
+            yield self.text[i : i + 3]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "  Try the lentil soup with lemon, it is easy. Try the lentil soup with lemon, it is easy. Try it.",
+        "The film is great. I mean the film is great and the film is great and the film is great again.",
+        "A plain answer without any loop at all",
+    ],
+)
+def test_what_streams_is_the_answer(text: str) -> None:
+    from logo_cli.ask import Asker, GenerationOptions
+    from logo_cli.llm import Usage
+
+    asker = Asker.__new__(Asker)
+    asker._generator = _Scripted(text)  # type: ignore[assignment]
+    asker.generation = GenerationOptions()
+    shown: list[str] = []
+    answer = asker._generate([], Usage(), shown.append)
+    assert "".join(shown) == answer == asker._generate([], Usage(), None)
+    assert answer and not answer[0].isspace() and looping(answer) is None

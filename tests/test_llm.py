@@ -338,3 +338,19 @@ def test_scoring_as_a_trie_equals_scoring_each_continuation_alone(gguf: str) -> 
                 llm.eval([token])
         assert score.tokens == len(piece) and np.isclose(score.logprob, total, atol=1e-3), text
     assert scores[0].logprob == scores[3].logprob  # the same text, the same score
+
+
+@pytest.mark.real
+def test_generating_right_after_scoring_the_same_prompt_is_unchanged(gguf: str) -> None:
+    """Scoring leaves llama.cpp's logits on a candidate's last token; a generation from the same prompt must
+    not start from them (a batch may ask the same prompt for a rating, then for open text)."""
+    from logo_cli.llm import Usage
+    from logo_cli.llm.llama import LlamaCppGenerator
+
+    gen = LlamaCppGenerator(gguf, n_ctx=512, n_threads=2)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a film."}]
+    options = {"max_tokens": 12, "temperature": 0.0, "seed": 0}
+    alone = "".join(gen.stream(messages, usage=Usage(), **options))  # type: ignore[arg-type]
+    gen.score(messages, ["Rating: 4/5", "Rating: 4.5/5"], Usage())
+    after = "".join(gen.stream(messages, usage=Usage(), **options))  # type: ignore[arg-type]
+    assert after == alone

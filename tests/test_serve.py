@@ -151,3 +151,29 @@ def test_a_stop_finishes_the_request_in_flight(served: tuple[Path, str, subproce
     proc.wait(timeout=30)
     stats = lines(logo(home, "stats", "--json", env=FAKE).stdout)[0]
     assert stats["records"] == 6 * 12 + 1 + len(many)  # nothing lost, nothing twice
+
+
+def test_a_fresh_home_is_served_and_filled_through_the_server(tmp_path: Path) -> None:
+    """No store and no global memory yet: the server starts, takes records, and answers once memory exists."""
+    home = tmp_path / "home"
+    proc, url = start(home, FAKE)
+    try:
+        records = write_jsonl(tmp_path / "r.jsonl", make_records({"ann": ("films", 6), "bob": ("films", 6)}))
+        bad = write_jsonl(tmp_path / "bad.jsonl", [{"user": "cy", "text": "ok"}, {"user": "", "text": "no user"}])
+        done = logo(home, "--server", url, "ingest", str(records))
+        assert done.returncode == 0 and lines(done.stdout)[0]["added"] == 12
+        stopped = logo(home, "--server", url, "ingest", str(bad))
+        assert stopped.returncode == 3 and f"{bad}:2:" in stopped.stderr  # the file's name, not <request>
+        partial = lines(stopped.stdout)[0]
+        assert partial["added"] == 1 and "error" in partial  # what was stored before the bad line, as in process
+        markup = write_jsonl(tmp_path / "m.jsonl", [{"user": "dee", "text": "t", "timestamp": "[/b]"}])
+        assert logo(home, "--server", url, "ingest", "--skip-invalid", str(markup)).returncode == 0
+        assert logo(home, "build-global", "--clusters", "1", env=FAKE).returncode == 0
+        batch = '{"user": "ann", "query": "Heat"}\n'
+        rated = lines(logo(home, "--server", url, "ask", "-t", "rating", "-", input=batch).stdout)[0]
+        assert rated["answer_type"] == "rating"  # the flag is every line's default through the server too
+        broken = logo(home, "--server", url, "ask", "-", input='{"user": "ann"}\n')
+        assert broken.returncode == 3 and "missing or empty `query`" in broken.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from logo_cli.embed import load_embedder
 from logo_cli.ingest import ingest
@@ -125,3 +126,32 @@ def test_a_schema_1_store_keeps_its_text_in_documents(tmp_path: Path) -> None:
     got = store.collection.get(ids=["a2"], include=["documents", "metadatas"])
     assert got["documents"] == ["new text"] and "r" not in got["metadatas"][0]
     assert sorted(r.text for r in store.user_history("ann")[0]) == ["new text", "old text"]
+
+
+def test_rows_an_older_logo_wrote_send_reads_to_chroma(tmp_path: Path) -> None:
+    """An older logo keeps ids only; its rows must not break a read, which then goes to Chroma."""
+    store, _, records = filled(tmp_path)
+    anns = {r.uid for r in records if r.user == "ann"}
+    index = UserIndex(tmp_path / "store" / USER_INDEX_FILE)
+    index.db.execute("UPDATE records SET fields = NULL, vector = NULL WHERE uid = ?", (sorted(anns)[0],))
+    store = reopen(tmp_path / "store")
+    assert {r.uid for r in store.user_history("ann")[0]} == anns
+    assert set(store.user_vectors("ann")[0]) == anns
+
+
+def test_a_write_tells_long_running_readers_before_it_starts(tmp_path: Path) -> None:
+    store, _, records = filled(tmp_path)
+    generation = (tmp_path / "store" / "logo-generation").read_text()
+    index = UserIndex(tmp_path / "store" / USER_INDEX_FILE)
+
+    class Killed(Exception):
+        pass
+
+    def die(*_: object, **__: object) -> None:
+        raise Killed
+
+    store.collection.delete = die  # type: ignore[method-assign]  # killed inside Chroma's delete
+    with pytest.raises(Killed):
+        store.delete([records[0].uid])
+    assert (tmp_path / "store" / "logo-generation").read_text() != generation  # a server would look again...
+    assert not index.ready(store.stamp())  # ...and find the index dirty, so it reads Chroma

@@ -51,6 +51,7 @@ from .rating import (
     rating_answer,
     rating_reason,
     rating_text,
+    rescale,
     scale_for,
     scale_from_question,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "recommend",
     "recommendation_text",
     "requested_count",
+    "rescale",
     "scale_for",
     "scale_from_question",
 ]

@@ -210,7 +210,7 @@ def _topic(
     on_topic = (fit >= -TOPIC_CUT) & (cluster_fit >= -CLUSTER_CUT) & ~(unwanted[rows] > 0)
     if lexical.max() > 0:  # the question names what items' own records say: those items come first...
         topic = (topic + LEXICAL_WEIGHT * lexical / lexical.max()) / (1.0 + LEXICAL_WEIGHT)
-        if int((lexical > 0).sum()) >= LEXICAL_DEPTH * count:
+        if int((on_topic & (lexical > 0)).sum()) >= LEXICAL_DEPTH * count:
             on_topic &= lexical > 0  # ...and when memory holds plenty of them, only they qualify
     return topic, on_topic
 

@@ -84,25 +84,33 @@ def _ingest_server(run: CliState, files: list[str], skip_invalid: bool, batch_si
     """The same ingest by a running `logo serve`, one request per file; the summaries added up."""
     import sys
 
-    from ..server.client import ServerClient
+    from rich.markup import escape
+
+    from ..server.client import ServerClient, ServerError
 
     assert run.server is not None
     client = ServerClient(run.server)
     total: dict[str, Any] = {}
     for path in files:
-        if path == "-":
-            summary = client.ingest(sys.stdin.buffer, skip_invalid=skip_invalid, batch_size=batch_size)
-        else:
-            try:
-                stream = open(path, "rb")  # noqa: SIM115 - closed below
-            except OSError as exc:
-                from ..errors import NotFound
+        try:
+            if path == "-":
+                summary = client.ingest(sys.stdin.buffer, skip_invalid=skip_invalid, batch_size=batch_size)
+            else:
+                try:
+                    stream = open(path, "rb")  # noqa: SIM115 - closed below
+                except OSError as exc:
+                    from ..errors import NotFound
 
-                raise NotFound(f"{path}: {exc.strerror or exc}.") from None
-            with stream:
-                summary = client.ingest(stream, skip_invalid=skip_invalid, batch_size=batch_size)
+                    raise NotFound(f"{path}: {exc.strerror or exc}.") from None
+                with stream:
+                    summary = client.ingest(stream, skip_invalid=skip_invalid, batch_size=batch_size)
+        except ServerError as exc:  # as in process: what was stored before the bad line, then the error
+            if exc.summary is not None:
+                emit({**exc.summary, "error": exc.message.replace("<request>", path if path != "-" else "<stdin>")})
+            exc.message = exc.message.replace("<request>", path if path != "-" else "<stdin>")
+            raise
         for line in summary.pop("skipped", []):
-            stderr(run).print(f"[yellow]skipped[/] {line}", soft_wrap=True)
+            stderr(run).print(f"[yellow]skipped[/] {escape(line)}", soft_wrap=True)
         for key, value in summary.items():
             if key == "users":  # distinct users: files may share them, so the largest count is a floor
                 total[key] = max(total.get(key, 0), value)

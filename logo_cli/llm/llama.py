@@ -109,7 +109,9 @@ class LlamaCppGenerator:
                     walk(child, self._last_logprobs(), reached, position + 1)
 
         walk(root, self._last_logprobs(), 0.0, base)
-        llm.n_tokens = base
+        # the logits now belong to the last candidate token: keep the prompt's head cached but not its last token,
+        # so a generation from the same prompt evaluates that token again instead of sampling stale logits
+        llm.n_tokens = base - 1
         return [Score(total, len(piece)) for total, piece in zip(totals, pieces, strict=True)]
 
     def _last_logprobs(self) -> np.ndarray:

@@ -36,7 +36,11 @@ STATUS = {
 
 
 def error_body(exc: LogoError) -> dict[str, Any]:
-    return {"error": exc.message, "hint": exc.hint, "exit_code": int(exc.exit_code)}
+    body = {"error": exc.message, "hint": exc.hint, "exit_code": int(exc.exit_code)}
+    summary = getattr(exc, "summary", None)
+    if summary is not None:  # an ingest stopped by a bad line: what it stored before it
+        body["summary"] = summary.to_json()
+    return body
 
 
 def create_app(service: Service) -> Any:
@@ -54,6 +58,8 @@ def create_app(service: Service) -> Any:
                 yield orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS) + b"\n"
         except LogoError as exc:  # after the first line the status is sent: the error is the last line
             yield orjson.dumps(error_body(exc)) + b"\n"
+        except Exception as exc:  # a bug: said as such (exit 1), not as a dropped connection
+            yield orjson.dumps({"error": f"{type(exc).__name__}: {exc}", "hint": None, "exit_code": 1}) + b"\n"
 
     @app.exception_handler(LogoError)
     async def logo_error(_: Request, exc: LogoError) -> JSONResponse:

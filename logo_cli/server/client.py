@@ -21,6 +21,7 @@ class ServerError(LogoError):
 
     def __init__(self, message: str, hint: str | None, code: int) -> None:
         super().__init__(message, hint)
+        self.summary: dict[str, Any] | None = None  # an ingest's partial summary, when one stopped
         try:
             self.exit_code = ExitCode(code)
         except ValueError:
@@ -42,7 +43,9 @@ class ServerClient:
         except orjson.JSONDecodeError:
             body = {}
         if isinstance(body, dict) and "error" in body:
-            raise ServerError(str(body["error"]), body.get("hint"), int(body.get("exit_code", 1)))
+            error = ServerError(str(body["error"]), body.get("hint"), int(body.get("exit_code", 1)))
+            error.summary = body.get("summary")
+            raise error
         raise ServerError(f"{self.url}: HTTP {response.status_code}", None, int(ExitCode.ERROR))
 
     def _request(self, method: str, path: str, **kw: Any) -> Any:

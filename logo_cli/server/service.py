@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from .. import __version__, global_memory
+from ..answers import ANSWER_TYPES, AnswerType
 from ..ask import Asker, GenerationOptions, Question
 from ..config import Settings
-from ..errors import UsageError
+from ..errors import BadRecord, UsageError
 from ..locking import store_lock
 from ..mediator import checked_options
 from ..questions import Defaults, QuestionLine, parse_question
@@ -96,11 +97,14 @@ class Service:
             reset_clients()  # Chroma caches one client per folder: a new one must read the folder again
 
     def warm(self) -> None:
-        """Load the embedder and the model before the first request (`logo serve` does it at start)."""
-        with self.turn():
-            asker = self._asker({})
-            asker.embedder.embed(["warm up"])
-            _ = asker.generator
+        """Load the embedder and the model before the first request (`logo serve` does it at start); a home
+        with no store or global memory yet is fine: /ingest fills it."""
+        from ..embed import load_embedder
+        from ..llm import generator_for
+
+        load_embedder(self.settings.embedder_spec()).embed(["warm up"])
+        generator_for(self.settings)
+        self._seen = self._fingerprint()  # what is on disk at start: a write after it is a change
 
     # ----- requests
     def _asker(self, body: dict[str, Any]) -> Asker:
@@ -174,13 +178,19 @@ class Service:
             at = parse_time(defaults["at"]) if defaults.get("at") is not None else None
         except ValueError as exc:
             raise UsageError(f"`at`: {exc}") from None
-        base = Defaults(user=defaults.get("user"), at=at)
+        kind = defaults.get("answer_type", "auto")
+        if kind not in ANSWER_TYPES:
+            raise UsageError(f"`answer_type` must be one of {', '.join(ANSWER_TYPES)}")
+        base = Defaults(user=defaults.get("user"), at=at, answer_type=AnswerType(kind), count=defaults.get("count"))
         out = []
         for number, line in enumerate(lines, start=1):
             try:
-                question = self.question(line, base)
-            except UsageError as exc:
-                raise UsageError(f"question {number}: {exc.message}") from None
+                parsed = parse_question(line, base)
+            except ValueError as exc:  # as `logo ask -` reports a bad line: exit 3
+                raise BadRecord("<request>", number, str(exc)) from None
+            question = Question(
+                parsed.user, parsed.query, parsed.id, parsed.at, parsed.candidates, parsed.answer_type, parsed.count
+            )
             out.append((question, {**defaults, **line}))
         return out
 
@@ -209,7 +219,8 @@ class Service:
                     batch_size=batch_size,
                     on_invalid=lambda line: invalid.append(str(line)),
                 )
-            finally:  # our own writes: what is open here has seen them, nothing to read again
+            finally:  # our own writes: open it all again (an answer made before may have found no store)
+                self._drop()
                 self._seen = self._fingerprint()
         return {**summary.to_json(), "skipped": invalid}
 
