@@ -9,7 +9,12 @@ Metrics: rating questions: `answer`, the absolute error of the number `logo ask`
 each rating head's expected value (`anchored`, `model`, `calibrated`: component figures); recommend
 questions: `hit` (HR@k), `ndcg` and `recall`, higher is better.
 
+`--questions FILE --split FIELD` breaks each bucket down by a field of the questions (for MovieLens
+recommend questions, `variant`: `any` film, or films of the user's least-seen `genre`, which is the nearest
+thing MovieLens has to an off-profile request; biased users' two buckets are merged then, as `biased`).
+
 Usage: python bench/eval_compare.py PREDICTIONS.jsonl [--metric answer,hit] [--against local,global,none]
+       [--questions QUESTIONS.jsonl --split variant]
 Prints one JSON line per (bucket, metric, other method); with --table, a Markdown table instead.
 """
 
@@ -25,8 +30,9 @@ import numpy as np
 BUCKETS = ("cold_start", "biased_off_profile", "biased_on_profile", "regular", "all")
 
 
-def load(path: Path) -> dict[tuple[str, str], dict[str, object]]:
-    """(question id, method) -> {"bucket", "values": {metric: value}}."""
+def load(path: Path, split: dict[str, str] | None = None) -> dict[tuple[str, str], dict[str, object]]:
+    """(question id, method) -> {"bucket", "values": {metric: value}}; with `split` (question id -> value),
+    the bucket is `bucket/value`."""
     out: dict[tuple[str, str], dict[str, object]] = {}
     for line in path.read_text().splitlines():
         row = json.loads(line)
@@ -38,7 +44,10 @@ def load(path: Path) -> dict[tuple[str, str], dict[str, object]]:
         elif "hit" in row:
             values = {m: float(row[m]) for m in ("hit", "ndcg", "recall")}
         if values:
-            out[(row["id"], row["method"])] = {"bucket": row["bucket"], "values": values}
+            bucket = row["bucket"]
+            if split is not None:
+                bucket = f"{'biased' if bucket.startswith('biased') else bucket}/{split.get(row['id'], '-')}"
+            out[(row["id"], row["method"])] = {"bucket": bucket, "values": values}
     return out
 
 
@@ -57,7 +66,7 @@ def compare(
         by_bucket["all"].append(pair)
     rng = np.random.default_rng(seed)
     results = []
-    for bucket in BUCKETS:
+    for bucket in [b for b in BUCKETS if b in by_bucket] + sorted(set(by_bucket) - set(BUCKETS)):
         pairs = np.array(by_bucket.get(bucket, []))
         if not len(pairs):
             continue
@@ -91,8 +100,19 @@ def main() -> None:
         "--against", default="local,global,none,popularity,item-knn", help="methods to compare logo with"
     )
     parser.add_argument("--table", action="store_true", help="a Markdown table instead of JSON lines")
+    parser.add_argument("--questions", type=Path, help="the questions file, for --split")
+    parser.add_argument("--split", help="break buckets down by this field of the questions (needs --questions)")
     args = parser.parse_args()
-    rows = load(args.predictions)
+    split = None
+    if args.split:
+        if args.questions is None:
+            parser.error("--split needs --questions")
+        split = {}
+        for line in args.questions.read_text().splitlines():
+            if line.strip():
+                question = json.loads(line)
+                split[str(question["id"])] = str(question.get(args.split, "-"))
+    rows = load(args.predictions, split)
     results = [
         r
         for metric in args.metric.split(",")
