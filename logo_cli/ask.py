@@ -197,7 +197,7 @@ class Asker:
         self.memory: GlobalMemory | None = None
         if options.memory.reads_global:
             if not global_memory.exists(settings.global_dir):
-                raise GlobalMemoryMissing()
+                raise GlobalMemoryMissing(asking=True)
             self.memory = global_memory.load(settings.global_dir)
         if options.memory.reads_any:
             embedder = self.embedder
@@ -428,7 +428,7 @@ class Asker:
             return
         result.recommendations = items
         scale = catalog.rating_range[1] if catalog is not None and catalog.rating_range else None
-        result.answer = recommendation_text(items, scale)
+        result.answer = recommendation_text(items, scale, population=ctx.memory.reads_global)
 
     def _generic_vector(self) -> np.ndarray:
         if self._generic is None:

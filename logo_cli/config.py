@@ -155,8 +155,10 @@ def resolve(home: Path | None = None, **flags: str | int | None) -> Settings:
         elif TOML_KEYS[attr] in table:
             value = table[TOML_KEYS[attr]]
             expected = int if attr in ("n_threads", "n_ctx") else str
-            if not isinstance(value, expected) or isinstance(value, bool):
-                raise UsageError(f"{settings.config_file}: `{TOML_KEYS[attr]}` must be {expected.__name__}.")
+            too_small = isinstance(value, int) and value < 1  # threads = 0 would mean none
+            if not isinstance(value, expected) or isinstance(value, bool) or too_small:
+                kind = "a whole number of at least 1" if expected is int else "a string"
+                raise UsageError(f"{settings.config_file}: `{TOML_KEYS[attr]}` must be {kind}.")
             setattr(settings, attr, value)
             settings.sources[attr] = "config.toml"
         else:

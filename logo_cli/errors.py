@@ -88,17 +88,20 @@ class UsageError(LogoError):
     exit_code = ExitCode.USAGE
 
 
+INGEST_HINT = (
+    "Fix the line and run again (records before it are stored; a re-run adds only the rest), "
+    "or pass --skip-invalid to report and skip bad lines."
+)
+QUESTIONS_HINT = "Fix the line and run again (the questions before it were answered)."
+
+
 class BadRecord(LogoError):
     """A malformed input line: the message is `FILE:LINE: reason`."""
 
     exit_code = ExitCode.BAD_DATA
 
-    def __init__(self, source: str, line: int, reason: str) -> None:
-        super().__init__(
-            f"{source}:{line}: {reason}",
-            "Fix the line and run again (records before it are stored; a re-run adds only the rest), "
-            "or pass --skip-invalid to report and skip bad lines.",
-        )
+    def __init__(self, source: str, line: int, reason: str, hint: str = INGEST_HINT) -> None:
+        super().__init__(f"{source}:{line}: {reason}", hint)
         self.source = source
         self.line = line
         self.reason = reason
@@ -109,10 +112,10 @@ class NotFound(LogoError):
 
 
 class GlobalMemoryMissing(NotFound):
-    def __init__(self) -> None:
+    def __init__(self, *, asking: bool = False) -> None:
+        hint = "Build it with `logo build-global` once `logo ingest FILE.jsonl` has stored histories"
         super().__init__(
-            "No global memory yet.",
-            "Run `logo build-global` after ingesting histories, or ask with --memory local / --memory none.",
+            "No global memory yet.", hint + (", or ask with --memory local / --memory none." if asking else ".")
         )
 
 

@@ -17,7 +17,7 @@ def export_user(settings: Settings, user: str) -> Iterator[Record]:
     """All of the user's records, oldest first (undated last)."""
     records, _ = open_store(settings).user_history(user)
     if not records:
-        raise NotFound(f"No records for user {user!r}.")
+        raise NotFound(f"No records for user {user!r}.", "`logo users` lists the users in the store.")
     yield from sorted(records, key=lambda r: (r.timestamp is None, r.timestamp or 0.0, r.uid))
 
 
@@ -41,7 +41,7 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     store = open_store(settings)
     ids = store.user_ids(user)
     if not ids:
-        raise NotFound(f"No records for user {user!r}.", "Check the id with `logo profile --user U`.")
+        raise NotFound(f"No records for user {user!r}.", "`logo users` lists the users in the store.")
     has_global = global_memory.exists(settings.global_dir)
     if dry_run:
         return ForgetReport(user, len(ids), True, False, None)

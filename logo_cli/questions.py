@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .answers import ANSWER_TYPES, MAX_COUNT, AnswerType
-from .errors import BadRecord
+from .errors import QUESTIONS_HINT, BadRecord
 from .records import parse_time, parse_user, read_jsonl_objects
 
 Gold = float | str | list[str]
@@ -114,4 +114,4 @@ def read_questions(
         try:
             yield line, parse_question(obj, defaults, gold=gold)
         except ValueError as exc:
-            raise BadRecord(source, line, str(exc)) from None
+            raise BadRecord(source, line, str(exc), QUESTIONS_HINT) from None

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from .errors import BadRecord, NotFound
+from .errors import QUESTIONS_HINT, BadRecord, NotFound
 
 Scalar = str | int | float | bool
 KNOWN_FIELDS = {"user", "user_id", "text", "query", "response", "timestamp", "id", "item", "rating", "label", "meta"}
@@ -233,7 +233,7 @@ def _read_stream(stream: BinaryIO, source: str, skip_invalid: bool) -> Iterator[
             try:
                 obj = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
-                raise ValueError(f"invalid JSON: {exc}") from None
+                raise ValueError(json_reason(exc)) from None
             yield parse_record(obj)
         except ValueError as exc:
             if not skip_invalid:
@@ -261,4 +261,9 @@ def _objects(stream: BinaryIO, source: str) -> Iterator[tuple[int, Any]]:
         try:
             yield number, orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise BadRecord(source, number, f"invalid JSON: {exc}") from None
+            raise BadRecord(source, number, json_reason(exc), QUESTIONS_HINT) from None
+
+
+def json_reason(exc: orjson.JSONDecodeError) -> str:
+    """The decoder's reason at a column of the line (its own `line 2 column 1` counts the line's newline)."""
+    return f"invalid JSON at column {exc.pos + 1}: {exc.msg}"

@@ -80,7 +80,7 @@ def stats(settings: Settings) -> dict[str, Any]:
 def history(settings: Settings, user: str, limit: int | None) -> list[dict[str, Any]]:
     records, _ = open_store(settings).user_history(user)
     if not records:
-        raise NotFound(f"No records for user {user!r}.")
+        raise NotFound(f"No records for user {user!r}.", "`logo users` lists the users in the store.")
     newest = sorted(records, key=lambda r: (r.timestamp is not None, r.timestamp or 0.0), reverse=True)
     return [r.to_json() for r in newest[:limit]]
 
@@ -113,7 +113,14 @@ def config(settings: Settings) -> dict[str, Any]:
         "chroma_url": settings.chroma_url or "(none: the store is on disk under home)",
         "llm_url": settings.llm_url or "(none: the model runs in process)",
     }
-    return {key: {"value": value, "source": settings.sources.get(key, "default")} for key, value in values.items()}
+    from .config import ENV, TOML_KEYS
+
+    named = {"home": ("LOGO_HOME", None)} | {key: (ENV[key], TOML_KEYS[key]) for key in ENV}
+    return {
+        key: {"value": value, "source": settings.sources.get(key, "default")}
+        | {"env": named[key][0], "config_key": named[key][1]}
+        for key, value in values.items()
+    }
 
 
 def doctor(settings: Settings) -> list[dict[str, Any]]:

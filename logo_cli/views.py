@@ -81,7 +81,10 @@ def profile_view(settings: Settings, user: str, at: float | None, options: Media
         if profile is None or profile.history != history:
             profile = memory.profile_from_vectors(user, vectors)
     if profile is None:
-        raise NotFound(f"No records for user {user!r}.", "A user with no history is a cold-start user at ask time.")
+        raise NotFound(
+            f"No records for user {user!r}.",
+            "`logo users` lists the users in the store; a user with no history is a cold-start user at ask time.",
+        )
     cold_start, biased = classify(history, profile.diversity, options)
     community = memory.communities[profile.community] if profile.community is not None else None
     return {

@@ -263,6 +263,8 @@ def test_the_text_names_each_item_with_reasons_from_memory() -> None:
     assert text.splitlines()[0] == "1. Heat: 4.3/5 from 3 ratings; popular with people like you"
     assert text.splitlines()[1].startswith("2. Alien: 4 people have it in their history")
     assert recs[0].to_json()["raters"] == 6 and "popular" in recs[0].sources
+    alone = recommendation_text(recs, 5.0, population=False).splitlines()  # --memory local/none
+    assert alone[0] == "1. Heat: close to what you asked"  # no other people's ratings in its reasons
 
 
 def test_memorys_estimate_is_read_on_the_questions_scale() -> None:

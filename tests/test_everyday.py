@@ -73,13 +73,18 @@ def test_paths_and_config_precedence(fake_env: Path, monkeypatch: pytest.MonkeyP
     fake_env.mkdir(parents=True, exist_ok=True)
     (fake_env / "config.toml").write_text('threads = 1\nctx = 1024\nmodel = "from-toml.gguf"\n')
     config = json.loads(run("config")[1])
-    assert config["n_threads"] == {"value": 1, "source": "config.toml"}
-    assert config["n_ctx"] == {"value": 1024, "source": "config.toml"}
+    named = {"env": "LOGO_THREADS", "config_key": "threads"}  # how to set it, beside where it came from
+    assert config["n_threads"] == {"value": 1, "source": "config.toml"} | named
+    assert config["n_ctx"] == {"value": 1024, "source": "config.toml", "env": "LOGO_CTX", "config_key": "ctx"}
     assert config["model"]["source"] == "env LOGO_MODEL"  # the environment wins over the file
     monkeypatch.setenv("LOGO_THREADS", "3")
-    assert json.loads(run("config")[1])["n_threads"] == {"value": 3, "source": "env LOGO_THREADS"}
+    assert json.loads(run("config")[1])["n_threads"] == {"value": 3, "source": "env LOGO_THREADS"} | named
     config = json.loads(run("config", "--model", "flag.gguf")[1])
-    assert config["model"] == {"value": "flag.gguf", "source": "flag"}
+    assert config["model"] == {"value": "flag.gguf", "source": "flag", "env": "LOGO_MODEL", "config_key": "model"}
+    monkeypatch.delenv("LOGO_THREADS")
+    (fake_env / "config.toml").write_text("threads = 0\n")
+    code, _, err = run("config")
+    assert code == 2 and "`threads` must be a whole number of at least 1" in err
     (fake_env / "config.toml").write_text("colour = 'blue'\n")
     code, _, err = run("config")
     assert code == 2 and "unknown keys" in err

@@ -148,7 +148,8 @@ def test_a_stop_finishes_the_request_in_flight(served: tuple[Path, str, subproce
     response = result["response"]
     assert isinstance(response, httpx.Response) and response.status_code == 200, response
     assert response.json()["added"] == len(many)
-    proc.wait(timeout=30)
+    assert proc.wait(timeout=30) == 0  # a graceful stop is a success, not death by signal (143)
+    assert proc.stderr is not None and "logo serve: stopped" in proc.stderr.read()
     stats = lines(logo(home, "stats", "--json", env=FAKE).stdout)[0]
     assert stats["records"] == 6 * 12 + 1 + len(many)  # nothing lost, nothing twice
 
@@ -167,7 +168,8 @@ def test_a_fresh_home_is_served_and_filled_through_the_server(tmp_path: Path) ->
         partial = lines(stopped.stdout)[0]
         assert partial["added"] == 1 and "error" in partial  # what was stored before the bad line, as in process
         markup = write_jsonl(tmp_path / "m.jsonl", [{"user": "dee", "text": "t", "timestamp": "[/b]"}])
-        assert logo(home, "--server", url, "ingest", "--skip-invalid", str(markup)).returncode == 0
+        skipped = logo(home, "--server", url, "ingest", "--skip-invalid", str(markup))
+        assert skipped.returncode == 0 and f"{markup}:1:" in skipped.stderr and "<request>" not in skipped.stderr
         assert logo(home, "build-global", "--clusters", "1", env=FAKE).returncode == 0
         batch = '{"user": "ann", "query": "Heat"}\n'
         rated = lines(logo(home, "--server", url, "ask", "-t", "rating", "-", input=batch).stdout)[0]

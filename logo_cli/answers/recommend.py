@@ -286,20 +286,26 @@ def _log_share(counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def recommendation_text(recommendations: Sequence[Recommendation], scale_high: float | None) -> str:
+def recommendation_text(
+    recommendations: Sequence[Recommendation], scale_high: float | None, *, population: bool = True
+) -> str:
     """One line per item, each reason from memory: its rating and raters, the user's own liked record it is
-    like, or that people like them have it."""
+    like, or that people like them have it. Without `population` (`--memory local` or `none`, which read no
+    other user), no reason cites other people: only the user's own record, or the question."""
     lines = []
     for i, rec in enumerate(recommendations, start=1):
         reasons = []
-        if rec.rating_mean is not None:
-            high = f"/{scale_high:g}" if scale_high else ""
-            reasons.append(f"{rec.rating_mean:.1f}{high} from {rec.ratings} ratings")
-        else:
-            reasons.append(f"{rec.raters} people have it in their history")
+        if population:
+            if rec.rating_mean is not None:
+                high = f"/{scale_high:g}" if scale_high else ""
+                reasons.append(f"{rec.rating_mean:.1f}{high} from {rec.ratings} ratings")
+            else:
+                reasons.append(f"{rec.raters} people have it in their history")
         if rec.because:
             reasons.append(f"like {rec.because}")
-        elif "community" in rec.sources:
+        elif population and "community" in rec.sources:
             reasons.append("popular with people like you")
+        elif not population:
+            reasons.append("close to what you asked")
         lines.append(f"{i}. {rec.item}: {'; '.join(reasons)}")
     return "\n".join(lines)

@@ -23,7 +23,9 @@ app.add_typer(convert_app, name="convert")
 )
 def convert_movielens_cli(
     folder: Annotated[Path, typer.Argument(help="Folder with ratings.csv and movies.csv (and tags.csv).")],
-    out: Annotated[Path, typer.Option("--out", help="Where records.jsonl and eval.jsonl go.")] = Path("movielens"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Where records.jsonl, eval.jsonl and recommend.jsonl go.")
+    ] = Path("movielens"),
     holdout: Annotated[float, typer.Option("--holdout", help="Each user's latest share of ratings held out.")] = 0.2,
     cold_share: Annotated[float, typer.Option("--cold-share", help="Share of users cut to 1-3 records.")] = 0.1,
     max_users: Annotated[int | None, typer.Option("--max-users", min=1, help="Only the first N users.")] = None,

@@ -42,7 +42,8 @@ def ingest_cli(
     Each line is a JSON object: user (or user_id), text (or query + response), and optional timestamp,
     id, item, rating, label, meta. Re-ingesting the same records adds nothing. A bad line stops the run
     with FILE:LINE: reason and exit code 3; the records before it are kept. Prints one JSON summary line:
-    read, added, duplicates, invalid, users.
+    read (valid records), added, duplicates, invalid (lines skipped), users, embedder, and on a stop the
+    error.
     """
     run = CliState.of(ctx)
     from ..embed import load_embedder
@@ -92,6 +93,7 @@ def _ingest_server(run: CliState, files: list[str], skip_invalid: bool, batch_si
     client = ServerClient(run.server)
     total: dict[str, Any] = {}
     for path in files:
+        source = path if path != "-" else "<stdin>"
         try:
             if path == "-":
                 summary = client.ingest(sys.stdin.buffer, skip_invalid=skip_invalid, batch_size=batch_size)
@@ -105,11 +107,12 @@ def _ingest_server(run: CliState, files: list[str], skip_invalid: bool, batch_si
                 with stream:
                     summary = client.ingest(stream, skip_invalid=skip_invalid, batch_size=batch_size)
         except ServerError as exc:  # as in process: what was stored before the bad line, then the error
+            exc.message = exc.message.replace("<request>", source)
             if exc.summary is not None:
-                emit({**exc.summary, "error": exc.message.replace("<request>", path if path != "-" else "<stdin>")})
-            exc.message = exc.message.replace("<request>", path if path != "-" else "<stdin>")
+                emit({**exc.summary, "error": exc.message})
             raise
         for line in summary.pop("skipped", []):
+            line = line.replace("<request>", source, 1)  # the server saw a body; the person named a file
             stderr(run).print(f"[yellow]skipped[/] {escape(line)}", soft_wrap=True)
         for key, value in summary.items():
             if key == "users":  # distinct users: files may share them, so the largest count is a floor

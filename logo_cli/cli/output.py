@@ -92,9 +92,18 @@ def object_out(obj: dict[str, Any], as_json: bool) -> None:
                 console.print(f"{indent}{key}:")
                 show(item, indent + "  ")
             else:
-                console.print(f"{indent}{key}: {'' if item is None else item}", soft_wrap=True)
+                console.print(f"{indent}{key}: {_plain(item)}", soft_wrap=True)
 
     show(obj, "")
+
+
+def _plain(value: Any) -> str:
+    """A value as a person reads it: yes/no, not Python's True/False."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def explain(run: CliState, answer: dict[str, Any], *, always: bool = False) -> None:
@@ -109,7 +118,8 @@ def explain(run: CliState, answer: dict[str, Any], *, always: bool = False) -> N
     weights, signals = answer["weights"], answer["signals"]
     lines = [
         f"memory {answer['memory']}: local {weights['local']:.2f} / global {weights['global']:.2f}"
-        f" · history {signals['history_size']} records · {' '.join(kind) or 'regular'}"
+        f" · history {signals['history_size']} record{'' if signals['history_size'] == 1 else 's'}"
+        f" · {' '.join(kind) or 'regular'}"
     ]
     for hit in answer["local"]:
         title = f"[{hit['item']}] " if hit.get("item") else ""

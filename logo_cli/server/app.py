@@ -16,6 +16,9 @@ Errors are {"error", "hint", "exit_code"} with the status the exit code maps to:
 
 # No `from __future__ import annotations` here: FastAPI reads the routes' annotations at definition time,
 # and Request/Response are imported inside create_app (fastapi loads only when serving).
+import contextlib
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -154,4 +157,22 @@ def serve(service: Service, host: str, port: int, on_ready: Any = None) -> None:
             on_ready(server)
 
         server.startup = startup  # type: ignore[method-assign]
-    server.run()
+    with _stopped_by_signals_quietly():
+        server.run()
+
+
+@contextlib.contextmanager
+def _stopped_by_signals_quietly() -> Iterator[None]:
+    """After its graceful shutdown, uvicorn raises the signal that stopped it again with the handler it found,
+    which kills the process (exit 143 for SIGTERM) before `logo serve` can say it stopped. With a handler that
+    does nothing there, a signal that stopped the server ends `serve` normally (exit 0)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in stopping}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
