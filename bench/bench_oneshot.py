@@ -31,9 +31,10 @@ QUESTIONS = {  # the same user and topic for every type
 }
 
 
-def wall(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+def wall(command: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, str]:
+    """`python -m logo_cli` imports logo from its working directory first, so `cwd` picks the checkout."""
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, cwd=cwd)
     return time.perf_counter() - started, done.stdout
 
 
@@ -52,19 +53,22 @@ def main() -> None:
         helps = statistics.median(wall([*logo, "--help"], env)[0] for _ in range(args.runs))
         print(json.dumps({"figure": "logo --help", "median_s": round(helps, 3), "python_alone_s": round(python, 3)}))
 
-        versions = {"now": (env, QUESTIONS)}
+        versions = {"now": (env, QUESTIONS, ROOT)}
         if args.before is not None:  # its own store: an older logo may not read a newer global memory
             home = Path(tmp) / "before"
             before = {**env, "PYTHONPATH": str(args.before), "LOGO_HOME": str(home)}
-            subprocess.run([*logo, "-q", "ingest", str(SAMPLES / "histories.jsonl")], env=before, check=True)
-            subprocess.run([*logo, "-q", "build-global", "--seed", "0"], env=before, check=True, capture_output=True)
-            versions["before"] = (before, {"open": [q for q in QUESTIONS["open"] if q not in ("-t", "open")]})
-        for version, (run_env, questions) in versions.items():
+            ingest = [*logo, "-q", "ingest", str(SAMPLES / "histories.jsonl")]
+            subprocess.run(ingest, env=before, check=True, cwd=args.before)
+            build = [*logo, "-q", "build-global", "--seed", "0"]
+            subprocess.run(build, env=before, check=True, capture_output=True, cwd=args.before)
+            open_question = [q for q in QUESTIONS["open"] if q not in ("-t", "open")]
+            versions["before"] = (before, {"open": open_question}, args.before)
+        for version, (run_env, questions, cwd) in versions.items():
             for kind, question in questions.items():
                 walls, overheads, generation = [], [], []
-                wall([*logo, "ask", "--json", *question], run_env)  # once first: caches (priors, ONNX) warm
+                wall([*logo, "ask", "--json", *question], run_env, cwd)  # once first: caches (priors, ONNX) warm
                 for _ in range(args.runs):
-                    seconds, out = wall([*logo, "ask", "--json", *question], run_env)
+                    seconds, out = wall([*logo, "ask", "--json", *question], run_env, cwd)
                     timings = json.loads(out)["timings_ms"]
                     walls.append(seconds)
                     overheads.append(seconds - timings["total"] / 1000)
