@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+import logo_cli.answers.recommend as ranker
 from logo_cli.answers import DEFAULT_COUNT, requested_count
-from logo_cli.answers import recommend as ranker
 from logo_cli.ask import Asker, GenerationOptions
 from logo_cli.baselines import Interactions, item_knn, popularity
 from logo_cli.config import resolve

@@ -30,11 +30,11 @@ from .answers import (
     rating_answer,
     rating_reason,
     rating_text,
-    recommend,
     recommendation_text,
     requested_count,
     scale_for,
 )
+from .answers.recommend import recommend
 from .config import Settings
 from .embed import Embedder, load_embedder
 from .errors import GlobalMemoryMissing, StoreError, UsageError

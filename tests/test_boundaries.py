@@ -1,5 +1,5 @@
 """The architecture, held by reading the imports: typer and rich only in the command line, chromadb only in the
-store, llama_cpp only in the in-process generator, httpx only in the server clients, and no import cycle."""
+store, llama_cpp only in the in-process generator, httpx only in the LLM server client, and no import cycle."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ALLOWED = {  # third-party import -> the modules that may import it
     "click": ("logo_cli.cli",),
     "chromadb": ("logo_cli.store",),
     "llama_cpp": ("logo_cli.llm.gguf", "logo_cli.llm.llama"),
-    "httpx": ("logo_cli.llm.remote", "logo_cli.server.client"),
+    "httpx": ("logo_cli.llm.remote",),
     "fastapi": ("logo_cli.server.app",),
     "starlette": ("logo_cli.server.app",),
     "uvicorn": ("logo_cli.server.app",),

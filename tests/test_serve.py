@@ -87,6 +87,29 @@ def test_answers_over_http_are_the_cli_answers(served: tuple[Path, str, subproce
     assert "".join(p["token"] for p in streamed[:-1]).strip() == streamed[-1]["answer"]["answer"]
 
 
+CLIENT_PROBE = """
+import json, sys
+from logo_cli.cli import main
+sys.argv = ["logo", "--server", sys.argv[1], "ask", "--json", "-u", "cook1", "dinner ideas?"]
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})), file=sys.stderr)
+"""
+
+
+def test_a_command_sent_to_the_server_loads_nothing_heavy(served: tuple[Path, str, subprocess.Popen[str]]) -> None:
+    """The point of the server is a start-up-free command: no numpy, no HTTP stack, no model, no store."""
+    _, url, _ = served
+    done = subprocess.run([sys.executable, "-c", CLIENT_PROBE, url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["user"] == "cook1"  # answered by the server
+    modules = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    heavy = {"numpy", "httpx", "rich", "pygments", "onnxruntime", "chromadb", "llama_cpp", "torch", "fastapi"}
+    assert not modules & heavy, modules & heavy
+
+
 def test_ingest_users_profile_and_bad_requests(served: tuple[Path, str, subprocess.Popen[str]], tmp_path: Path) -> None:
     home, url, _ = served
     new = write_jsonl(tmp_path / "new.jsonl", [{"user": "late", "text": "a film at the cinema with actors"}])

@@ -29,34 +29,70 @@ The answer is the head's median value (the least expected absolute error), on th
 
 from __future__ import annotations
 
-from .choice import ChoiceAnswer, choice_answer
-from .kinds import (
-    ANSWER_TYPES,
-    DEFAULT_COUNT,
-    MAX_COUNT,
-    AnswerType,
-    asks_rating,
-    asks_recommendation,
-    detect,
-    options_in,
-    requested_count,
-)
-from .rating import (
-    DEFAULT_HEAD,
-    RATING_HEADS,
-    RatingAnswer,
-    RatingScale,
-    expected_value,
-    head_distribution,
-    rating_answer,
-    rating_reason,
-    rating_text,
-    rescale,
-    scale_for,
-    scale_from_question,
-)
-from .recommend import GENERIC_REQUEST, Recommendation, RecommendInput, recommend, recommendation_text
-from .text import looping
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .choice import ChoiceAnswer, choice_answer
+    from .kinds import (
+        ANSWER_TYPES,
+        DEFAULT_COUNT,
+        MAX_COUNT,
+        AnswerType,
+        asks_rating,
+        asks_recommendation,
+        detect,
+        options_in,
+        requested_count,
+    )
+    from .rating import (
+        DEFAULT_HEAD,
+        RATING_HEADS,
+        RatingAnswer,
+        RatingScale,
+        expected_value,
+        head_distribution,
+        rating_answer,
+        rating_reason,
+        rating_text,
+        rescale,
+        scale_for,
+        scale_from_question,
+    )
+    from .recommend import GENERIC_REQUEST, Recommendation, RecommendInput, recommendation_text
+    from .text import looping
+
+# Each name's module, imported on first use: `kinds` (the rule) is pure Python, while `choice`, `rating` and
+# `recommend` bring numpy, which a command that only sends a question to `logo serve` never needs. The ranker
+# itself is `answers.recommend.recommend`: at package level, `recommend` is its module (as Python binds a
+# submodule on its parent), so it is not re-exported under the same name.
+_MODULES = {
+    **dict.fromkeys(["ChoiceAnswer", "choice_answer"], "choice"),
+    **dict.fromkeys(
+        ["ANSWER_TYPES", "DEFAULT_COUNT", "MAX_COUNT", "AnswerType", "asks_rating", "asks_recommendation", "detect",
+         "options_in", "requested_count"],
+        "kinds",
+    ),
+    **dict.fromkeys(
+        ["DEFAULT_HEAD", "RATING_HEADS", "RatingAnswer", "RatingScale", "expected_value", "head_distribution",
+         "rating_answer", "rating_reason", "rating_text", "rescale", "scale_for", "scale_from_question"],
+        "rating",
+    ),
+    **dict.fromkeys(
+        ["GENERIC_REQUEST", "Recommendation", "RecommendInput", "recommendation_text"], "recommend"
+    ),
+    "looping": "text",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
 
 __all__ = [
     "ANSWER_TYPES",
@@ -82,7 +118,6 @@ __all__ = [
     "rating_answer",
     "rating_reason",
     "rating_text",
-    "recommend",
     "recommendation_text",
     "requested_count",
     "rescale",

@@ -29,14 +29,54 @@ class ServerError(LogoError):
 
 
 class ServerClient:
+    """One keep-alive connection from the standard library's http.client: a command sends one to a few
+    requests, so importing an HTTP stack (httpx brings rich and pygments along: about 0.1 s) would cost more
+    than the requests themselves."""
+
     def __init__(self, url: str) -> None:
-        import httpx
+        from urllib.parse import urlsplit
 
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(TIMEOUT, connect=5.0))
+        parts = urlsplit(self.url if "://" in self.url else f"http://{self.url}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            from ..errors import UsageError
+
+            raise UsageError(f"{url}: not an http:// URL of a logo server.", "For example --server http://127.0.0.1:8765")
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
+        self._prefix = parts.path.rstrip("/")
+        self._connection: Any = None
+
+    def _unreachable(self, exc: Exception) -> StoreError:
+        self._connection = None
+        return StoreError(
+            f"{self.url}: cannot reach the logo server: {exc}", "Start it with `logo serve`, or drop --server."
+        )
+
+    def _open(self, method: str, path: str, params: dict[str, Any] | None, content: bytes | None) -> Any:
+        import http.client
+        from urllib.parse import urlencode
+
+        target = self._prefix + path + (f"?{urlencode(params)}" if params else "")
+        headers = {"Content-Type": "application/json"} if content is not None else {}
+        for attempt in (0, 1):  # a kept-alive connection the server has since closed is retried once
+            try:
+                if self._connection is None:
+                    kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+                    self._connection = kind(self._host, self._port, timeout=5.0)
+                    self._connection.connect()
+                    self._connection.sock.settimeout(TIMEOUT)  # 5 s to connect, then an answer may take long
+                self._connection.request(method, target, body=content, headers=headers)
+                return self._connection.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self._connection = None
+                if attempt:
+                    raise self._unreachable(exc) from None
+            except (OSError, http.client.HTTPException) as exc:
+                raise self._unreachable(exc) from None
+        raise AssertionError("unreachable")
 
     def _check(self, response: Any) -> None:
-        if response.status_code < 400:
+        if response.status < 400:
             return
         try:
             body = orjson.loads(response.read())
@@ -46,36 +86,32 @@ class ServerClient:
             error = ServerError(str(body["error"]), body.get("hint"), int(body.get("exit_code", 1)))
             error.summary = body.get("summary")
             raise error
-        raise ServerError(f"{self.url}: HTTP {response.status_code}", None, int(ExitCode.ERROR))
+        raise ServerError(f"{self.url}: HTTP {response.status}", None, int(ExitCode.ERROR))
 
-    def _request(self, method: str, path: str, **kw: Any) -> Any:
-        import httpx
-
-        try:
-            response = self._http.request(method, path, **kw)
-        except httpx.TransportError as exc:
-            raise StoreError(
-                f"{self.url}: cannot reach the logo server: {exc}", "Start it with `logo serve`, or drop --server."
-            ) from None
+    def _request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, content: bytes | None = None
+    ) -> Any:
+        response = self._open(method, path, params, content)
         self._check(response)
-        return orjson.loads(response.content)
-
-    def _lines(self, method: str, path: str, **kw: Any) -> Iterator[dict[str, Any]]:
-        import httpx
-
         try:
-            with self._http.stream(method, path, **kw) as response:
-                self._check(response)
-                for line in response.iter_lines():
-                    if line.strip():
-                        item = orjson.loads(line)
-                        if isinstance(item, dict) and "error" in item and "exit_code" in item:
-                            raise ServerError(str(item["error"]), item.get("hint"), int(item["exit_code"]))
-                        yield item
-        except httpx.TransportError as exc:
-            raise StoreError(
-                f"{self.url}: cannot reach the logo server: {exc}", "Start it with `logo serve`, or drop --server."
-            ) from None
+            return orjson.loads(response.read())
+        except OSError as exc:
+            raise self._unreachable(exc) from None
+
+    def _lines(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, content: bytes | None = None
+    ) -> Iterator[dict[str, Any]]:
+        response = self._open(method, path, params, content)
+        self._check(response)
+        try:
+            for line in response:  # http.client undoes the chunked encoding; each JSON line as it comes
+                if line.strip():
+                    item = orjson.loads(line)
+                    if isinstance(item, dict) and "error" in item and "exit_code" in item:
+                        raise ServerError(str(item["error"]), item.get("hint"), int(item["exit_code"]))
+                    yield item
+        except OSError as exc:
+            raise self._unreachable(exc) from None
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", "/health")
