@@ -1,6 +1,5 @@
 """`logo ask`: one question, or a JSONL batch on stdin, answered by its type."""
 
-from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
@@ -167,7 +166,7 @@ def _ask_here(
     user: str | None,
     question: str | None,
     when: float | None,
-    forced: AnswerType,
+    forced: "AnswerType",
     count: int | None,
     knobs: dict[str, Any],
     stream: bool,
@@ -217,7 +216,7 @@ def _ask_server(
     user: str | None,
     question: str | None,
     at: str | None,
-    forced: AnswerType,
+    forced: "AnswerType",
     count: int | None,
     knobs: dict[str, Any],
     stream: bool,

@@ -1,6 +1,5 @@
 """`logo build-global`: everyone's records -> global memory."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

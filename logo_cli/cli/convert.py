@@ -1,6 +1,5 @@
 """`logo convert movielens|prefeval`: public data sets -> records and eval sets."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated

@@ -1,6 +1,5 @@
 """`logo eval`: the answers `logo ask` gives, scored against gold by bucket and memory mode."""
 
-from __future__ import annotations
 
 from functools import partial
 from pathlib import Path

@@ -1,6 +1,5 @@
 """`logo ingest`: records -> embeddings -> the store."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

@@ -1,6 +1,5 @@
 """`logo users`, `stats`, `history`, `paths`, `config`, `doctor`: facts about the store and the install."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

@@ -1,6 +1,5 @@
 """`logo global` and `logo profile`: what global memory holds, and what it says of one user."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated

@@ -1,6 +1,5 @@
 """`logo export` and `logo forget`: a user's records out, or gone everywhere."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

@@ -1,6 +1,5 @@
 """`logo serve`: keep the models and memories loaded and answer over HTTP on this machine."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 
