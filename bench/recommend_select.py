@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--variants", default="[{}]", help="JSON list of {CONSTANT: value} overrides")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--biased-max-diversity", type=float, default=0.35)
-    parser.add_argument("--half", type=int, choices=(0, 1), help="only users whose crc32 % 2 is this")
+    parser.add_argument("--half", type=int, choices=(0, 1), help="only users whose crc32 %% 2 is this")
     args = parser.parse_args()
 
     settings = resolve()
@@ -76,7 +76,6 @@ def main() -> None:
             for group in (c.bucket, c.item.id.rsplit("-", 1)[-1]):
                 results[name][group].append(ranking_metrics(named, list(c.item.gold), k))  # type: ignore[arg-type]
 
-    generic = judge.embedder.embed([ranker.GENERIC_REQUEST])[0]
     defaults = {k: getattr(ranker, k) for k in dir(ranker) if k.isupper()}
     for variant in json.loads(args.variants):
         for key, value in {**defaults, **variant}.items():
@@ -86,19 +85,8 @@ def main() -> None:
             k = c.item.count or requested_count(c.item.query) or DEFAULT_COUNT
             for m in methods:
                 p = prepared[(i, m)]
-                ctx = p.context
-                request = ranker.RecommendInput(
-                    question_vector=p.vector,
-                    history=p.history,
-                    history_vectors=p.history_vectors,
-                    w_local=ctx.weights["local"],
-                    w_global=ctx.weights["global"],
-                    community=ctx.community.id if ctx.community is not None else None,
-                    memory_mode=ctx.memory,
-                    query=c.item.query,
-                    generic_vector=generic,
-                )
-                recs = ranker.recommend(ctx.global_memory or catalogs[i], request, k)
+                request = judge.recommend_request(c.item.query, p)
+                recs = ranker.recommend(p.context.global_memory or catalogs[i], request, k)
                 for group in (c.bucket, c.item.id.rsplit("-", 1)[-1]):  # user bucket; any / genre question
                     results[f"{label} {m}"][group].append(
                         ranking_metrics([r.item for r in recs], list(c.item.gold), k)  # type: ignore[arg-type]

@@ -406,18 +406,7 @@ class Asker:
         count = question.count or requested_count(question.query) or DEFAULT_COUNT
         items: list[Recommendation] = []
         if catalog is not None:
-            request = RecommendInput(
-                question_vector=prepared.vector,
-                history=prepared.history,
-                history_vectors=prepared.history_vectors,
-                w_local=ctx.weights["local"],
-                w_global=ctx.weights["global"],
-                community=ctx.community.id if ctx.community is not None else None,
-                memory_mode=ctx.memory,
-                query=question.query,
-                generic_vector=self._generic_vector(),
-            )
-            items = recommend(catalog, request, count)
+            items = recommend(catalog, self.recommend_request(question.query, prepared), count)
         if not items:
             result.answer_type = AnswerType.OPEN
             result.note = (
@@ -429,6 +418,22 @@ class Asker:
         result.recommendations = items
         scale = catalog.rating_range[1] if catalog is not None and catalog.rating_range else None
         result.answer = recommendation_text(items, scale, population=ctx.memory.reads_global)
+
+    def recommend_request(self, query: str, prepared: Prepared) -> RecommendInput:
+        """What the ranker reads of a prepared question: its vector, the user's history and the mediator's
+        weights (bench/recommend_select.py ranks the same input under other constants)."""
+        ctx = prepared.context
+        return RecommendInput(
+            question_vector=prepared.vector,
+            history=prepared.history,
+            history_vectors=prepared.history_vectors,
+            w_local=ctx.weights["local"],
+            w_global=ctx.weights["global"],
+            community=ctx.community.id if ctx.community is not None else None,
+            memory_mode=ctx.memory,
+            query=query,
+            generic_vector=self._generic_vector(),
+        )
 
     def _generic_vector(self) -> np.ndarray:
         if self._generic is None:
