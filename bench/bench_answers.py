@@ -52,10 +52,10 @@ def main() -> None:
     from logo_cli.ask import Asker, GenerationOptions, Question
     from logo_cli.config import Settings
     from logo_cli.embed import load_embedder
-    from logo_cli.global_build import BuildOptions, build_global
-    from logo_cli.ingest import ingest
+    from logo_cli.global_memory.build import BuildOptions, build_global
+    from logo_cli.local_memory.ingest import ingest
+    from logo_cli.local_memory.store import Store
     from logo_cli.mediator import MediatorOptions
-    from logo_cli.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp))

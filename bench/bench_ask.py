@@ -38,11 +38,11 @@ def main() -> None:
     OPEN = AnswerType.OPEN  # generated text: what this bench compares with llama.cpp alone
     from logo_cli.config import Settings
     from logo_cli.embed import load_embedder
-    from logo_cli.global_build import BuildOptions, build_global
-    from logo_cli.ingest import ingest
+    from logo_cli.global_memory.build import BuildOptions, build_global
     from logo_cli.llm import Usage
+    from logo_cli.local_memory.ingest import ingest
+    from logo_cli.local_memory.store import Store
     from logo_cli.mediator import MediatorOptions
-    from logo_cli.store import Store
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -48,9 +48,9 @@ def main() -> None:
 
     from logo_cli.config import Settings
     from logo_cli.embed import load_embedder
-    from logo_cli.ingest import DEFAULT_BATCH, ingest
+    from logo_cli.local_memory.ingest import DEFAULT_BATCH, ingest
+    from logo_cli.local_memory.store import Store
     from logo_cli.records import Record, read_records
-    from logo_cli.store import Store
 
     batch = args.batch_size or DEFAULT_BATCH
     with tempfile.TemporaryDirectory() as tmp:

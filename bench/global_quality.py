@@ -44,7 +44,7 @@ def measure(name: str, records: Path, meta_key: str, home: Path, kinds: dict[str
     from logo_cli.config import Settings
     from logo_cli.embed import load_embedder
     from logo_cli.evaluate import cluster_agreement
-    from logo_cli.store import Store
+    from logo_cli.local_memory.store import Store
 
     ingest_s, _, _ = logo(home, "ingest", str(records))
     build_s, build_mb, _ = logo(home, "build-global", "--seed", "0")

@@ -41,8 +41,8 @@ def write_store(
     """Write `records` synthetic records for `users` users (default records/50) into `home`'s store."""
     from logo_cli.config import Settings
     from logo_cli.embed import load_embedder
+    from logo_cli.local_memory.store import Store
     from logo_cli.records import Record
-    from logo_cli.store import Store
 
     users = users or max(records // 50, 10)
     rng = np.random.default_rng(seed)

@@ -40,9 +40,9 @@ from .embed import Embedder, load_embedder
 from .errors import GlobalMemoryMissing, StoreError, UsageError
 from .global_memory import GlobalMemory, UserProfile
 from .llm import Generator, Usage, check_gguf, generator_for
+from .local_memory.store import Hit, Store, store_for
 from .mediator import SYSTEM_PROMPT, Context, MediatorOptions, build_messages, mediate
 from .records import Record, format_time
-from .store import Hit, Store, store_for
 
 CANDIDATES = 8  # the user's nearest records fetched before the mediator picks
 CONTENT_FREE = "How would this user rate N/A?"  # the calibration question: it names nothing

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .store import Store
+from .local_memory.store import Store
 
 REFERENCES = ("popularity", "item-knn")
 

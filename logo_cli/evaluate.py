@@ -20,9 +20,9 @@ from .ask import Question
 from .baselines import REFERENCES
 from .config import Settings
 from .global_memory import GlobalMemory
+from .local_memory.store import Store
 from .mediator import MediatorOptions
 from .modes import Memory
-from .store import Store
 
 if TYPE_CHECKING:
     from .ask import Answer, Asker

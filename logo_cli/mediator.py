@@ -25,9 +25,9 @@ import numpy as np
 
 from .answers import asks_rating
 from .global_memory import Cluster, Community, GlobalMemory, UserProfile
+from .local_memory.store import Hit
 from .modes import Memory
 from .records import Record
-from .store import Hit
 
 HALF_SIZE = 5.0
 SIM_FLOOR, SIM_SPAN = 0.2, 0.4  # all-MiniLM cosine: ~0.2 unrelated, ~0.6 closely related

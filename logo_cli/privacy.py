@@ -9,8 +9,8 @@ from . import global_memory
 from .config import Settings
 from .embed import load_embedder
 from .errors import NotFound
+from .local_memory.store import open_store
 from .records import Record
-from .store import open_store
 
 
 def export_user(settings: Settings, user: str) -> Iterator[Record]:
@@ -36,7 +36,7 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     The refresh is `build-global --update`: clusters keep their centroids (numbers, no text of anyone), and
     every size, item, rating, profile and community is recomputed from the remaining records.
     """
-    from .global_build import BuildOptions, build_global
+    from .global_memory.build import BuildOptions, build_global
 
     store = open_store(settings)
     ids = store.user_ids(user)

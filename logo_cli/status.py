@@ -13,8 +13,8 @@ from . import __version__, global_memory
 from .config import Settings
 from .embed import load_embedder
 from .errors import LogoError, NotFound
+from .local_memory.store import open_store, store_for
 from .records import format_time
-from .store import open_store, store_for
 
 
 def _size(path: Path) -> int:

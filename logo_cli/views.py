@@ -13,9 +13,9 @@ from .config import Settings
 from .embed import load_embedder
 from .errors import NotFound, UsageError
 from .global_memory import Cluster, GlobalMemory
+from .local_memory.store import store_for
 from .mediator import MediatorOptions, classify
 from .records import format_time
-from .store import store_for
 
 SPARK = "▁▂▃▄▅▆▇█"
 

@@ -13,7 +13,7 @@ ALLOWED = {  # third-party import -> the modules that may import it
     "typer": ("logo_cli.cli",),
     "rich": ("logo_cli.cli",),
     "click": ("logo_cli.cli",),
-    "chromadb": ("logo_cli.store",),
+    "chromadb": ("logo_cli.local_memory.store",),
     "llama_cpp": ("logo_cli.llm.gguf", "logo_cli.llm.llama"),
     "httpx": ("logo_cli.llm.remote",),
     "fastapi": ("logo_cli.server.app",),

@@ -12,26 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from logo_cli import global_build as gb
-from logo_cli import global_build_records as gbr
 from logo_cli import global_memory
 from logo_cli.errors import GlobalMemoryMissing, StoreError, UsageError
-from logo_cli.global_build import (
-    Baseline,
-    BuildOptions,
-    FitSample,
-    choose_k,
-    community_candidates,
-    draw_sample,
-    fit_centroids,
-    group_communities,
-    k_candidates,
-    keep_previous,
-    learn_keywords,
-    measure_drift,
-    silhouette_search,
-)
-from logo_cli.global_build_records import (
+from logo_cli.global_memory import records as gbr
+from logo_cli.global_memory import stages as gb
+from logo_cli.global_memory.build import keep_previous
+from logo_cli.global_memory.records import (
     UNDATED,
     Records,
     assign_records,
@@ -42,8 +28,22 @@ from logo_cli.global_build_records import (
     profile_users,
     time_segments,
 )
+from logo_cli.global_memory.stages import (
+    Baseline,
+    BuildOptions,
+    FitSample,
+    choose_k,
+    community_candidates,
+    draw_sample,
+    fit_centroids,
+    group_communities,
+    k_candidates,
+    learn_keywords,
+    measure_drift,
+    silhouette_search,
+)
+from logo_cli.local_memory.store import Page, Scan
 from logo_cli.records import Record
-from logo_cli.store import Page, Scan
 
 INF, NAN = math.inf, math.nan
 

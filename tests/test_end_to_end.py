@@ -78,7 +78,7 @@ def test_clusters_match_the_sample_areas(home: Path) -> None:
     from logo_cli.config import default_embedder_path
     from logo_cli.embed import load_embedder
     from logo_cli.evaluate import cluster_agreement
-    from logo_cli.store import Store
+    from logo_cli.local_memory.store import Store
 
     embedder = load_embedder(str(default_embedder_path()))
     store = Store(home / "store").open(embedder.id, embedder.dim, create=False)

@@ -19,8 +19,8 @@ from logo_cli import global_memory
 from logo_cli.cli import app
 from logo_cli.config import Settings
 from logo_cli.embed import load_embedder
-from logo_cli.global_build import BuildOptions, build_global
-from logo_cli.store import Store
+from logo_cli.global_memory.build import BuildOptions, build_global
+from logo_cli.local_memory.store import Store
 
 from .helpers import make_records, write_jsonl
 
@@ -147,7 +147,7 @@ def test_crashed_build_leaves_previous_version(built: Path, monkeypatch: pytest.
         raise OSError("disk full (simulated)")
 
     with monkeypatch.context() as patch:
-        patch.setattr(global_memory.np, "savez", crash)
+        patch.setattr(global_memory.versions.np, "savez", crash)
         code, _, _ = run("build-global", "--clusters", "4")
     assert code != 0
     assert list((built / "global").glob(".tmp-*")), "the half-written version stays aside"
@@ -228,7 +228,7 @@ def test_seed_gives_same_build(fake_env: Path, population: Path) -> None:
     settings = Settings(home=fake_env)
     embedder = load_embedder("fake")
     store = Store(settings.store_dir)
-    from logo_cli.ingest import ingest
+    from logo_cli.local_memory.ingest import ingest
 
     ingest([str(population)], store, embedder)
     a = build_global(store, embedder.id, embedder.dim, settings.global_dir, BuildOptions(seed=3))

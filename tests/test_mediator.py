@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from logo_cli.global_memory import Cluster, Community, GlobalMemory, ItemTable, UserProfile
+from logo_cli.local_memory.store import Hit
 from logo_cli.mediator import ITEM_PRIOR, SYSTEM_PROMPT, MediatorOptions, build_messages, local_weight, mediate
 from logo_cli.records import Record
-from logo_cli.store import Hit
 
 E = np.eye(4, dtype=np.float32)  # cluster i has centroid e_i
 

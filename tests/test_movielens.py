@@ -13,7 +13,7 @@ from logo_cli.config import Settings
 from logo_cli.convert import movielens
 from logo_cli.embed import load_embedder
 from logo_cli.evaluate import cluster_agreement
-from logo_cli.store import Store
+from logo_cli.local_memory.store import Store
 
 from .helpers import FIXTURES, full_data, logo
 

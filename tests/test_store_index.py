@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from logo_cli.embed import load_embedder
-from logo_cli.ingest import ingest
+from logo_cli.local_memory.ingest import ingest
+from logo_cli.local_memory.store import USER_INDEX_FILE, Store, user_filter
+from logo_cli.local_memory.user_index import UserIndex
 from logo_cli.records import Record, read_records
-from logo_cli.store import USER_INDEX_FILE, Store, user_filter
-from logo_cli.user_index import UserIndex
 
 from .helpers import make_records, write_jsonl
 

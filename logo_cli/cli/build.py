@@ -67,8 +67,8 @@ def build_global_cli(
     """
     run = CliState.of(ctx)
     from ..embed import load_embedder
-    from ..global_build import BuildOptions, build_global
-    from ..store import store_for
+    from ..global_memory.build import BuildOptions, build_global
+    from ..local_memory.store import store_for
 
     settings = settings_for(run, home, embedder, model)
     if update and (clusters is not None or communities is not None):

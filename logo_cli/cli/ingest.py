@@ -46,8 +46,8 @@ def ingest_cli(
     """
     run = CliState.of(ctx)
     from ..embed import load_embedder
-    from ..ingest import IngestStopped, count_lines, ingest
-    from ..store import store_for
+    from ..local_memory.ingest import IngestStopped, count_lines, ingest
+    from ..local_memory.store import store_for
 
     if run.server:
         emit(_ingest_server(run, files, skip_invalid, batch_size))

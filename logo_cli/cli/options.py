@@ -81,7 +81,7 @@ def settings_for(run: CliState, home: Path | None, embedder: str | None = None, 
 
 def locked(run: CliState, settings: Settings, wait: float | None) -> Any:
     """The store lock, saying on stderr when it has to wait for another process."""
-    from ..locking import store_lock
+    from ..local_memory.locking import store_lock
     from .output import stderr
 
     return store_lock(settings.home, wait, on_wait=lambda msg: stderr(run).print(f"[yellow]{msg}[/]"))

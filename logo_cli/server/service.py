@@ -26,7 +26,7 @@ from ..answers import ANSWER_TYPES, AnswerType
 from ..ask import Asker, GenerationOptions, Question
 from ..config import Settings
 from ..errors import BadRecord, UsageError
-from ..locking import store_lock
+from ..local_memory.locking import store_lock
 from ..mediator import checked_options
 from ..questions import Defaults, QuestionLine, parse_question
 from ..records import parse_time
@@ -78,7 +78,7 @@ class Service:
 
     def _fingerprint(self) -> tuple[Any, ...]:
         """What changes when another process writes the store or builds global memory."""
-        from ..store import GENERATION_FILE
+        from ..local_memory.store import GENERATION_FILE
 
         parts: list[Any] = []
         for path in (self.settings.store_dir / GENERATION_FILE, self.settings.global_dir / global_memory.POINTER):
@@ -90,7 +90,7 @@ class Service:
 
     def _drop(self) -> None:
         """Forget open stores and loaded global memory (the models stay: they do not change on disk)."""
-        from ..store import reset_clients
+        from ..local_memory.store import reset_clients
 
         self._askers.clear()
         if not self.settings.chroma_url:
@@ -204,8 +204,8 @@ class Service:
 
     def ingest(self, stream: BinaryIO, *, skip_invalid: bool = False, batch_size: int = 2048) -> dict[str, Any]:
         from ..embed import load_embedder
-        from ..ingest import ingest
-        from ..store import store_for
+        from ..local_memory.ingest import ingest
+        from ..local_memory.store import store_for
 
         invalid: list[str] = []
         with self.turn():

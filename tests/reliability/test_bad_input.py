@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from logo_cli.embed import load_embedder
 from logo_cli.errors import ExitCode
+from logo_cli.local_memory.store import Store
 from logo_cli.records import KNOWN_FIELDS, MAX_TEXT_CHARS, InvalidLine, Record, parse_record, read_records
-from logo_cli.store import Store
 
 from ..helpers import run
 

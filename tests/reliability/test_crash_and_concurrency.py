@@ -26,7 +26,7 @@ READ_ALL = """
 import json, sys
 from pathlib import Path
 from logo_cli.embed import load_embedder
-from logo_cli.store import Store
+from logo_cli.local_memory.store import Store
 embedder = load_embedder("fake")
 store = Store(Path(sys.argv[1]) / "store").open(embedder.id, embedder.dim, create=False)
 print(json.dumps([r.uid for page in store.pages() for r in page.records]))
@@ -102,7 +102,7 @@ def test_four_writers_and_an_ask_loop_at_once(tmp_path: Path, slow: bool) -> Non
 
 
 def test_wait_gives_up_with_exit_7(tmp_path: Path) -> None:
-    from logo_cli.locking import store_lock
+    from logo_cli.local_memory.locking import store_lock
 
     home = tmp_path / "home"
     records = write_jsonl(tmp_path / "r.jsonl", make_records({"a": ("films", 3)}))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from logo_cli import global_memory
 from logo_cli.embed import load_embedder
-from logo_cli.store import Store
+from logo_cli.local_memory.store import Store
 
 from ..helpers import run
 

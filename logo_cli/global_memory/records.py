@@ -1,4 +1,4 @@
-"""Stages 4-8 of the global memory build (`global_build` runs them): one pass over the store turns every record
+"""Stages 4-8 of the global memory build (`build` runs them): one pass over the store turns every record
 into scalars (`Records`), from which come the as-of timeline, the item table, the clusters' descriptions and the
 users' profiles.
 """
@@ -12,9 +12,9 @@ from functools import cached_property
 
 import numpy as np
 
-from .global_memory import Cluster, ItemTable, Timeline, UserProfile, profile_from_counts
-from .store import Scan, Store
-from .terms import terms
+from ..local_memory.store import Scan, Store
+from ..terms import terms
+from .model import Cluster, ItemTable, Timeline, UserProfile, profile_from_counts
 
 ITEM_TABLE_MAX = 50_000  # most-rated items whose population rating answers "how would they rate X" (77 MB)
 ITEM_TEXTS = 50  # records per item whose words describe it (bounds the build's work on common items)

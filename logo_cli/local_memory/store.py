@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .config import Settings
-from .errors import NotFound, StoreError
-from .records import Record
+from ..config import Settings
+from ..errors import NotFound, StoreError
+from ..records import Record
 from .user_index import FILENAME as USER_INDEX_FILE
 from .user_index import UserIndex
 
@@ -147,7 +147,7 @@ class Store:
     def _client(self) -> Any:
         if self._chroma is not None:
             return self._chroma
-        from .config import force_offline
+        from ..config import force_offline
 
         force_offline()
         import chromadb
@@ -497,7 +497,7 @@ def store_for(settings: Settings) -> Store:
 
 def open_store(settings: Settings) -> Store:
     """The existing store, opened and stamp-checked with the configured embedder (NotFound if none yet)."""
-    from .embed import load_embedder
+    from ..embed import load_embedder
 
     embedder = load_embedder(settings.embedder_spec())
     return store_for(settings).open(embedder.id, embedder.dim, create=False)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import StoreBusy
+from ..errors import StoreBusy
 
 NOTICE_AFTER = 2.0  # seconds of waiting before saying so
 

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .embed import Embedder
-from .errors import LogoError
-from .records import InvalidLine, Record, Source, read_records
+from ..embed import Embedder
+from ..errors import LogoError
+from ..records import InvalidLine, Record, Source, read_records
 from .store import Store
 
 DEFAULT_BATCH = 2048

@@ -1,0 +1,128 @@
+"""Global memory's persistence: atomic versions on disk.
+
+A saved version is a folder with `memory.json` (clusters, profiles, communities), the centroid matrices,
+`items.npz` (the population's ratings of each shared item, sorted by time) and `timeline.npz`, per-cluster
+arrays sorted by time, from which every statistic can be recomputed as of any moment (`as_of`), so an answer
+`--at` a time never uses what happened after it. A build is written to a new version folder and switched to
+by replacing one pointer file at the end: a reader never sees half a build, and a crashed build leaves the
+previous one in use.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from ..errors import GlobalMemoryMissing, StoreError
+from .model import Cluster, Community, GlobalMemory, ItemTable, Timeline, UserProfile
+
+FORMAT_VERSION = 2
+POINTER = "CURRENT"
+KEEP_VERSIONS = 2
+
+
+def new_version() -> str:
+    """Sortable by time, unique across processes and across builds within one second."""
+    now = time.time()
+    return f"v{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}.{int(now * 1e6) % 1_000_000:06d}-{os.getpid()}"
+
+
+def _to_json(memory: GlobalMemory) -> bytes:
+    payload = asdict(replace(memory, items=None))  # asdict deep-copies arrays; the items go to items.npz
+    for key in ("centroids", "community_centroids", "timeline", "as_of_time", "items"):
+        payload.pop(key)
+    payload["format"] = FORMAT_VERSION
+    payload["item_first_ts"] = memory.timeline.item_first_ts if memory.timeline else {}
+    payload["item_names"] = memory.items.names if memory.items else None
+    return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def save(memory: GlobalMemory, home: Path) -> Path:
+    """Write a new version folder, then atomically repoint CURRENT at it; prune old versions."""
+    home.mkdir(parents=True, exist_ok=True)
+    for stale in home.glob(".tmp-*"):  # left by a build that crashed
+        shutil.rmtree(stale, ignore_errors=True)
+    final = home / memory.version
+    tmp = home / f".tmp-{memory.version}"
+    tmp.mkdir()
+    (tmp / "memory.json").write_bytes(_to_json(memory))
+    np.save(tmp / "centroids.npy", memory.centroids)
+    np.save(tmp / "community_centroids.npy", memory.community_centroids)
+    if memory.timeline is not None:
+        np.savez(tmp / "timeline.npz", **memory.timeline.arrays())  # type: ignore[arg-type]
+    if memory.items is not None:
+        np.savez(tmp / "items.npz", **memory.items.arrays())  # type: ignore[arg-type]
+    for file in tmp.iterdir():
+        _fsync(file)
+    os.replace(tmp, final)
+    pointer_tmp = home / f".{POINTER}.tmp"
+    pointer_tmp.write_text(memory.version)
+    _fsync(pointer_tmp)
+    os.replace(pointer_tmp, home / POINTER)  # the switch: atomic on POSIX
+    versions = sorted(p for p in home.iterdir() if p.is_dir() and p.name.startswith("v"))
+    for old in versions[:-KEEP_VERSIONS]:
+        if old.name != memory.version:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def exists(home: Path) -> bool:
+    return (home / POINTER).is_file()
+
+
+def load(home: Path) -> GlobalMemory:
+    pointer = home / POINTER
+    if not pointer.is_file():
+        raise GlobalMemoryMissing()
+    folder = home / pointer.read_text().strip()
+    try:
+        data = orjson.loads((folder / "memory.json").read_bytes())
+        centroids = np.load(folder / "centroids.npy")
+        community_centroids = np.load(folder / "community_centroids.npy")
+        arrays = dict(np.load(folder / "timeline.npz")) if (folder / "timeline.npz").is_file() else None
+        item_arrays = dict(np.load(folder / "items.npz")) if (folder / "items.npz").is_file() else None
+    except (OSError, orjson.JSONDecodeError, ValueError) as exc:
+        raise StoreError(f"{folder}: global memory is unreadable: {exc}", "Run `logo build-global` again.") from exc
+    if data.get("format", 0) > FORMAT_VERSION:
+        raise StoreError(f"{folder}: global memory from a newer logo.", "Upgrade logo or rebuild it.")
+    if data.get("format", 0) < FORMAT_VERSION:
+        raise StoreError(f"{folder}: global memory from an older logo.", "Run `logo build-global` to rebuild it.")
+    timeline = None
+    if arrays is not None:
+        items = {int(c): v for c, v in data.get("item_first_ts", {}).items()}
+        timeline = Timeline(**arrays, item_first_ts=items)
+    return GlobalMemory(
+        version=data["version"],
+        built_at=data["built_at"],
+        embedder=data["embedder"],
+        options=data["options"],
+        records=data["records"],
+        clusters=[Cluster(**{**c, "top_items": [tuple(t) for t in c["top_items"]]}) for c in data["clusters"]],
+        users={
+            u: UserProfile(**{**p, "distribution": {int(c): s for c, s in p["distribution"].items()}})
+            for u, p in data["users"].items()
+        },
+        communities=[
+            Community(**{**c, "top_clusters": [tuple(t) for t in c["top_clusters"]]}) for c in data["communities"]
+        ],
+        segments=data["segments"],
+        rating_range=tuple(data["rating_range"]) if data["rating_range"] else None,
+        rating_step=data.get("rating_step"),
+        selection=data.get("selection", {}),
+        drift=data.get("drift", {}),
+        centroids=centroids,
+        community_centroids=community_centroids,
+        timeline=timeline,
+        items=ItemTable(names=data["item_names"], **item_arrays) if item_arrays and data.get("item_names") else None,
+    )
