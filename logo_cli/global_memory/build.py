@@ -77,13 +77,25 @@ def build_global(
     with warnings.catch_warnings():
         # duplicate points (e.g. users with identical distributions) make k-means warn; the result stays valid
         warnings.simplefilter("ignore", ConvergenceWarning)
-        memory = _build(store, embedder_id, dim, home, options, progress or (lambda _msg: None))
+        say = progress or (lambda _msg: None)
+        memory = _build(store, embedder_id, dim, home, options, say)
+    finish(memory, say)
     if describe is not None:
         for cluster in memory.clusters:
             if not cluster.private:
                 cluster.description = describe(cluster)
     versions.save(memory, home)
     return memory
+
+
+def finish(memory: GlobalMemory, say: Say) -> None:
+    """What every engine's memory gets on the driver, from its item table and profiles: the items'
+    collaborative neighbours."""
+    from .collaborative import fit_neighbours
+
+    if memory.items is not None:
+        say("finding items the same people have")
+        memory.neighbours = fit_neighbours(memory.items, None, memory.min_users)
 
 
 def _build(store: Store, embedder_id: str, dim: int, home: Path, options: BuildOptions, say: Say) -> GlobalMemory:

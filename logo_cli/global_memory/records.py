@@ -421,8 +421,9 @@ def profile_users(records: Records) -> dict[str, UserProfile]:
     rating_sum = np.bincount(records.user[rated], weights=records.rating[rated], minlength=n_users)
     rating_n = np.bincount(records.user[rated], minlength=n_users)
     profiles: dict[str, UserProfile] = {}
+    population = np.bincount(records.cluster, minlength=records.k).astype(np.float64)
     for u, name in enumerate(records.user_names):
-        profile = profile_from_counts(name, records.user_counts[u].astype(np.float64))
+        profile = profile_from_counts(name, records.user_counts[u].astype(np.float64), population)
         profile.rating_mean = round(float(rating_sum[u] / rating_n[u]), 3) if rating_n[u] else None
         profiles[name] = profile
     return profiles
