@@ -12,7 +12,8 @@ It counts the MovieLens targets each meets:
 1. cold start: logo's MAE at least 10% below local's;
 2. biased off-profile: logo below local;
 3. regular: logo no worse than local, and below global;
-4. every bucket: logo below none.
+4. every bucket: logo below none;
+5. every bucket: logo at or below the user+item-bias reference of the same run (its rows in the file).
 
 The rule, fixed before looking: the most targets met; ties broken by logo's overall MAE.
 
@@ -34,6 +35,7 @@ BUCKETS = ("cold_start", "biased_off_profile", "biased_on_profile", "regular")
 POINTS = ("mean", "median")
 CANDIDATES = ("scale", "whole")  # score every value of the scale, or only its whole numbers (a subset of them)
 HEADS = (*RATING_HEADS, "estimate")  # estimate: memory's estimate alone when there is one, else the model's
+REFERENCE = "user-item-bias"
 
 
 def predict(row: dict[str, object], scale: RatingScale, head: str, point: str, candidates: str) -> float:
@@ -58,11 +60,13 @@ def targets(mae: dict[tuple[str, str], float]) -> list[bool]:
     def get(method: str, bucket: str) -> float:
         return mae.get((method, bucket), float("nan"))
 
+    present = [b for b in BUCKETS if not np.isnan(get("logo", b))]
     met = [
         get("logo", "cold_start") <= 0.9 * get("local", "cold_start"),
         get("logo", "biased_off_profile") < get("local", "biased_off_profile"),
         get("logo", "regular") <= get("local", "regular") and get("logo", "regular") < get("global", "regular"),
-        all(get("logo", b) < get("none", b) for b in BUCKETS if not np.isnan(get("logo", b))),
+        all(get("logo", b) < get("none", b) for b in present),
+        all(get("logo", b) <= get(REFERENCE, b) for b in present if not np.isnan(get(REFERENCE, b))),
     ]
     return met
 
@@ -71,8 +75,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("predictions", type=Path)
     args = parser.parse_args()
-    rows = [json.loads(line) for line in args.predictions.read_text().splitlines()]
-    rows = [r for r in rows if r.get("logprobs") is not None]
+    everything = [json.loads(line) for line in args.predictions.read_text().splitlines()]
+    rows = [r for r in everything if r.get("logprobs") is not None]
+    reference: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in everything:
+        if r.get("method") == REFERENCE and r.get("error") is not None:
+            reference[(REFERENCE, r["bucket"])].append(abs(float(r["error"])))
+            reference[(REFERENCE, "all")].append(abs(float(r["error"])))
     results = []
     for head in HEADS:
         for point in POINTS:
@@ -83,16 +92,17 @@ def main() -> None:
                     error = abs(predict(r, scale, head, point, candidates) - float(r["gold"]))
                     errors[(r["method"], r["bucket"])].append(error)
                     errors[(r["method"], "all")].append(error)
-                mae = {k: float(np.mean(v)) for k, v in errors.items()}
+                mae = {k: float(np.mean(v)) for k, v in (errors | reference).items()}
                 met = targets(mae)
                 results.append((sum(met), -mae[("logo", "all")], f"{head}/{candidates}", point, met, mae))
     results.sort(reverse=True)
     for n_met, neg_all, head, point, met, mae in results:
         cells = " ".join(
-            f"{b[:10]}:" + "/".join(f"{mae.get((m, b), float('nan')):.3f}" for m in ("none", "local", "global", "logo"))
+            f"{b[:10]}:"
+            + "/".join(f"{mae.get((m, b), float('nan')):.3f}" for m in ("none", "local", "global", "logo", REFERENCE))
             for b in (*BUCKETS, "all")
         )
-        print(f"{head:20} {point:6} targets {n_met}/4 {met} logo all {-neg_all:.3f} | {cells}")
+        print(f"{head:20} {point:6} targets {n_met}/{len(met)} {met} logo all {-neg_all:.3f} | {cells}")
     best = results[0]
     print(json.dumps({"chosen_head": best[2], "chosen_point": best[3], "targets_met": best[0]}))
 

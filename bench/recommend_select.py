@@ -26,7 +26,7 @@ from logo_cli.answers import DEFAULT_COUNT, requested_count
 from logo_cli.ask import Asker, GenerationOptions
 from logo_cli.baselines import Interactions, item_knn, popularity
 from logo_cli.config import resolve
-from logo_cli.evaluate import BUCKETS, _question, choose_questions, load_eval, ranking_metrics
+from logo_cli.evaluate import BUCKETS, _genre_precision, _question, choose_questions, load_eval, ranking_metrics
 from logo_cli.mediator import MediatorOptions
 from logo_cli.modes import Memory
 
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--scan", type=int, default=0)
     parser.add_argument("--variants", default="[{}]", help="JSON list of {CONSTANT: value} overrides")
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--biased-max-diversity", type=float, default=0.35)
+    parser.add_argument("--biased-max-diversity", type=float, default=MediatorOptions.biased_max_diversity)
     parser.add_argument("--half", type=int, choices=(0, 1), help="only users whose crc32 %% 2 is this")
     args = parser.parse_args()
 
@@ -69,12 +69,18 @@ def main() -> None:
     results: dict[str, dict[str, list[dict[str, float]]]] = defaultdict(lambda: defaultdict(list))
     data = Interactions.from_store(judge.store)  # type: ignore[arg-type]
     min_users = judge.memory.min_users if judge.memory else 1
+
+    def scored(named: list[str], c: Any, k: int) -> dict[str, float]:
+        metrics = ranking_metrics(named, list(c.item.gold), k)
+        precision = _genre_precision(data, c.item, named)
+        return metrics | ({"genre_precision": precision} if precision is not None else {})
+
     for c in chosen:
         k = c.item.count or requested_count(c.item.query) or DEFAULT_COUNT
         for name, rank in (("popularity", popularity), ("item-knn", item_knn)):
-            named = rank(data, c.item.user, c.item.at, k, min_users)
+            named = rank(data, c.item.user, c.item.at, k, min_users, c.item.meta.get("genre"))
             for group in (c.bucket, c.item.id.rsplit("-", 1)[-1]):
-                results[name][group].append(ranking_metrics(named, list(c.item.gold), k))  # type: ignore[arg-type]
+                results[name][group].append(scored(named, c, k))
 
     defaults = {k: getattr(ranker, k) for k in dir(ranker) if k.isupper()}
     for variant in json.loads(args.variants):
@@ -86,16 +92,14 @@ def main() -> None:
             for m in methods:
                 p = prepared[(i, m)]
                 request = judge.recommend_request(c.item.query, p)
-                recs = ranker.recommend(p.context.global_memory or catalogs[i], request, k)
+                recs = ranker.recommend(p.evidence.catalog or catalogs[i], request, k)
                 for group in (c.bucket, c.item.id.rsplit("-", 1)[-1]):  # user bucket; any / genre question
-                    results[f"{label} {m}"][group].append(
-                        ranking_metrics([r.item for r in recs], list(c.item.gold), k)  # type: ignore[arg-type]
-                    )
+                    results[f"{label} {m}"][group].append(scored([r.item for r in recs], c, k))
     for key, value in defaults.items():
         setattr(ranker, key, value)
 
     groups = (*BUCKETS, "any", "genre")
-    print(f"{'method':50} " + " ".join(f"{b[:11]:>11}" for b in (*groups, "all")) + "   (HR@k)")
+    print(f"{'method':50} " + " ".join(f"{b[:11]:>11}" for b in (*groups, "all")) + "  precision  (HR@k)")
     for name, by_bucket in results.items():
         cells = []
         for bucket in (*groups, "all"):
@@ -104,6 +108,8 @@ def main() -> None:
                 cells.append(f"{np.mean([r['hit'] for r in rows]):.3f} ({len(rows)})")
             else:
                 cells.append("-")
+        genre = [r["genre_precision"] for r in by_bucket.get("genre", []) if "genre_precision" in r]
+        cells.append(f"{np.mean(genre):.3f}" if genre else "-")
         print(f"{name[:50]:50} " + " ".join(f"{x:>11}" for x in cells))
 
 

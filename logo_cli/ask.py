@@ -454,6 +454,9 @@ class Asker:
             )
             return
         result.recommendations = items
+        if len(items) < count:
+            plural = "s" if len(items) != 1 else ""
+            result.note = f"memory holds {len(items)} shared item{plural} that fit this question"
         scale = catalog.rating_range[1] if catalog is not None and catalog.rating_range else None
         result.answer = recommendation_text(items, scale, population=ctx.memory.reads_global)
 

@@ -119,6 +119,7 @@ def choice_questions(
     candidates: list[str],
     movies: dict[str, Any],
     rng: random.Random,
+    unseen_raters: int = UNSEEN_RATERS,
 ) -> list[dict[str, Any]]:
     """A user's choice questions (see the module docstring), asked at the time of their first held-out rating."""
     liked = [m for _, m, r in held_out if r >= LIKED and m in movies]
@@ -126,7 +127,7 @@ def choice_questions(
         return []
     at = held_out[0][0]
     disliked = [m for _, m, r in held_out if r <= DISLIKED and m in movies]
-    unseen = [m for m in candidates if m not in rated_ever and raters_before(m, at) >= UNSEEN_RATERS]
+    unseen = [m for m in candidates if m not in rated_ever and raters_before(m, at) >= unseen_raters]
     out = []
     for variant, pool in (("seen", disliked), ("unseen", unseen)):
         if not pool:
@@ -163,6 +164,7 @@ def movielens(
     cold_share: float = 0.1,
     seed: int = 0,
     max_users: int | None = None,
+    unseen_raters: int = UNSEEN_RATERS,
 ) -> ConvertSummary:
     if not 0 < holdout < 1:
         raise UsageError("--holdout must be between 0 and 1.")
@@ -196,7 +198,7 @@ def movielens(
             in_memory[movie].append(ts)
     for times in in_memory.values():
         times.sort()
-    shared = sorted((m for m in in_memory if m in movies and len(in_memory[m]) >= UNSEEN_RATERS), key=int)
+    shared = sorted((m for m in in_memory if m in movies and len(in_memory[m]) >= unseen_raters), key=int)
 
     def raters_before(movie: str, at: int) -> int:
         return bisect.bisect_left(in_memory.get(movie, []), at)
@@ -245,7 +247,7 @@ def movielens(
                 n_recommend += 1
             rated_ever = {m for _, m, _ in ratings}
             for question in choice_questions(
-                user, ratings[split:], rated_ever, raters_before, shared, movies, picker
+                user, ratings[split:], rated_ever, raters_before, shared, movies, picker, unseen_raters
             ):
                 choice.write(orjson.dumps({**question, "cold_start_simulated": user in cold}) + b"\n")
                 n_choice += 1

@@ -26,8 +26,8 @@ from logo_cli.answers import (
 )
 from logo_cli.answers.recommend import RecommendInput, recommend, recommendation_text
 from logo_cli.evidence import UserEvidence
-from logo_cli.modes import Memory
 from logo_cli.global_memory import Cluster, Community, GlobalMemory, ItemTable
+from logo_cli.modes import Memory
 from logo_cli.records import Record
 
 
@@ -331,3 +331,29 @@ def test_what_streams_is_the_answer(text: str) -> None:
     answer = asker._generate([], Usage(), shown.append)
     assert "".join(shown) == answer == asker._generate([], Usage(), None)
     assert answer and not answer[0].isspace() and looping(answer) is None
+
+
+def test_a_choice_weighs_memory_against_the_model_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from logo_cli.answers import choice as chooser
+    from logo_cli.evidence import ItemEvidence
+
+    heat = ItemEvidence("Heat", 0, 4.2, 4.3, 212, 230, 0.1, 0.0, 4.4, because="Ronin", because_rating=5.0, content=0.5)
+    cats = ItemEvidence("Cats", 1, 2.0, 2.1, 50, 60, 0.1, 0.0, 2.1)
+
+    def options() -> list[chooser.OptionScore]:
+        return [
+            chooser.OptionScore("Cats", -1.0, -3.0, cats),
+            chooser.OptionScore("Heat", -1.5, -4.5, heat),
+            chooser.OptionScore("Something new", -0.5, -2.0),  # memory does not know it
+        ]
+
+    weights = dict.fromkeys(chooser.FEATURES, 0.0)
+    monkeypatch.setattr(chooser, "WEIGHTS", weights | {"model": 1.0})
+    assert chooser.choice_answer(options(), 5.0).option == "Something new"  # the model alone
+    monkeypatch.setattr(chooser, "WEIGHTS", weights | {"model": 1.0, "estimate": 2.0})
+    answer = chooser.choice_answer(options(), 5.0)
+    assert answer.option == "Heat"  # memory's estimate (4.4 against 2.1) outweighs the model's lean
+    assert chooser.choice_text(answer) == "Heat: 4.3/5 from 212 ratings; like Ronin, which you rated 5."
+    unknown = [chooser.OptionScore("X", -1.0, -1.0), chooser.OptionScore("Y", -2.0, -2.0)]
+    assert chooser.choice_answer(unknown).reason == "memory knows none of these options: this is the model's reading"
+    assert [s["item"] for s in answer.scores] == ["Cats", "Heat", None]

@@ -153,10 +153,15 @@ def test_recommendations_name_only_items_from_memory_the_user_does_not_have(home
     assert typed["biased"]["flags"]["biased"] is True
 
 
-def test_a_listed_choice_is_one_of_the_options(typed: dict[str, dict]) -> None:
+def test_a_listed_choice_is_one_of_the_options_with_what_memory_knows(typed: dict[str, dict]) -> None:
     result = typed["choice"]
-    assert result["answer_type"] == "choice" and result["answer"] in ("Barbie", "Conclave")
+    assert result["answer_type"] == "choice" and result["answer_value"] in ("Barbie", "Conclave")
+    assert result["answer"].startswith(f"{result['answer_value']}: ")  # the pick, then a reason from memory
     assert {c["option"] for c in result["choices"]} == {"Barbie", "Conclave"}
+    for choice in result["choices"]:  # both films are items of global memory: matched, with memory's estimate
+        assert choice["item"] == choice["option"] and choice["memory"]["estimate"] is not None
+        assert set(choice["features"]) == {"model", "estimate", "together", "popular", "content", "stated"}
+    assert sum(c["probability"] for c in result["choices"]) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_cold_start_context_holds_global_clusters(answers: dict[str, dict]) -> None:

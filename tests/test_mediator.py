@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from logo_cli.evidence import ITEM_PRIOR, OFFSET_PRIOR
 from logo_cli.global_memory import Cluster, Community, GlobalMemory, ItemTable, UserProfile
 from logo_cli.local_memory.store import Hit
-from logo_cli.evidence import ITEM_PRIOR, OFFSET_PRIOR
 from logo_cli.mediator import SYSTEM_PROMPT, MediatorOptions, build_messages, local_weight, mediate
 from logo_cli.records import Record
 

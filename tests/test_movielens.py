@@ -10,7 +10,7 @@ import pytest
 
 from logo_cli import global_memory
 from logo_cli.config import Settings
-from logo_cli.convert import movielens
+from logo_cli.convert import as_written, movielens
 from logo_cli.embed import load_embedder
 from logo_cli.evaluate import cluster_agreement
 from logo_cli.local_memory.store import Store
@@ -152,6 +152,31 @@ def test_convert_writes_recommend_questions_from_held_out_liked_films(tmp_path: 
             assert set(q["gold"]) == liked and q["query"] == "Recommend 10 films for me to watch next."
 
 
+def test_convert_writes_choice_questions_a_person_could_answer(tmp_path: Path) -> None:
+    """One held-out film the user liked against films they disliked (seen) or never rated (unseen), titles as
+    people write them, the gold among the options, asked when the held-out part starts."""
+    out = movielens(MOVIELENS, tmp_path, cold_share=0.0, unseen_raters=3)  # 12 users: few films have 10 raters
+    assert out.choice_file is not None and out.choice_questions > 0
+    questions = [json.loads(line) for line in Path(out.choice_file).read_text().splitlines()]
+    ratings = [json.loads(line) for line in Path(out.eval_file).read_text().splitlines()]
+    records = [json.loads(line) for line in Path(out.records_file).read_text().splitlines()]
+    titles = {r["item"] for r in [*records, *ratings]}
+    assert {q["variant"] for q in questions} == {"seen", "unseen"}
+    for q in questions:
+        held_out = {r["item"]: r["gold"] for r in ratings if r["user"] == q["user"]}
+        assert q["answer_type"] == "choice" and q["gold"] in q["candidates"] and 2 <= len(q["candidates"]) <= 5
+        assert q["at"] == min(r["at"] for r in ratings if r["user"] == q["user"])
+        assert not any(c.endswith(", The") or ", The (" in c for c in q["candidates"])  # "The Matrix (1999)"
+        as_stored = {c: next(t for t in titles if as_written(t) == c) for c in q["candidates"]}
+        assert held_out[as_stored[q["gold"]]] >= 4
+        others = [as_stored[c] for c in q["candidates"] if c != q["gold"]]
+        if q["variant"] == "seen":
+            assert all(held_out[o] <= 2 for o in others)
+        else:
+            mine = {r["item"] for r in records if r["user"] == q["user"]} | set(held_out)
+            assert not mine & set(others)
+
+
 def test_recommend_eval_on_a_slice(slice_home: tuple[Path, Path], tmp_path: Path) -> None:
     """Recommend questions through `logo eval` with the real embedder and store: every named item is public in
     memory and none is the user's own; logo's rows stand beside popularity and item-kNN."""
@@ -162,6 +187,8 @@ def test_recommend_eval_on_a_slice(slice_home: tuple[Path, Path], tmp_path: Path
     report = json.loads(done.stdout)
     rows = {(r["method"], r["bucket"]): r for r in report["rows"]}
     assert {m for m, _ in rows} == {"local", "logo", "popularity", "item-knn"}
+    genre = [r for (m, b), r in rows.items() if b == "all" and "genre_precision" in (r["extra"] or {})]
+    assert genre and all(0 <= r["extra"]["genre_precision"] <= 1 for r in genre)
     assert rows[("logo", "all")]["metric"] == "hr@10" and "ndcg@10" in rows[("logo", "all")]["extra"]
     checks = report["checks"]
     assert checks["recommended_named"] > 0
@@ -172,4 +199,4 @@ def test_recommend_eval_on_a_slice(slice_home: tuple[Path, Path], tmp_path: Path
 def test_convert_the_full_movielens(tmp_path: Path) -> None:
     out = movielens(full_data("ml-latest-small"), tmp_path, seed=0)
     assert (out.users, out.records, out.questions, out.cold_start_users) == (671, 72533, 20003, 67)
-    assert out.recommend_questions == 1312
+    assert out.recommend_questions == 1312 and out.choice_questions == 1049

@@ -15,7 +15,9 @@ Terms of item i, each 0..1:
                 words of the item's own records (tf-idf; `drama` finds films tagged Drama, `pasta` in "isn't
                 pasta" rules items out). Items TOPIC_CUT below the best, in a cluster CLUSTER_CUT below the
                 question's best cluster, or without the question's words when memory holds LEXICAL_DEPTH x
-                count items with them, are never listed: a dinner question gets no city.
+                count (and at least LEXICAL_MIN_ITEMS) items with them, are never listed: a dinner question
+                gets no city, and a request memory holds too few fitting items for gets a shorter list (the
+                answer's note says so). An item's own name is not among its words ("Star Wars" is no war film).
     popular_i, recent_i, community_i   how many people have it: everyone, the RECENT_DAYS before the
                 question, the user's community (`evidence`, log scale over the most shared item)
     together_i  how strongly the user's liked items point at it in global memory's collaborative neighbours
@@ -57,7 +59,8 @@ TOPIC_CUT = 0.3
 CLUSTER_CUT = 0.25  # an item whose cluster is this far below the question's best cluster is another kind of thing
 LEXICAL_WEIGHT = 1.0
 LEXICAL_MIN_SHARE = 0.01  # a question word counts when at least this share of the items' records use it
-LEXICAL_DEPTH = 1
+LEXICAL_DEPTH = 1.0  # share of the count asked for that items with the question's words must reach to be the only ones
+LEXICAL_MIN_ITEMS = 3
 RECENT_SHARE = 0.5
 RECENT_DAYS = 180.0
 COMMUNITY_SHARE = 1.0
@@ -216,8 +219,8 @@ def _topic(
     on_topic = (fit >= -TOPIC_CUT) & (cluster_fit >= -CLUSTER_CUT) & ~(unwanted[rows] > 0)
     if lexical.max() > 0:  # the question names what items' own records say: those items come first...
         topic = (topic + LEXICAL_WEIGHT * lexical / lexical.max()) / (1.0 + LEXICAL_WEIGHT)
-        if int((on_topic & (lexical > 0)).sum()) >= LEXICAL_DEPTH * count:
-            on_topic &= lexical > 0  # ...and when memory holds plenty of them, only they qualify
+        if int((on_topic & (lexical > 0)).sum()) >= max(LEXICAL_MIN_ITEMS, LEXICAL_DEPTH * count):
+            on_topic &= lexical > 0  # ...and when memory holds enough of them, only they qualify
     return topic, on_topic
 
 

@@ -131,10 +131,7 @@ def explain(run: CliState, answer: dict[str, Any], *, always: bool = False) -> N
         )
     evidence = answer.get("evidence") or {}
     for item in evidence.get("items") or []:
-        lines.append(
-            f"  item   {item['similarity']:.2f}  {item['item']}: {item['ratings']} ratings, "
-            f"avg {item['rating_mean']:.2f} (weight {item['weight']:.2f})"
-        )
+        lines.append(f"  item   {item['similarity'] or 0:.2f}  {_item_knowledge(item)} (weight {item['weight']:.2f})")
     if answer.get("community"):
         c = answer["community"]
         lines.append(f"  community {c['id']} ({c['size']} users, via {c['source']})")
@@ -156,7 +153,10 @@ def explain(run: CliState, answer: dict[str, Any], *, always: bool = False) -> N
             f" (expected {r['expected']:.2f}, memory's estimate {r['estimate']}) · {spread}"
         )
     for option in answer.get("choices") or []:
-        lines.append(f"  option {option['score']:.2f}  {option['option']}")
+        known = f" = {_item_knowledge(option['memory'])}" if option.get("memory") else " (not in memory)"
+        lines.append(
+            f"  option {option['probability']:.2f}  {option['option']}{known}; model {option['model_score']:.2f}"
+        )
     for rec in answer.get("recommendations") or []:
         terms = " ".join(f"{k} {v:.2f}" for k, v in rec["terms"].items())
         lines.append(f"  item   {rec['score']:.2f}  {rec['item']} via {'+'.join(rec['sources']) or 'rank'} ({terms})")
@@ -168,6 +168,21 @@ def explain(run: CliState, answer: dict[str, Any], *, always: bool = False) -> N
     console = stderr(run, always=always)  # asked for by name: shown even with --quiet
     for line in lines:
         console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
+
+
+def _item_knowledge(item: dict[str, Any]) -> str:
+    """What memory knows about the user and one item, in one line (`evidence.ItemEvidence`'s JSON)."""
+    parts = []
+    if item.get("rating_mean") is not None:
+        parts.append(f"{item['ratings']} ratings, avg {item['rating_mean']:.2f}")
+    for key, label in (("population", "population"), ("offset", "your offset"), ("neighbours", "neighbours")):
+        if item.get(key) is not None:
+            parts.append(f"{label} {item[key]:+.2f}" if key != "population" else f"{label} {item[key]:.2f}")
+    if item.get("estimate") is not None:
+        parts.append(f"estimate {item['estimate']:.2f}")
+    if item.get("because"):
+        parts.append(f"like {item['because']}")
+    return f"{item['item']}: " + ", ".join(parts)
 
 
 def print_clusters(rows: list[dict[str, Any]], memory: Any, *, detailed: bool) -> None:

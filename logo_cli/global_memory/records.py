@@ -158,8 +158,9 @@ class _Accumulator:
             idx = int(self.item[-1][at])
             seen = self.item_texts.get(idx, 0)
             text = metas[at].get("text")
-            if seen < ITEM_TEXTS and text:
-                self.item_terms.setdefault(idx, Counter()).update(set(terms(text)))
+            if seen < ITEM_TEXTS and text:  # what records say of it beyond its name ("Star Wars" is no war film)
+                named = set(terms(str(metas[at].get("item") or "")))
+                self.item_terms.setdefault(idx, Counter()).update(set(terms(text)) - named)
                 self.item_texts[idx] = seen + 1
 
         if not self.examples:
