@@ -33,6 +33,12 @@ RATING = [
     ("jules", "How many stars would I give Kind of Blue?"),
     ("sasha_t", "How would I rate Spirited Away out of 5?"),
 ]
+CHOICE = [
+    ("maya", "Which should I watch tonight: A) Barbie B) Get Out C) Conclave"),
+    ("greg_p", "Which film would I like most: A) Parasite B) Barbie C) Hereditary"),
+    ("ines", "Which should I cook: A) Shakshuka B) Dal tadka C) Pad Thai"),
+    ("hollis", "Which would I enjoy: A) Sinners B) The Substance C) Past Lives"),
+]
 RECOMMEND = [
     ("ines", "I just got my first real kitchen. What's an easy dinner I could cook tonight that isn't pasta?"),
     ("hollis", "Suggest a quick weeknight dinner for two, nothing fancy."),
@@ -48,11 +54,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=160)
     args = parser.parse_args()
 
-    from logo_cli.answers import AnswerType
+    from logo_cli.answers import AnswerType, RatingScale
     from logo_cli.ask import Asker, GenerationOptions, Question
     from logo_cli.config import Settings
     from logo_cli.embed import load_embedder
     from logo_cli.global_memory.build import BuildOptions, build_global
+    from logo_cli.llm import Usage
     from logo_cli.local_memory.ingest import ingest
     from logo_cli.local_memory.store import Store
     from logo_cli.mediator import MediatorOptions
@@ -69,6 +76,7 @@ def main() -> None:
         python = _median_wall([sys.executable, "-c", "pass"], env, args.one_shot)
         cases = {
             "rating": RATING[: args.one_shot],
+            "choice": CHOICE[: args.one_shot],
             "recommend": RECOMMEND[: args.one_shot],
             "open": [(u, q) for u, q in RECOMMEND[: args.one_shot]],
         }
@@ -95,17 +103,28 @@ def main() -> None:
                     "runs": len(walls),
                 }
             )
-        for kind in ("rating", "recommend"):
+        for kind in ("rating", "choice", "recommend"):
             _emit({"figure": f"one-shot {kind} / open", "ratio": round(one_shot[kind] / one_shot["open"], 2)})
+        _emit({"figure": "one-shot choice / rating", "ratio": round(one_shot["choice"] / one_shot["rating"], 2)})
 
         # component: a warm process
         asker = Asker(settings, MediatorOptions(), GenerationOptions(max_tokens=args.max_tokens))
         llm = asker.generator._llm  # type: ignore[attr-defined]  # the raw llama.cpp object
         asker.answer(Question("maya", "warm up", answer_type=AnswerType.OPEN))
-        warm: dict[str, list[float]] = {"rating": [], "recommend": [], "open": []}
+        warm: dict[str, list[float]] = {"rating": [], "choice": [], "recommend": [], "open": []}
         raw: list[float] = []
         tokens: list[int] = []
+        same_prompt: dict[str, list[float]] = {"choice": [], "rating": []}
+        scale = RatingScale()
         for _ in range(args.repeats):
+            for user, query in CHOICE:
+                answer = asker.answer(Question(user, query, answer_type=AnswerType.CHOICE))
+                warm["choice"].append(answer.timings_ms["total"])
+                options = [c["option"] for c in answer.to_json()["choices"]]
+                for kind, candidates in (("choice", options), ("rating", scale.candidates())):
+                    started = time.perf_counter()
+                    asker.generator.score(answer.messages, candidates, Usage())
+                    same_prompt[kind].append((time.perf_counter() - started) * 1000)
             for user, query in RATING:
                 warm["rating"].append(
                     asker.answer(Question(user, query, answer_type=AnswerType.RATING)).timings_ms["total"]
@@ -147,7 +166,15 @@ def main() -> None:
                 "median_answer_tokens": statistics.median(tokens),
             }
         )
-        for kind in ("rating", "recommend"):
+        _emit(
+            {
+                "figure": "scoring a choice's options / a rating's scale after the same prompt (component)",
+                "choice_ms": round(statistics.median(same_prompt["choice"]), 1),
+                "rating_ms": round(statistics.median(same_prompt["rating"]), 1),
+                "ratio": round(statistics.median(same_prompt["choice"]) / statistics.median(same_prompt["rating"]), 2),
+            }
+        )
+        for kind in ("rating", "choice", "recommend"):
             ratio = statistics.median(warm[kind]) / statistics.median(raw)
             _emit(
                 {"figure": f"warm {kind} answer / llama.cpp alone generating the open answer", "ratio": round(ratio, 2)}

@@ -314,8 +314,10 @@ def test_the_factory_chooses_and_caches_the_backend(tmp_path: Path) -> None:
 
 @pytest.mark.real
 def test_scoring_as_a_trie_equals_scoring_each_continuation_alone(gguf: str) -> None:
-    """Shared prefixes are evaluated once; every continuation's log-likelihood is what evaluating the prompt
-    and it alone from an empty cache gives."""
+    """Shared prefixes are evaluated once, and each unforked run of tokens in one decode; every continuation's
+    log-likelihood is what evaluating the prompt and it alone, token by token from an empty cache, gives, up
+    to llama.cpp's batched arithmetic (a few hundredths of a nat per token: its batched and single-token
+    kernels round differently)."""
     import numpy as np
 
     from logo_cli.llm import Usage
@@ -323,7 +325,17 @@ def test_scoring_as_a_trie_equals_scoring_each_continuation_alone(gguf: str) -> 
 
     gen = LlamaCppGenerator(gguf, n_ctx=512, n_threads=2)
     messages = [{"role": "system", "content": "Rate films."}, {"role": "user", "content": "How would I rate Heat?"}]
-    continuations = ["Rating: 3/5", "Rating: 3.5/5", "Rating: 4/5", "Rating: 3/5", "Rating: 10/10", "Yes"]
+    continuations = [
+        "Rating: 3/5",
+        "Rating: 3.5/5",
+        "Rating: 4/5",
+        "Rating: 3/5",
+        "Rating: 10/10",
+        "Yes",
+        "Cinema Paradiso (Nuovo cinema Paradiso) (1989)",  # a choice's options: long branches, one decode each
+        "Cinema Paradiso (1989)",
+        "The Commitments (1991)",
+    ]
     scores = gen.score(messages, continuations, Usage())
     llm = gen._llm
     prompt = gen._prompt_tokens(messages)
@@ -336,8 +348,10 @@ def test_scoring_as_a_trie_equals_scoring_each_continuation_alone(gguf: str) -> 
             total += float(gen._last_logprobs()[token])
             if i + 1 < len(piece):
                 llm.eval([token])
-        assert score.tokens == len(piece) and np.isclose(score.logprob, total, atol=1e-3), text
+        assert score.tokens == len(piece) and np.isclose(score.logprob, total, atol=0.05 * len(piece)), text
     assert scores[0].logprob == scores[3].logprob  # the same text, the same score
+    alone = gen.score(messages, ["Cinema Paradiso (1989)"], Usage())[0]
+    assert np.isclose(alone.logprob, scores[7].logprob, atol=0.05 * alone.tokens)  # whatever its siblings
 
 
 @pytest.mark.real

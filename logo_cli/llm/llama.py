@@ -100,19 +100,54 @@ class LlamaCppGenerator:
 
         def walk(node: _Trie, logprobs: np.ndarray, total: float, position: int) -> None:
             for token, child in node.children.items():
-                reached = total + float(logprobs[token])
-                for index in child.ends:
-                    totals[index] = reached
-                if child.children:  # only what continues past this token needs it evaluated
-                    llm.n_tokens = position
-                    llm.eval([token])
-                    walk(child, self._last_logprobs(), reached, position + 1)
+                chain, path = [token], [child]  # follow the branch while it does not fork: one decode for it
+                while len(path[-1].children) == 1:
+                    ((next_token, next_node),) = path[-1].children.items()
+                    chain.append(next_token)
+                    path.append(next_node)
+                forks = bool(path[-1].children)  # only what continues past a token needs that token evaluated
+                after = self._eval_each(chain if forks else chain[:-1], position)
+                reached = total
+                for k, (step, reached_node) in enumerate(zip(chain, path, strict=True)):
+                    reached += float((logprobs if k == 0 else after[k - 1])[step])
+                    for index in reached_node.ends:
+                        totals[index] = reached
+                if forks:
+                    walk(path[-1], after[-1], reached, position + len(chain))
 
         walk(root, self._last_logprobs(), 0.0, base)
         # the logits now belong to the last candidate token: keep the prompt's head cached but not its last token,
         # so a generation from the same prompt evaluates that token again instead of sampling stale logits
         llm.n_tokens = base - 1
         return [Score(total, len(piece)) for total, piece in zip(totals, pieces, strict=True)]
+
+    def _eval_each(self, tokens: list[int], position: int) -> list[np.ndarray]:
+        """Evaluate `tokens` after the first `position` ones in one decode, and the log-probabilities of the next
+        token after each of them (llama.cpp computes logits for every position asked, in the same batch)."""
+        import numpy as np
+
+        llm = self._llm
+        if not tokens:
+            return []
+        if len(tokens) > llm.n_batch:  # longer than one batch: token by token
+            out = []
+            for i, token in enumerate(tokens):
+                llm.n_tokens = position + i
+                llm.eval([token])
+                out.append(self._last_logprobs())
+            return out
+        llm.n_tokens = position
+        llm._ctx.kv_cache_seq_rm(-1, position, -1)
+        llm._batch.set_batch(batch=tokens, n_past=position, logits_all=True)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[position : position + len(tokens)] = tokens
+        llm.n_tokens = position + len(tokens)
+        rows = []
+        for i in range(len(tokens)):
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(i), shape=(self._n_vocab,)).astype(np.float64)
+            logits -= logits.max()
+            rows.append(logits - np.log(np.exp(logits).sum()))
+        return rows
 
     def _last_logprobs(self) -> np.ndarray:
         """Log-probabilities of the next token after the last evaluated one. llama-cpp-python keeps no
