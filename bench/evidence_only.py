@@ -9,8 +9,9 @@ runs took about 4.7 s per question for 4 methods (2,680 s for 568). `--no-items`
 per-item ratings, to measure what they add.
 
 Usage: LOGO_HOME=ml-home python bench/evidence_only.py ml/eval.jsonl [--seed 1] [--per-bucket 150]
-       [--scan 4000] [--biased-max-diversity 0.55] [--no-items]
-Prints one JSON line per memory mode: {bucket: [questions, MAE]}.
+       [--scan 4000] [--biased-max-diversity 0.7] [--no-items]
+Prints one JSON line per memory mode, and one for the user+item bias reference on the same questions:
+{bucket: [questions, MAE]}.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--per-bucket", type=int, default=150)
     parser.add_argument("--scan", type=int, default=4000)
-    parser.add_argument("--biased-max-diversity", type=float, default=0.55)
+    parser.add_argument("--biased-max-diversity", type=float, default=MediatorOptions.biased_max_diversity)
     parser.add_argument("--no-items", action="store_true", help="hide global memory's per-item ratings")
     args = parser.parse_args()
     force_offline()
@@ -65,6 +66,18 @@ def main() -> None:
                 errors["all"].append(error)
         summary = {b: [len(v), round(float(np.mean(v)), 3)] for b, v in sorted(errors.items())}
         print(json.dumps({"method": method, "items": not args.no_items, "seed": args.seed, **summary}), flush=True)
+
+    from logo_cli.baselines import Interactions, bias_rating
+
+    data = Interactions.from_store(askers["logo"].store)  # type: ignore[arg-type]
+    errors = defaultdict(list)
+    for c in (c for c in chosen if c.item.kind == "number"):
+        value = bias_rating(data, c.item.user, c.item.meta.get("item"), c.item.at)
+        if value is not None:
+            errors[c.bucket].append(abs(value - float(c.item.gold)))
+            errors["all"].append(abs(value - float(c.item.gold)))
+    summary = {b: [len(v), round(float(np.mean(v)), 3)] for b, v in sorted(errors.items())}
+    print(json.dumps({"method": "user-item-bias", "seed": args.seed, **summary}), flush=True)
 
 
 if __name__ == "__main__":

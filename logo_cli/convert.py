@@ -10,8 +10,9 @@ holds least of (gold: those films of it): the case where a narrow history says l
 time of the first held-out rating. `choice.jsonl`: per user, "Which of these films would I enjoy most?" with
 one held-out film they rated >= LIKED against 1-4 others (options shuffled, titles as a person writes them:
 "The Matrix (1999)"): `variant: seen`, held-out films they rated <= DISLIKED; `variant: unseen`, films they
-never rated that at least UNSEEN_RATERS people had rated in the records before the question. A seeded sample
-of users is made cold-start by keeping only their first 1-3 records as history.
+never rated that at least UNSEEN_RATERS people had rated in the records before the question, against a liked
+film as widely rated. A seeded sample of users is made cold-start by keeping only their first 1-3 records as
+history.
 """
 
 from __future__ import annotations
@@ -128,11 +129,14 @@ def choice_questions(
     at = held_out[0][0]
     disliked = [m for _, m, r in held_out if r <= DISLIKED and m in movies]
     unseen = [m for m in candidates if m not in rated_ever and raters_before(m, at) >= unseen_raters]
+    # the unseen variant's gold is drawn among films as widely rated as its other options: were it not, the gold
+    # would be the one option not drawn among popular films, and preferring the least popular option would win
+    known = [m for m in liked if raters_before(m, at) >= unseen_raters]
     out = []
-    for variant, pool in (("seen", disliked), ("unseen", unseen)):
-        if not pool:
+    for variant, pool, golds in (("seen", disliked, liked), ("unseen", unseen, known)):
+        if not pool or not golds:
             continue
-        gold = rng.choice(liked)
+        gold = rng.choice(golds)
         others = rng.sample(pool, min(len(pool), rng.randint(1, 4)))
         options = [as_written(movies[m][0]) for m in [gold, *others]]
         rng.shuffle(options)

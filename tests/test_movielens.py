@@ -199,4 +199,4 @@ def test_recommend_eval_on_a_slice(slice_home: tuple[Path, Path], tmp_path: Path
 def test_convert_the_full_movielens(tmp_path: Path) -> None:
     out = movielens(full_data("ml-latest-small"), tmp_path, seed=0)
     assert (out.users, out.records, out.questions, out.cold_start_users) == (671, 72533, 20003, 67)
-    assert out.recommend_questions == 1312 and out.choice_questions == 1049
+    assert out.recommend_questions == 1312 and out.choice_questions == 960

@@ -59,6 +59,7 @@ def test_answers_over_http_are_the_cli_answers(served: tuple[Path, str, subproce
         {"user": "cook1", "query": "How would I rate risotto?"},
         {"user": "film0", "query": "Recommend 2 films from the cinema"},
         {"user": "newbie", "query": "Which dinner? A) garlic basil recipe B) jet engine manual"},
+        {"user": "cook1", "query": "Which should I watch? A) Heat B) the jaws"},  # options matched to memory's items
         {"user": "film1", "query": "Tell me about the director", "answer_type": "open"},
     ]
     for q in questions:
@@ -77,11 +78,13 @@ def test_answers_over_http_are_the_cli_answers(served: tuple[Path, str, subproce
                 here["answer_type"],
                 here["answer_value"],
             ), q
+            assert got.get("choices") == here.get("choices"), q
     batch = "".join(json.dumps(q) + "\n" for q in questions)
     answers = lines(logo(home, "--server", url, "ask", "-", input=batch).stdout)
-    assert [a["answer_type"] for a in answers] == ["rating", "recommend", "choice", "open"]
+    assert [a["answer_type"] for a in answers] == ["rating", "recommend", "choice", "choice", "open"]
+    assert [c["item"] for c in answers[3]["choices"]] == ["Heat", "Jaws"]  # "the jaws" is Jaws
     streamed = [
-        json.loads(x) for x in httpx.post(f"{url}/ask", params={"stream": "true"}, json=questions[3]).text.splitlines()
+        json.loads(x) for x in httpx.post(f"{url}/ask", params={"stream": "true"}, json=questions[4]).text.splitlines()
     ]
     assert streamed[-1]["answer"]["answer_type"] == "open" and any("token" in p for p in streamed[:-1])
     assert "".join(p["token"] for p in streamed[:-1]).strip() == streamed[-1]["answer"]["answer"]

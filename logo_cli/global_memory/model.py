@@ -81,7 +81,7 @@ _MOVED_ARTICLE = re.compile(r"^(.*),\s*(the|a|an|les?|la|l'|die|der|das|el|il)$"
 
 def name_keys(name: str) -> tuple[str, ...]:
     """How an item's name is matched, most exact first: lowercase words with the article in front, with the
-    trailing year when there is one, then without it."""
+    trailing year when there is one, then without it, then without a parenthesis, then without the article."""
     text = name.strip().lower()
     year = _YEAR.search(text)
     if year:
@@ -91,8 +91,10 @@ def name_keys(name: str) -> tuple[str, ...]:
         text = f"{moved.group(2)} {moved.group(1)}"
     words = " ".join(re.findall(r"\w+", text))
     bare = " ".join(re.findall(r"\w+", re.sub(r"\([^)]*\)", " ", text)))  # "Seven (a.k.a. Se7en)": "seven"
-    keys = (f"{words} {year.group(1)}", words) if year else (words,)
-    return (*keys, bare) if bare and bare != words else keys
+    keys = [f"{words} {year.group(1)}", words] if year else [words]
+    keys.append(bare)
+    keys += [re.sub(r"^(the|a|an) ", "", k) for k in keys]  # "the jaws" is Jaws, "Matrix" The Matrix
+    return tuple(k for k in dict.fromkeys(keys) if k)
 
 
 @dataclass
