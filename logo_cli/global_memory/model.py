@@ -481,7 +481,7 @@ def relative_diversity(counts: np.ndarray, population: np.ndarray) -> float:
     if expected <= 1e-9:
         return 0.0
     shares = counts[counts > 0] / n
-    return min(1.0, float(-(shares * np.log(shares)).sum()) / expected)
+    return max(0.0, min(1.0, float(-(shares * np.log(shares)).sum()) / expected))  # max: no "-0.0"
 
 
 def dominant(distribution: dict[int, float], mass: float = 0.8, most: int = 3) -> list[int]:
