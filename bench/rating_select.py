@@ -40,7 +40,7 @@ REFERENCE = "user-item-bias"
 
 def predict(row: dict[str, object], scale: RatingScale, head: str, point: str, candidates: str) -> float:
     """The printed number under one variant, from the row's stored log-likelihoods."""
-    estimate = row["estimate"]
+    estimate = row.get("estimate")
     if head == "estimate":
         if estimate is not None:
             return scale.snap(float(estimate))  # type: ignore[arg-type]
@@ -49,7 +49,7 @@ def predict(row: dict[str, object], scale: RatingScale, head: str, point: str, c
     keep = np.ones(len(values), dtype=bool) if candidates == "scale" else np.isclose(values % 1, 0)
     sub = RatingScale(float(values[keep][0]), scale.high, 1.0) if candidates == "whole" else scale
     scores = np.asarray(row["logprobs"])[keep]  # type: ignore[arg-type]
-    prior = None if row["prior"] is None else np.asarray(row["prior"])[keep]  # type: ignore[arg-type]
+    prior = None if row.get("prior") is None else np.asarray(row["prior"])[keep]  # type: ignore[arg-type]
     p = head_distribution(head, scores, prior, estimate, sub)  # type: ignore[arg-type]
     if point == "mean":
         return scale.snap(float((p * np.asarray(sub.values)).sum()))

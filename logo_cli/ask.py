@@ -303,6 +303,7 @@ class Asker:
             self.options,
             records,
             evidence,
+            question.query,
         )
         evidence.community = ctx.community.id if ctx.community is not None else None
         messages = self._messages(ctx, question.query) if prompt else []

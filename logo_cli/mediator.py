@@ -26,6 +26,7 @@ import numpy as np
 from .answers import asks_rating
 from .evidence import ItemEvidence, UserEvidence
 from .global_memory import Cluster, Community, GlobalMemory, UserProfile
+from .global_memory.model import name_keys
 from .local_memory.store import Hit
 from .modes import Memory
 from .preferences import PREFERENCE
@@ -37,6 +38,8 @@ OFF_PROFILE_RELEVANCE = 0.5
 ITEM_MIN_SIM = 0.5  # all-MiniLM: a rating question and its item's records ~0.53-0.63 (5th-75th pct); the
 ITEM_TEMPERATURE = 0.02  # nearest other item ~0.46-0.55, so items well below the best one weigh little
 ITEM_K = 3
+NAMED_POOL = 50  # items nearest the question whose titles are looked for in its words
+NAMED_SLACK = 0.15  # a title the question names counts this far below ITEM_MIN_SIM
 ITEM_CHARS = 160
 GLOBAL_MIN_SCORE, GLOBAL_SCORE_SPREAD = 0.2, 0.12  # a cluster far below the nearest one is noise in the prompt
 
@@ -180,6 +183,7 @@ def mediate(
     options: MediatorOptions,
     history: Sequence[Record] = (),
     evidence: UserEvidence | None = None,
+    query: str = "",
 ) -> Context:
     """Decide what memory goes into the prompt. `hits` are the user's nearest records, best first;
     `history` is all of the user's records as of the question, for the profile modes; `evidence` is what
@@ -236,7 +240,7 @@ def mediate(
 
     if use_global and memory is not None:
         _choose_global(ctx, question_vector, hits, hit_vectors, profile, memory, options)
-        ctx.items = _choose_items(question_vector, memory, evidence)
+        ctx.items = _choose_items(question_vector, memory, evidence, query)
         ctx.rating_clusters = list(ctx.global_)  # the estimate stays put when the budget drops clusters
         if profile and profile.dominant:
             ctx.dominant_keywords = [
@@ -320,17 +324,32 @@ def _choose_global(
 
 
 def _choose_items(
-    question_vector: np.ndarray, memory: GlobalMemory, evidence: UserEvidence | None
+    question_vector: np.ndarray, memory: GlobalMemory, evidence: UserEvidence | None, query: str = ""
 ) -> list[ItemEvidence]:
-    """The shared items the question most likely names, weighted by how far each falls below the best match
-    (a softmax over similarity): one clear match takes nearly all the weight, near-ties share it."""
+    """The shared items the question most likely names. When the question names one by its title (among the
+    NAMED_POOL items nearest it: `How would I rate Heat (1995)?`), that one, the longest title named; else the
+    ITEM_K nearest, weighted by how far each falls below the best match (a softmax over similarity): one clear
+    match takes nearly all the weight, near-ties share it."""
     if memory.items is None or evidence is None:
         return []
+    table = memory.items
     # items not yet rated by min_users people at --at are skipped, not counted against ITEM_K
-    found: list[tuple[int, float]] = []
-    for row, sim in memory.items.nearest(question_vector, 4 * ITEM_K, ITEM_MIN_SIM):
-        if memory.items.rating(row, memory.as_of_time, memory.min_users) is not None and len(found) < ITEM_K:
-            found.append((row, sim))
+    public = [
+        (row, sim)
+        for row, sim in table.nearest(question_vector, NAMED_POOL, ITEM_MIN_SIM - NAMED_SLACK)
+        if table.rating(row, memory.as_of_time, memory.min_users) is not None
+    ]
+    words = " " + " ".join(re.findall(r"\w+", query.lower())) + " "
+    named = [
+        (max(len(k) for k in keys), row, sim)
+        for row, sim in public
+        if (keys := [k for k in name_keys(table.names[row]) if len(k) >= 3 and f" {k} " in words])
+    ]
+    if named:
+        longest = max(n for n, _, _ in named)
+        found = [(row, sim) for n, row, sim in named if n == longest][:1]
+    else:
+        found = [(row, sim) for row, sim in public if sim >= ITEM_MIN_SIM][:ITEM_K]
     if not found:
         return []
     weights = np.exp((np.array([sim for _, sim in found]) - found[0][1]) / ITEM_TEMPERATURE)
