@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from ..local_memory.store import Page, Store
 from .model import MIN_HISTORY_FOR_COMMUNITY, Community
 from .records import unit_rows
+from .snapshot import Snapshot
 
 FULL_KMEANS_MAX = 50_000  # below this, exact k-means on all vectors is affordable and finds better optima
 SAMPLE_SIZE = 4_000
@@ -88,28 +88,26 @@ class FitSample:
         return [self.texts[i] for i in self.rows]
 
 
-def draw_sample(store: Store, total: int, seed: int, page_size: int, say: Say) -> FitSample:
+def sample_plan(total: int, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Which records the clusters are fitted on, by position in the store's order: all of a small store
+    (`whole`: exact k-means, keywords from every text), else FIT_SAMPLE drawn with the build's seed; and the
+    SAMPLE_SIZE rows of that sample that choose k and the keyword vocabulary. Both engines fit on these."""
     rng = np.random.default_rng(seed)
     whole = total <= FULL_KMEANS_MAX
-    if whole:  # read it whole: exact k-means, and keywords from every text
-        say(f"reading {total} records")
-        pages = list(store.pages(page_size))
-        fit = Page([r for p in pages for r in p.records], np.concatenate([p.embeddings for p in pages]))
-        del pages
-    else:  # a random fit sample fetched by id; the full pass comes later and reads no text
-        say(f"sampling {FIT_SAMPLE} of {total} records")
-        ids = store.ids()
-        chosen = np.sort(rng.choice(len(ids), min(len(ids), FIT_SAMPLE), replace=False))
-        fit = store.fetch([ids[i] for i in chosen])
-        del ids
-    rows = np.sort(rng.choice(len(fit.records), min(len(fit.records), SAMPLE_SIZE), replace=False))
-    return FitSample(
-        uids=[r.uid for r in fit.records],
-        texts=[r.embedding_text() for r in fit.records],
-        vectors=fit.embeddings,
-        rows=rows,
-        whole=whole,
-    )
+    if whole:
+        positions = np.arange(total, dtype=np.int64)
+    else:
+        positions = np.sort(rng.choice(total, min(total, FIT_SAMPLE), replace=False))
+    rows = np.sort(rng.choice(len(positions), min(len(positions), SAMPLE_SIZE), replace=False))
+    return positions, rows, whole
+
+
+def draw_sample(snapshot: Snapshot, seed: int, say: Say) -> FitSample:
+    """The fit sample (`sample_plan`), read from the snapshot by position in one pass."""
+    positions, rows, whole = sample_plan(snapshot.count, seed)
+    say(f"reading {snapshot.count} records" if whole else f"sampling {len(positions)} of {snapshot.count} records")
+    fit = snapshot.take(positions)
+    return FitSample(uids=fit.uids, texts=fit.embedding_texts(), vectors=fit.vectors, rows=rows, whole=whole)
 
 
 def silhouette_search(
@@ -314,3 +312,13 @@ def measure_drift(similarity_sum: float, n: int, baseline: Baseline | None) -> d
         "new_records_share": round(new_share, 4),
         "rebuild_advised": drop > DRIFT_ADVICE or new_share > NEW_SHARE_ADVICE,
     }
+
+
+def rating_step(ratings: np.ndarray) -> float | None:
+    """The finest step the ratings take: 1 for whole stars, 0.5 for half stars (MovieLens), and so on."""
+    if not len(ratings):
+        return None
+    for step in (1.0, 0.5, 0.25, 0.1):
+        if np.allclose(ratings / step, np.round(ratings / step), atol=1e-6):
+            return step
+    return None
