@@ -368,9 +368,15 @@ def fill_item_communities(items: ItemTable, member: np.ndarray) -> None:
 def time_segments(ts: np.ndarray, segments: int) -> list[float]:
     """`segments` equal periods from the first dated record to the last (boundaries), or none."""
     timed = np.isfinite(ts)
-    if not timed.any() or segments <= 0:
+    if not timed.any():
         return []
-    return [float(x) for x in np.linspace(ts[timed].min(), ts[timed].max() + 1e-6, segments + 1)]
+    return segments_between(float(ts[timed].min()), float(ts[timed].max()), segments)
+
+
+def segments_between(first: float | None, last: float | None, segments: int) -> list[float]:
+    if first is None or last is None or segments <= 0:
+        return []
+    return [float(x) for x in np.linspace(first, last + 1e-6, segments + 1)]
 
 
 def describe_clusters(
@@ -379,25 +385,50 @@ def describe_clusters(
     """Each cluster's size, users, keywords, shared items, rating mean (when min_users people rated), labels,
     examples (nearest texts from distinct users), trend over the segments, and privacy."""
     k = records.k
-    sizes = np.bincount(records.cluster, minlength=k)
-    cluster_users = (records.user_counts > 0).sum(axis=0)
+    examples = []
+    for c in range(k):
+        texts, seen = [], set()
+        for _, who, uid in records.examples[c] if records.examples else []:
+            if who not in seen and uid in records.texts:
+                texts.append(records.texts[uid][:240])
+                seen.add(who)
+            if len(texts) == 3:
+                break
+        examples.append(texts)
+    return clusters_from(
+        sizes=np.bincount(records.cluster, minlength=k),
+        users=(records.user_counts > 0).sum(axis=0),
+        labels=_label_counts(records),
+        examples=examples,
+        timeline=timeline,
+        keywords=keywords,
+        segments=segments,
+        min_users=min_users,
+    )
+
+
+def clusters_from(
+    *,
+    sizes: np.ndarray,
+    users: np.ndarray,
+    labels: dict[int, dict[str, int]],
+    examples: list[list[str]],
+    timeline: Timeline,
+    keywords: list[list[str]],
+    segments: list[float],
+    min_users: int,
+) -> list[Cluster]:
+    """The clusters from their aggregates (both engines): sizes and distinct users per cluster, label counts
+    (labels in order of first appearance), up to 3 example texts each, and the timeline."""
     raters = np.diff(timeline.rater_offsets)
-    labels = _label_counts(records)
     clusters: list[Cluster] = []
     per_segment = []
-    for c in range(k):
+    for c in range(len(sizes)):
         lo, hi = timeline.record_offsets[c], timeline.record_offsets[c + 1]
         n_rated = int(timeline.rated_cum[hi - 1]) if hi > lo else 0
         mean = None
         if n_rated and raters[c] >= min_users:
             mean = round(float(timeline.rating_cum[hi - 1]) / n_rated, 3)
-        examples, seen = [], set()
-        for _, who, uid in records.examples[c] if records.examples else []:
-            if who not in seen and uid in records.texts:
-                examples.append(records.texts[uid][:240])
-                seen.add(who)
-            if len(examples) == 3:
-                break
         if segments:
             per_segment.append(np.diff(np.searchsorted(timeline.record_ts[lo:hi], segments, side="left")))
         shared = timeline.item_first_ts.get(c, {}).items()  # most shared first: the top ones are among them
@@ -405,15 +436,15 @@ def describe_clusters(
             Cluster(
                 id=c,
                 size=int(sizes[c]),
-                users=int(cluster_users[c]),
+                users=int(users[c]),
                 keywords=keywords[c] if c < len(keywords) else [],
                 top_items=[(name, len(first)) for name, first in shared if len(first) >= min_users][:TOP_ITEMS],
                 rating_mean=mean,
                 rating_count=n_rated if mean is not None else 0,
                 labels=dict(sorted(labels.get(c, {}).items(), key=lambda kv: -kv[1])[:10]),
-                examples=examples,
+                examples=examples[c] if c < len(examples) else [],
                 trend=[],
-                private=int(cluster_users[c]) < min_users,
+                private=int(users[c]) < min_users,
             )
         )
     if per_segment:
@@ -443,9 +474,16 @@ def profile_users(records: Records) -> dict[str, UserProfile]:
     rated = ~np.isnan(records.rating)
     rating_sum = np.bincount(records.user[rated], weights=records.rating[rated], minlength=n_users)
     rating_n = np.bincount(records.user[rated], minlength=n_users)
+    return profiles_from(records.user_names, records.user_counts, rating_sum, rating_n)
+
+
+def profiles_from(
+    names: list[str], user_counts: np.ndarray, rating_sum: np.ndarray, rating_n: np.ndarray
+) -> dict[str, UserProfile]:
+    """Profiles from each user's records per cluster and rating sum and count (both engines)."""
     profiles: dict[str, UserProfile] = {}
-    for u, name in enumerate(records.user_names):
-        profile = profile_from_counts(name, records.user_counts[u].astype(np.float64))
+    for u, name in enumerate(names):
+        profile = profile_from_counts(name, user_counts[u].astype(np.float64))
         profile.rating_mean = round(float(rating_sum[u] / rating_n[u]), 3) if rating_n[u] else None
         profiles[name] = profile
     return profiles

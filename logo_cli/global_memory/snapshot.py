@@ -195,8 +195,10 @@ def write_snapshot(
     *,
     page_size: int = 20_000,
     progress: Callable[[int], None] | None = None,
+    from_chroma: bool = False,
 ) -> SnapshotSummary:
-    """Stream the store once into a snapshot folder at `out` (replacing a snapshot already there)."""
+    """Stream the store once into a snapshot folder at `out` (replacing a snapshot already there): from the
+    user index on disk unless `from_chroma` (see `Store.stream`)."""
     started = time.perf_counter()
     store.open(embedder_id, dim, create=False)
     stamp = store.stamp()
@@ -211,7 +213,7 @@ def write_snapshot(
     )
     try:
         page: Scan
-        for page in store.stream(page_size):
+        for page in store.stream(page_size, from_chroma=from_chroma):
             writer.add(page.ids, page.metadatas, page.embeddings)
             if progress:
                 progress(writer.written)

@@ -257,7 +257,7 @@ def group_communities(
 
     k = user_counts.shape[1]
     member = np.full(len(user_counts), -1, dtype=np.int32)
-    placed = np.flatnonzero(user_counts.sum(axis=1) >= MIN_HISTORY_FOR_COMMUNITY)
+    placed = placed_users(user_counts)
     if not len(placed):
         return Communities([], np.zeros((0, k), dtype=np.float32), member, None)
     matrix = user_counts[placed] / np.maximum(user_counts[placed].sum(axis=1, keepdims=True), 1)
@@ -282,14 +282,34 @@ def group_communities(
             selection = {"method": "silhouette", "c": n_comm, "scores": _scores(scores)}
         km = KMeans(n_clusters=n_comm, random_state=seed, n_init=4).fit(matrix)
         centroids, labels = km.cluster_centers_.astype(np.float32), km.labels_
+    return communities_from(user_counts, placed, labels, centroids, selection)
+
+
+def placed_users(user_counts: np.ndarray) -> np.ndarray:
+    """The users with enough history to be placed in a community (rows of `user_counts`)."""
+    out: np.ndarray = np.flatnonzero(user_counts.sum(axis=1) >= MIN_HISTORY_FOR_COMMUNITY)
+    return out
+
+
+def communities_from(
+    user_counts: np.ndarray,
+    placed: np.ndarray,
+    labels: np.ndarray,
+    centroids: np.ndarray,
+    selection: dict[str, Any] | None,
+) -> Communities:
+    """Communities from each placed user's label (both engines): sizes, top clusters, every user's community."""
+    k = user_counts.shape[1]
+    member = np.full(len(user_counts), -1, dtype=np.int32)
+    matrix = user_counts[placed] / np.maximum(user_counts[placed].sum(axis=1, keepdims=True), 1)
     communities = []
-    for cid in range(n_comm):
+    for cid in range(len(centroids)):
         members = np.flatnonzero(labels == cid)
         mean_share = matrix[members].mean(axis=0) if len(members) else np.zeros(k)
         top = [(int(c), round(float(mean_share[c]), 4)) for c in np.argsort(-mean_share)[:3] if mean_share[c] > 0]
         communities.append(Community(id=cid, size=len(members), top_clusters=top))
         member[placed[members]] = cid
-    return Communities(communities, centroids, member, selection)
+    return Communities(communities, centroids.astype(np.float32), member, selection)
 
 
 # --------------------------------------------------------------------------------------------- 10. drift

@@ -428,12 +428,13 @@ class Store:
             yield Scan(list(batch["ids"]), metas, np.asarray(batch["embeddings"], np.float32))
             offset += len(batch["ids"])
 
-    def stream(self, page_size: int = 20_000) -> Iterator[Scan]:
+    def stream(self, page_size: int = 20_000, *, from_chroma: bool = False) -> Iterator[Scan]:
         """Every record's id, fields (text included) and vector, in the store's order, page by page: what a
         snapshot is written from. An on-disk store is read from its user index (one SQLite cursor: memory
         holds one page, and Chroma is not opened); a server store, or an index an older logo wrote with ids
-        only, from Chroma."""
-        if self._index is not None and self._index.complete_rows():
+        only, from Chroma (or `from_chroma`: Chroma's copy of each vector, renormalized for its cosine index, can
+        differ from the embedder's in the last bit)."""
+        if not from_chroma and self._index is not None and self._index.complete_rows():
             for rows in self._index.stream(page_size):
                 yield Scan(
                     [r[0] for r in rows], [fields(orjson.loads(r[1])) for r in rows], _vectors([r[2] for r in rows])
