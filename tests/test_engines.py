@@ -20,24 +20,50 @@ from logo_cli.global_memory.stages import BuildOptions
 from logo_cli.local_memory.store import Store
 
 from .helpers import FIXTURES, make_records, run, write_jsonl
+from .helpers import ITEMS as ITEM_NAMES
 
-GARDEN = [  # a fourth topic only two people write about: its cluster must stay private
-    "Planted {x} bulbs in the garden bed, compost, mulch and seeds for spring",
-    "Pruned the {x} hedge, weeded the garden bed and spread compost and mulch",
-]
+WORDS = {  # each topic's records share these words (the fake embedder is a bag of words): clear clusters
+    "films": "watched film cinema director actors screenplay movie",
+    "cooking": "cooked recipe dinner garlic basil oven sauce",
+    "travel": "trip hotel beach flight train town holiday",
+    "garden": "garden compost mulch seeds bulbs pruned weeded",  # only two people: a private cluster
+}
+ITEMS = {**ITEM_NAMES, "garden": ["tulip", "rose", "fern"]}
 
 
 def population_rows(private_topic: bool = False) -> list[dict[str, Any]]:
+    """The `population` fixture's people (four per topic, a narrow one, a newcomer) with texts that cluster
+    cleanly, so the number of clusters is not a near tie for silhouette; optionally two gardeners."""
     users = {f"film{i}": ("films", 12) for i in range(4)}
     users |= {f"cook{i}": ("cooking", 12) for i in range(4)}
     users |= {f"trav{i}": ("travel", 12) for i in range(4)}
     users |= {"narrow": ("films", 30), "newbie": ("cooking", 1)}
-    rows = make_records(users)
     if private_topic:
-        for u in ("gard0", "gard1"):
-            for i in range(8):
-                rows.append({"user": u, "id": f"{u}-{i}", "text": GARDEN[i % 2].format(x=["tulip", "rose"][i % 2])})
+        users |= {"gard0": ("garden", 8), "gard1": ("garden", 8)}
+    rows = []
+    for n, (user, (topic, count)) in enumerate(users.items()):
+        for i in range(count):
+            item = ITEMS[topic][i % len(ITEMS[topic])]
+            rows.append(
+                {
+                    "user": user,
+                    "id": f"{user}-{i}",
+                    "text": f"{WORDS[topic]} {item.lower()} day{n}x{i} note{i}y{n}",  # words of its own
+                    "item": item,
+                    "rating": float(1 + (i + n) % 5),
+                    "timestamp": 1_735_689_600 + 86_400 * (i + 7 * n),
+                }
+            )
     return rows
+
+
+def population_before() -> list[dict[str, Any]]:
+    """The `population` fixture's records, as the digest of the build before snapshots was made from."""
+    users = {f"film{i}": ("films", 12) for i in range(4)}
+    users |= {f"cook{i}": ("cooking", 12) for i in range(4)}
+    users |= {f"trav{i}": ("travel", 12) for i in range(4)}
+    users |= {"narrow": ("films", 30), "newbie": ("cooking", 1)}
+    return make_records(users)
 
 
 def ingest(home: Path, rows: list[dict[str, Any]]) -> Store:
@@ -67,7 +93,7 @@ def digest(home: Path) -> dict[str, Any]:
 
 
 def test_snapshot_writes_every_record_once_with_the_stores_stamp(fake_env: Path, tmp_path: Path) -> None:
-    ingest(fake_env, population_rows())
+    ingest(fake_env, population_before())
     code, out, err = run("snapshot", str(tmp_path / "snap"))
     assert code == 0, err
     summary = json.loads(out)
@@ -93,7 +119,7 @@ def test_the_local_engine_writes_what_the_build_wrote_before_snapshots(fake_env:
     (which read Chroma directly) on these records. From a snapshot of the same vectors (Chroma's copy: it
     renormalizes them for its cosine index, so they can differ from the embedder's in the last bit), the local
     engine writes the same memory, array for array."""
-    store = ingest(fake_env, population_rows())
+    store = ingest(fake_env, population_before())
     write_snapshot(store, "fake:256", 256, tmp_path / "snap", from_chroma=True)
     build_global(None, "fake:256", 256, fake_env / "global", BuildOptions(seed=0), snapshot=str(tmp_path / "snap"))
     before = json.loads((FIXTURES / "global_memory_before.json").read_text())
