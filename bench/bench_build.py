@@ -120,7 +120,17 @@ def main() -> None:
         ),
         "full": (["build-global", "--seed", "0"], "logo build-global --seed 0 (snapshot + local engine)"),
         "spark": (
-            ["build-global", "--seed", "0", "--engine", "spark", "--master", args.master, "--snapshot", str(args.snapshot)],
+            [
+                "build-global",
+                "--seed",
+                "0",
+                "--engine",
+                "spark",
+                "--master",
+                args.master,
+                "--snapshot",
+                str(args.snapshot),
+            ],
             f"logo build-global --seed 0 --engine spark --master {args.master} --snapshot {args.snapshot}",
         ),
     }

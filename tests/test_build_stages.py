@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from logo_cli.global_memory.records import (
     profile_users,
     time_segments,
 )
+from logo_cli.global_memory.snapshot import Snapshot, SnapshotWriter
 from logo_cli.global_memory.stages import (
     Baseline,
     BuildOptions,
@@ -42,7 +42,6 @@ from logo_cli.global_memory.stages import (
     measure_drift,
     silhouette_search,
 )
-from logo_cli.global_memory.snapshot import Snapshot, SnapshotWriter
 from logo_cli.records import Record
 
 INF, NAN = math.inf, math.nan

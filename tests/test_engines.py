@@ -178,9 +178,7 @@ def answers(home: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("private_topic", [False, True], ids=["population", "with-a-private-topic"])
-def test_spark_and_the_local_engine_agree(
-    spark: Any, fake_env: Path, tmp_path: Path, private_topic: bool
-) -> None:
+def test_spark_and_the_local_engine_agree(spark: Any, fake_env: Path, tmp_path: Path, private_topic: bool) -> None:
     store = ingest(fake_env, population_rows(private_topic))
     write_snapshot(store, "fake:256", 256, tmp_path / "snap")
     snap = Snapshot(tmp_path / "snap")
@@ -209,7 +207,9 @@ def test_spark_and_the_local_engine_agree(
     assert np.array_equal(a.users, b.users) and np.array_equal(a.ratings, b.ratings)
     assert np.allclose(a.rating_mean, b.rating_mean, equal_nan=True, rtol=0, atol=1e-9)
     when = float(np.median(local.items.rating_ts))  # and as of a moment
-    assert np.allclose(local.items.snapshot(when, 3).rating_mean, remote.items.snapshot(when, 3).rating_mean, equal_nan=True)
+    assert np.allclose(
+        local.items.snapshot(when, 3).rating_mean, remote.items.snapshot(when, 3).rating_mean, equal_nan=True
+    )
     assert {u: p.history for u, p in remote.users.items()} == {u: p.history for u, p in local.users.items()}
     assert {u: p.rating_mean for u, p in remote.users.items()} == {u: p.rating_mean for u, p in local.users.items()}
     assert remote.records == local.records and remote.segments == local.segments
@@ -217,9 +217,7 @@ def test_spark_and_the_local_engine_agree(
     assert answers(fake_env) == local_answers  # `logo ask` answers the same from either
 
 
-def test_spark_reads_the_movielens_fixture_like_the_local_engine(
-    spark: Any, fake_env: Path, tmp_path: Path
-) -> None:
+def test_spark_reads_the_movielens_fixture_like_the_local_engine(spark: Any, fake_env: Path, tmp_path: Path) -> None:
     """Real ratings, half stars and timestamps (12 MovieLens users, the shipped slice)."""
     code, _, err = run("convert", "movielens", str(FIXTURES / "ml-latest-small"), "--out", str(tmp_path / "ml"))
     assert code == 0, err

@@ -177,7 +177,9 @@ class _Accumulator:
         """What each item's records say about it, from its first ITEM_TEXTS records with a text (in the
         store's order): only those rows' texts are read."""
         if len(self.items) > len(self.item_texts):
-            self.item_texts = np.concatenate([self.item_texts, np.zeros(len(self.items) - len(self.item_texts), np.int64)])
+            self.item_texts = np.concatenate(
+                [self.item_texts, np.zeros(len(self.items) - len(self.item_texts), np.int64)]
+            )
         rows = np.flatnonzero((item >= 0) & batch.has_text())
         rows = rows[self.item_texts[item[rows]] < ITEM_TEXTS]
         if not len(rows):

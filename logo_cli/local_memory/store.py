@@ -442,9 +442,7 @@ class Store:
             return
         offset = 0
         while True:
-            got = self.collection.get(
-                limit=page_size, offset=offset, include=["metadatas", "embeddings", "documents"]
-            )
+            got = self.collection.get(limit=page_size, offset=offset, include=["metadatas", "embeddings", "documents"])
             if not got["ids"]:
                 return
             metas = [fields(m) for m in got["metadatas"]]

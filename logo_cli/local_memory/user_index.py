@@ -127,7 +127,9 @@ class UserIndex:
             for start in range(0, len(uids), 500):
                 chunk = list(uids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                found.update(row[0] for row in self.db.execute(f"SELECT uid FROM records WHERE uid IN ({marks})", chunk))
+                found.update(
+                    row[0] for row in self.db.execute(f"SELECT uid FROM records WHERE uid IN ({marks})", chunk)
+                )
         return found
 
     def complete_rows(self) -> bool:

@@ -190,17 +190,16 @@ def build(
     item_table = _items(spark, records, data, items, options.min_users)
 
     say("profiling users")
-    counts = (
-        records.groupBy("user_idx", "cluster").count().toPandas()
-        if total
-        else None
-    )
+    counts = records.groupBy("user_idx", "cluster").count().toPandas() if total else None
     user_counts = np.zeros((len(user_names), k), dtype=np.int64)
     if counts is not None and len(counts):
         user_counts[counts["user_idx"].to_numpy(), counts["cluster"].to_numpy()] = counts["count"].to_numpy()
-    rated = records.filter(F.col("rating").isNotNull()).groupBy("user_idx").agg(
-        F.sum("rating").alias("s"), F.count("rating").alias("n")
-    ).toPandas()
+    rated = (
+        records.filter(F.col("rating").isNotNull())
+        .groupBy("user_idx")
+        .agg(F.sum("rating").alias("s"), F.count("rating").alias("n"))
+        .toPandas()
+    )
     rating_sum = np.zeros(len(user_names))
     rating_n = np.zeros(len(user_names), dtype=np.int64)
     rating_sum[rated["user_idx"].to_numpy()] = rated["s"].to_numpy()
@@ -218,9 +217,7 @@ def build(
     if item_table is not None and len(grouped.member):
         item_table.user_community = grouped.member[item_table.user_community]
 
-    summary = records.agg(
-        F.sum("sim"), F.count(F.lit(1)), F.min("rating"), F.max("rating")
-    ).first()
+    summary = records.agg(F.sum("sim"), F.count(F.lit(1)), F.min("rating"), F.max("rating")).first()
     drift = measure_drift(float(summary[0] or 0.0), int(summary[1]), kept.baseline if kept else None)
     distinct = records.filter(F.col("rating").isNotNull()).select("rating").distinct().toPandas()["rating"]
     records.unpersist()
@@ -277,11 +274,11 @@ def _first_appearance(spark: Any, records: Any, column: str) -> Any:
 
 def _assign_udf(centroids: np.ndarray) -> Any:
     """A pandas UDF: each vector's nearest centroid (cosine: the vectors are unit length) and its similarity."""
-    from pyspark.sql.functions import pandas_udf
+    from pyspark.sql.functions import pandas_udf  # type: ignore[attr-defined]
 
     matrix = np.asarray(centroids, dtype=np.float32)
 
-    @pandas_udf("cluster int, sim double")  # type: ignore[call-overload,misc]
+    @pandas_udf("cluster int, sim double")  # type: ignore[untyped-decorator,misc,call-overload]
     def assign(vectors: pd.Series) -> pd.DataFrame:
         x = np.stack(vectors.to_numpy()).astype(np.float32) if len(vectors) else np.zeros((0, matrix.shape[1]))
         sims = x @ matrix.T
@@ -320,9 +317,9 @@ def _fit(spark: Any, sample: Any, subsample: Any, total: int, options: BuildOpti
         evaluator = ClusteringEvaluator(distanceMeasure="cosine", featuresCol="features")
 
         def score(candidate: int) -> float | None:
-            model = KMeans(
-                k=candidate, seed=options.seed, distanceMeasure="cosine", maxIter=KMEANS_ITERATIONS
-            ).fit(subsample)
+            model = KMeans(k=candidate, seed=options.seed, distanceMeasure="cosine", maxIter=KMEANS_ITERATIONS).fit(
+                subsample
+            )
             predicted = model.transform(subsample)
             return float(evaluator.evaluate(predicted)) if len(model.clusterCenters()) > 1 else None
 
@@ -396,12 +393,14 @@ def _embedding_text() -> Any:
     from pyspark.sql import functions as F
 
     says_item = F.instr(F.lower(F.col("text")), F.lower(F.col("item"))) > 0
-    return F.when(F.col("item").isNotNull() & ~says_item, F.concat(F.col("item"), F.lit(": "), F.col("text"))).otherwise(
-        F.col("text")
-    )
+    return F.when(
+        F.col("item").isNotNull() & ~says_item, F.concat(F.col("item"), F.lit(": "), F.col("text"))
+    ).otherwise(F.col("text"))
 
 
-def _sorted_arrays(frame: Any, key: str, k: int, order: list[str], values: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _sorted_arrays(
+    frame: Any, key: str, k: int, order: list[str], values: list[str]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Rows sorted by `key` then `order`, as arrays, with offsets slicing each key 0..k-1."""
     table = frame.select(key, *values).orderBy(key, *order).toPandas() if k else None
     keys = table[key].to_numpy() if table is not None else np.zeros(0, dtype=np.int64)
@@ -430,7 +429,9 @@ def _timeline(spark: Any, records: Any, k: int) -> Timeline:
     raters = records.filter(F.col("rating").isNotNull()).groupBy("cluster", "user_idx").agg(F.min("ts").alias("ts"))
     rater_offsets, rater = _sorted_arrays(raters, "cluster", k, ["ts", "user_idx"], ["ts"])
 
-    per_user = records.filter(F.col("item").isNotNull()).groupBy("cluster", "item", "user_idx").agg(F.min("ts").alias("ts"))
+    per_user = (
+        records.filter(F.col("item").isNotNull()).groupBy("cluster", "item", "user_idx").agg(F.min("ts").alias("ts"))
+    )
     per_item = per_user.groupBy("cluster", "item").agg(
         F.count(F.lit(1)).alias("users"), F.sort_array(F.collect_list("ts")).alias("first")
     )
@@ -439,7 +440,9 @@ def _timeline(spark: Any, records: Any, k: int) -> Timeline:
     ).filter(F.col("rank") <= ITEM_CANDIDATES)
     item_first_ts: dict[int, dict[str, list[float]]] = {}
     for row in ranked.orderBy("cluster", "rank").collect():
-        item_first_ts.setdefault(int(row["cluster"]), {})[str(row["item"])] = [min(float(x), UNDATED) for x in row["first"]]
+        item_first_ts.setdefault(int(row["cluster"]), {})[str(row["item"])] = [
+            min(float(x), UNDATED) for x in row["first"]
+        ]
     return Timeline(
         record_ts=cols["ts"].astype(np.float64),
         record_offsets=record_offsets.astype(np.int64),
@@ -457,8 +460,10 @@ def _labels(records: Any) -> dict[int, dict[str, int]]:
     """cluster -> label -> records, labels in order of their first appearance in the store."""
     from pyspark.sql import functions as F
 
-    counted = records.filter(F.col("label").isNotNull()).groupBy("cluster", "label").agg(
-        F.count(F.lit(1)).alias("n"), F.min("pos").alias("first")
+    counted = (
+        records.filter(F.col("label").isNotNull())
+        .groupBy("cluster", "label")
+        .agg(F.count(F.lit(1)).alias("n"), F.min("pos").alias("first"))
     )
     first = records.filter(F.col("label").isNotNull()).groupBy("label").agg(F.min("pos").alias("order"))
     out: dict[int, dict[str, int]] = {}
@@ -476,7 +481,9 @@ def _examples(records: Any, k: int) -> list[list[str]]:
     nearest = records.withColumn("rank", F.row_number().over(order)).filter(F.col("rank") <= 30)
     out: list[list[str]] = [[] for _ in range(k)]
     seen: list[set[str]] = [set() for _ in range(k)]
-    for row in nearest.select("cluster", "rank", "user", _embedding_text().alias("t")).orderBy("cluster", "rank").collect():
+    for row in (
+        nearest.select("cluster", "rank", "user", _embedding_text().alias("t")).orderBy("cluster", "rank").collect()
+    ):
         c = int(row["cluster"])
         if row["user"] not in seen[c] and len(out[c]) < 3:
             out[c].append(str(row["t"])[:240])
@@ -509,7 +516,9 @@ def _items(spark: Any, records: Any, data: Any, items: Any, min_users: int) -> I
         shared.unpersist()
         return None
     rows = F.broadcast(shared.select("item_idx", "row"))
-    user_offsets, users = _sorted_arrays(firsts.join(rows, "item_idx"), "row", n, ["ts", "user_idx"], ["ts", "user_idx"])
+    user_offsets, users = _sorted_arrays(
+        firsts.join(rows, "item_idx"), "row", n, ["ts", "user_idx"], ["ts", "user_idx"]
+    )
     rated = mentions.filter(F.col("rating").isNotNull()).join(rows, "item_idx")
     running = Window.partitionBy("row").orderBy("ts", "pos").rowsBetween(Window.unboundedPreceding, 0)
     ratings = rated.select("row", "ts", "pos", F.sum("rating").over(running).alias("cum"))
@@ -561,9 +570,9 @@ def _items(spark: Any, records: Any, data: Any, items: Any, min_users: int) -> I
 
 
 def _terms_udf() -> Any:
-    from pyspark.sql.functions import pandas_udf
+    from pyspark.sql.functions import pandas_udf  # type: ignore[attr-defined]
 
-    @pandas_udf("array<string>")  # type: ignore[call-overload,misc]
+    @pandas_udf("array<string>")  # type: ignore[untyped-decorator,misc,call-overload]
     def item_terms(texts: pd.Series) -> pd.Series:
         from logo_cli.terms import terms
 
@@ -578,6 +587,7 @@ def _communities(spark: Any, user_counts: np.ndarray, options: BuildOptions) -> 
     from pyspark.ml.clustering import KMeans
     from pyspark.ml.evaluation import ClusteringEvaluator
     from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as F
 
     k = user_counts.shape[1]
     placed = placed_users(user_counts)
@@ -586,7 +596,7 @@ def _communities(spark: Any, user_counts: np.ndarray, options: BuildOptions) -> 
     shares = user_counts[placed] / np.maximum(user_counts[placed].sum(axis=1, keepdims=True), 1)
     frame = spark.createDataFrame(
         pd.DataFrame({"row": np.arange(len(placed)), "shares": [list(map(float, s)) for s in shares]})
-    ).select("row", array_to_vector("shares").alias("features"))
+    ).select("row", array_to_vector(F.col("shares")).alias("features"))
     frame = frame.persist()
     selection: dict[str, Any]
     if options.communities is not None:
@@ -599,7 +609,9 @@ def _communities(spark: Any, user_counts: np.ndarray, options: BuildOptions) -> 
 
         def score(c: int) -> float | None:
             predicted = KMeans(k=c, seed=options.seed, maxIter=KMEANS_ITERATIONS).fit(frame).transform(scored)
-            return float(evaluator.evaluate(predicted)) if predicted.select("prediction").distinct().count() > 1 else None
+            return (
+                float(evaluator.evaluate(predicted)) if predicted.select("prediction").distinct().count() > 1 else None
+            )
 
         scores = _each([c for c in community_candidates(len(placed)) if c < len(placed)], score)
         n_comm = max(scores, key=lambda c: scores[c]) if scores else 1
@@ -609,7 +621,7 @@ def _communities(spark: Any, user_counts: np.ndarray, options: BuildOptions) -> 
         labels = np.zeros(len(placed), dtype=np.int64)
         centroids = shares.mean(axis=0, keepdims=True)
     else:
-        predicted = model.transform(frame).select("row", "prediction").orderBy("row").toPandas()
+        predicted: Any = model.transform(frame).select("row", "prediction").orderBy("row").toPandas()
         labels = predicted["prediction"].to_numpy()
         centroids = np.asarray(model.clusterCenters())
         used = sorted(set(labels.tolist()))  # k-means|| may leave a centre empty: renumber the ones in use
