@@ -83,6 +83,8 @@ def session(master: str | None = None) -> Any:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    if master is None and os.environ.get("PYSPARK_GATEWAY_PORT"):  # launched by spark-submit: its settings hold
+        return SparkSession.builder.appName("logo build-global").getOrCreate()
     url = master or os.environ.get("LOGO_SPARK_MASTER") or "local[*]"
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors on this machine run this interpreter
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
