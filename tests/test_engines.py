@@ -252,3 +252,18 @@ def test_spark_without_java_is_a_clear_error(fake_env: Path, population: Path, t
     )
     assert done.returncode == 6, done.stderr
     assert "Spark could not start" in done.stderr and "Java 17" in done.stderr
+
+
+def test_spark_updates_a_memory_the_local_engine_built(spark: Any, fake_env: Path, tmp_path: Path) -> None:
+    """--update keeps the clusters and community centres whichever engine built them."""
+    ingest(fake_env, population_rows())
+    assert run("build-global", "--seed", "0")[0] == 0
+    before = global_memory.load(fake_env / "global")
+    code, out, err = run("build-global", "--update", "--engine", "spark", "--master", "local[2]")
+    assert code == 0, err
+    after = global_memory.load(fake_env / "global")
+    assert np.array_equal(after.centroids, before.centroids)
+    assert np.array_equal(after.community_centroids, before.community_centroids)
+    assert after.selection["update"] is True and after.selection["engine"] == "spark"
+    assert [c.size for c in after.clusters] == [c.size for c in before.clusters]
+    assert {u: p.community for u, p in after.users.items()} == {u: p.community for u, p in before.users.items()}

@@ -157,15 +157,15 @@ def build(
     # 4. assign every record (a pandas UDF; vectors leave the plan right after)
     say("assigning records to clusters")
     assign = _assign_udf(centroids)
+    users = _first_appearance(spark, data.select("user", "pos"), "user")  # numbered as the local engine does
+    items = _first_appearance(spark, data.select("item", "pos"), "item")
     records = (
         data.withColumn("a", assign(F.col("vector")))
         .select("pos", "uid", "user", "item", "label", "ts", "rating", "text", "a.cluster", "a.sim")
-        .persist(StorageLevel.MEMORY_AND_DISK)
+        .join(users, "user")
+        .join(items, "item", "left")
+        .persist(StorageLevel.MEMORY_AND_DISK)  # every stage below reads these, without vectors
     )
-    users = _first_appearance(spark, records, "user")
-    items = _first_appearance(spark, records, "item")
-    records = records.join(users, "user").join(items, "item", "left")
-    records = records.persist(StorageLevel.MEMORY_AND_DISK)
     user_names = [str(u) for u in users.orderBy("user_idx").toPandas()["user"]]
     k = len(centroids)
 
@@ -223,6 +223,8 @@ def build(
     drift = measure_drift(float(summary[0] or 0.0), int(summary[1]), kept.baseline if kept else None)
     distinct = records.filter(F.col("rating").isNotNull()).select("rating").distinct().toPandas()["rating"]
     records.unpersist()
+    users.unpersist()
+    items.unpersist()
     sample.unpersist()
     selection = {**fit.selection, **({"communities": grouped.selection} if grouped.selection else {})}
     return GlobalMemory(
