@@ -259,7 +259,7 @@ def test_spark_updates_a_memory_the_local_engine_built(spark: Any, fake_env: Pat
     ingest(fake_env, population_rows())
     assert run("build-global", "--seed", "0")[0] == 0
     before = global_memory.load(fake_env / "global")
-    code, out, err = run("build-global", "--update", "--engine", "spark", "--master", "local[2]")
+    code, _, err = run("build-global", "--update", "--engine", "spark", "--master", "local[2]")
     assert code == 0, err
     after = global_memory.load(fake_env / "global")
     assert np.array_equal(after.centroids, before.centroids)
