@@ -122,6 +122,8 @@ def _snapshot_for(
         )
     if store is None:
         raise UsageError("No store and no --snapshot to build from.")
+    for stale in [*home.parent.glob(".snapshot-build-*"), *home.parent.glob("..snapshot-build-*")]:
+        shutil.rmtree(stale, ignore_errors=True)  # left by a build that crashed (builds hold the store lock)
     folder = home.parent / f".snapshot-build-{os.getpid()}"
     try:
         say("snapshotting the store")
