@@ -19,11 +19,13 @@ from .answers import (
     GENERIC_REQUEST,
     AnswerType,
     ChoiceAnswer,
+    OptionScore,
     RatingAnswer,
     RatingScale,
     Recommendation,
     RecommendInput,
     choice_answer,
+    choice_text,
     detect,
     looping,
     options_in,
@@ -38,6 +40,7 @@ from .answers.recommend import recommend
 from .config import Settings
 from .embed import Embedder, load_embedder
 from .errors import GlobalMemoryMissing, StoreError, UsageError
+from .evidence import UserEvidence, stated_scores
 from .global_memory import GlobalMemory, UserProfile
 from .llm import Generator, Usage, check_gguf, generator_for
 from .local_memory.store import Hit, Store, store_for
@@ -80,6 +83,7 @@ class Prepared:
     messages: list[dict[str, str]]
     timings: dict[str, float]
     vector: np.ndarray
+    evidence: UserEvidence
     history: list[Record] = field(default_factory=list)
     history_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
@@ -233,14 +237,16 @@ class Asker:
         return self._catalog
 
     def prepare(self, question: Question, vector: np.ndarray | None = None, *, prompt: bool = True) -> Prepared:
-        """Everything before the answer: the mediator's context and (with `prompt`) the prompt messages.
-        `vector` is the question's embedding when the caller embedded many questions in one batch."""
+        """Everything before the answer: the mediator's context, what memory knows about the user and the items
+        (`evidence`) and (with `prompt`) the prompt messages. `vector` is the question's embedding when the
+        caller embedded many questions in one batch."""
         if not question.query.strip():
             raise UsageError("The question is empty.")
         kind = question.resolved_type()
+        reads = self.options.memory
         timings: dict[str, float] = {}
         clock = time.perf_counter()
-        needs_vector = self.options.memory.reads_any or kind == AnswerType.RECOMMEND
+        needs_vector = reads.reads_any or kind == AnswerType.RECOMMEND
         if vector is None:
             vector = self.embedder.embed([question.query])[0] if needs_vector else np.zeros(1, dtype=np.float32)
         timings["embed"] = _ms(clock)
@@ -253,11 +259,12 @@ class Asker:
         records: list[Record] = []
         vectors = np.zeros((0, 0), dtype=np.float32)
         store = self.store
-        if store is None and kind == AnswerType.RECOMMEND and not self.options.memory.reads_any:
+        if store is None and kind == AnswerType.RECOMMEND and not reads.reads_any:
             store = self._history_store()  # recommending leaves out what the user already has
         if store is not None:
             wants_records = kind == AnswerType.RECOMMEND or (
-                self.options.memory.reads_local and self.options.local_mode != "rag"
+                reads.reads_local
+                and (kind in (AnswerType.RATING, AnswerType.CHOICE) or self.options.local_mode != "rag")
             )
             if wants_records:
                 records, vectors = store.user_history(question.user, question.at)
@@ -265,7 +272,7 @@ class Asker:
             else:
                 ids, vectors = store.user_vectors(question.user, question.at)
             history = len(vectors)
-            if history and self.options.memory.reads_local:
+            if history and reads.reads_local:
                 hits, hit_vectors = store.nearest(
                     question.user, ids, vectors, vector, min(CANDIDATES, history), records if wants_records else None
                 )
@@ -279,22 +286,28 @@ class Asker:
         timings["retrieve"] = _ms(clock)
 
         clock = time.perf_counter()
-        memory = self.memory if self.options.memory.reads_global else None
+        memory = self.memory if reads.reads_global else None
         if memory is not None and question.at is not None:
             memory = memory.as_of(question.at)  # population statistics from before --at only
+        catalog = memory or self.catalog
+        if catalog is not None and memory is None and question.at is not None:
+            catalog = catalog.as_of(question.at)
+        evidence = UserEvidence(memory, catalog, records, vectors, reads)
         ctx = mediate(
-            vector if self.options.memory.reads_any else np.zeros(1, dtype=np.float32),
+            vector if reads.reads_any else np.zeros(1, dtype=np.float32),
             hits,
             hit_vectors,
-            history if self.options.memory.reads_any else 0,
+            history if reads.reads_any else 0,
             profile,
             memory,
             self.options,
             records,
+            evidence,
         )
+        evidence.community = ctx.community.id if ctx.community is not None else None
         messages = self._messages(ctx, question.query) if prompt else []
         timings["mediate"] = _ms(clock)
-        return Prepared(ctx, messages, timings, vector, records, vectors)
+        return Prepared(ctx, messages, timings, vector, evidence, records, vectors)
 
     def _messages(self, ctx: Context, query: str) -> list[dict[str, str]]:
         return build_messages(ctx, query, self.generator.count_tokens, self.options.prompt_budget)
@@ -349,10 +362,7 @@ class Asker:
         if result.answer_type == AnswerType.RATING:
             self._rate(question, prepared, result)
         elif result.answer_type == AnswerType.CHOICE:
-            options = question.candidates or options_in(question.query) or []
-            scores = self.generator.score(prepared.messages, options, result.usage)
-            result.choice = choice_answer(options, [x.mean for x in scores], [x.logprob for x in scores])
-            result.answer = result.choice.option
+            self._choose(question, prepared, result)
         elif result.answer_type == AnswerType.OPEN:
             result.answer = self._generate(prepared.messages, result.usage, on_token)
         if result.answer_type != AnswerType.RECOMMEND:
@@ -380,6 +390,38 @@ class Asker:
         result.rating = rating_answer(scores, prior, estimate, scale)
         result.answer = rating_text(result.rating, rating_reason(ctx.evidence, ctx.memory, scale))
 
+    def _choose(self, question: Question, prepared: Prepared, result: Answer) -> None:
+        """The best option by what memory knows about this user and each option, and the model's scores of the
+        options after the prompt (one evaluation, scored as a trie: no dearer than a rating)."""
+        options = question.candidates or options_in(question.query) or []
+        model = self.generator.score(prepared.messages, options, result.usage)
+        evidence = prepared.evidence
+        reads = self.options.memory
+        catalog = evidence.catalog
+        table = catalog.items if catalog is not None and reads.reads_any else None
+        rows = [table.find(o) if table is not None else None for o in options]
+        known = iter(evidence.items([r for r in rows if r is not None]))
+        scored = []
+        for option, row, x in zip(options, rows, model, strict=True):
+            item = next(known) if row is not None else None
+            popular = None
+            if row is not None and reads.reads_global and evidence.snapshot is not None:
+                popular = float(np.log1p(evidence.snapshot.users[row]))
+            scored.append(OptionScore(option, x.mean, x.logprob, evidence=item, popular=popular))
+        said = evidence.stated_clauses(prepared.vector)
+        if said:  # what the user said they like or avoid, clause by clause, against every option
+            vectors = self.embedder.embed([text for text, _ in said] + list(options))
+            stated, liked, avoided, avoided_sim = stated_scores(
+                vectors[len(said) :], vectors[: len(said)], [s for _, s in said]
+            )
+            for o, score, like, avoid, near in zip(scored, stated, liked, avoided, avoided_sim, strict=True):
+                o.stated, o.avoided_similarity = float(score), float(near)
+                o.liked_clause = said[like][0] if like is not None else None
+                o.avoided_clause = said[avoid][0] if avoid is not None else None
+        scale = catalog.rating_range[1] if catalog is not None and catalog.rating_range else None
+        result.choice = choice_answer(scored, scale)
+        result.answer = choice_text(result.choice)
+
     def _prior(self, scale: RatingScale) -> list[float]:
         """The model's leaning over the scale for a question that names nothing: computed once per model and
         scale, then kept in $LOGO_HOME/priors.json, so a one-shot `ask` does not pay for it again."""
@@ -397,11 +439,7 @@ class Asker:
         return self._priors[scale]
 
     def _recommend(self, question: Question, prepared: Prepared, result: Answer) -> None:
-        catalog = prepared.context.global_memory  # the as-of view the mediator used, in logo/global modes
-        if catalog is None:
-            catalog = self.catalog
-            if catalog is not None and question.at is not None:
-                catalog = catalog.as_of(question.at)
+        catalog = prepared.evidence.catalog  # global memory's items as of the question, in every mode
         ctx = prepared.context
         count = question.count or requested_count(question.query) or DEFAULT_COUNT
         items: list[Recommendation] = []
@@ -420,17 +458,15 @@ class Asker:
         result.answer = recommendation_text(items, scale, population=ctx.memory.reads_global)
 
     def recommend_request(self, query: str, prepared: Prepared) -> RecommendInput:
-        """What the ranker reads of a prepared question: its vector, the user's history and the mediator's
-        weights (bench/recommend_select.py ranks the same input under other constants)."""
+        """What the ranker reads of a prepared question: its vector, what memory knows about the user and the
+        items, and the mediator's weights (bench/recommend_select.py ranks the same input under other
+        constants)."""
         ctx = prepared.context
         return RecommendInput(
             question_vector=prepared.vector,
-            history=prepared.history,
-            history_vectors=prepared.history_vectors,
+            evidence=prepared.evidence,
             w_local=ctx.weights["local"],
             w_global=ctx.weights["global"],
-            community=ctx.community.id if ctx.community is not None else None,
-            memory_mode=ctx.memory,
             query=query,
             generic_vector=self._generic_vector(),
         )

@@ -7,16 +7,21 @@ would this user rate TITLE (GENRES)?" with the true rating as gold and the ratin
 `recommend.jsonl`: per user with held-out films rated >= LIKED, "Recommend 10 films for me to watch next."
 (gold: those films) and one genre question, for the genre of their held-out liked films that their history
 holds least of (gold: those films of it): the case where a narrow history says least. Both are asked at the
-time of the first held-out rating. A seeded sample of users is made cold-start by keeping only their first
-1-3 records as history.
+time of the first held-out rating. `choice.jsonl`: per user, "Which of these films would I enjoy most?" with
+one held-out film they rated >= LIKED against 1-4 others (options shuffled, titles as a person writes them:
+"The Matrix (1999)"): `variant: seen`, held-out films they rated <= DISLIKED; `variant: unseen`, films they
+never rated that at least UNSEEN_RATERS people had rated in the records before the question. A seeded sample
+of users is made cold-start by keeping only their first 1-3 records as history.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import random
+import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,8 @@ class ConvertSummary:
     eval_file: str
     recommend_questions: int = 0
     recommend_file: str | None = None
+    choice_questions: int = 0
+    choice_file: str | None = None
 
 
 def _csv(path: Path) -> Iterator[dict[str, str]]:
@@ -46,6 +53,9 @@ def _csv(path: Path) -> Iterator[dict[str, str]]:
 
 
 LIKED = 4.0  # a held-out film rated at least this is one the user liked: the gold of recommend questions
+DISLIKED = 2.0  # a held-out film rated at most this is one they did not: a `seen` choice question's other options
+UNSEEN_RATERS = 10  # an `unseen` choice question's other options: films this many people had rated before it
+CHOICE_QUERY = "Which of these films would I enjoy most?"
 RECOMMEND_COUNT = 10
 SKIP_GENRES = frozenset({"(no genres listed)", "IMAX"})
 
@@ -95,6 +105,51 @@ def recommend_questions(
     return out
 
 
+def as_written(title: str) -> str:
+    """A MovieLens title as a person writes it: "Matrix, The (1999)" -> "The Matrix (1999)"."""
+    match = re.match(r"^(.*), (The|A|An) \((\d{4})\)$", title)
+    return f"{match.group(2)} {match.group(1)} ({match.group(3)})" if match else title
+
+
+def choice_questions(
+    user: str,
+    held_out: list[tuple[int, str, float]],
+    rated_ever: set[str],
+    raters_before: Callable[[str, int], int],
+    candidates: list[str],
+    movies: dict[str, Any],
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    """A user's choice questions (see the module docstring), asked at the time of their first held-out rating."""
+    liked = [m for _, m, r in held_out if r >= LIKED and m in movies]
+    if not liked:
+        return []
+    at = held_out[0][0]
+    disliked = [m for _, m, r in held_out if r <= DISLIKED and m in movies]
+    unseen = [m for m in candidates if m not in rated_ever and raters_before(m, at) >= UNSEEN_RATERS]
+    out = []
+    for variant, pool in (("seen", disliked), ("unseen", unseen)):
+        if not pool:
+            continue
+        gold = rng.choice(liked)
+        others = rng.sample(pool, min(len(pool), rng.randint(1, 4)))
+        options = [as_written(movies[m][0]) for m in [gold, *others]]
+        rng.shuffle(options)
+        out.append(
+            {
+                "id": f"ml{user}-choice-{variant}",
+                "user": f"ml{user}",
+                "query": CHOICE_QUERY,
+                "candidates": options,
+                "gold": as_written(movies[gold][0]),
+                "at": at,
+                "answer_type": "choice",
+                "variant": variant,
+            }
+        )
+    return out
+
+
 def movie_text(title: str, genres: str, tags: list[str]) -> str:
     text = f"{title} ({genres.replace('|', ', ')})"
     return f"{text}. Tags: {', '.join(tags)}" if tags else text
@@ -129,12 +184,35 @@ def movielens(
     cold = set(rng.sample(users, round(len(users) * cold_share)))
     out.mkdir(parents=True, exist_ok=True)
     records_file, eval_file, recommend_file = out / "records.jsonl", out / "eval.jsonl", out / "recommend.jsonl"
-    n_records = n_questions = n_recommend = 0
-    with records_file.open("wb") as rec, eval_file.open("wb") as ev, recommend_file.open("wb") as recommend:
+    choice_file = out / "choice.jsonl"
+    histories: dict[str, list[tuple[int, str, float]]] = {}
+    for user in users:
+        ratings = sorted(by_user[user])
+        split = max(1, round(len(ratings) * (1 - holdout)))
+        histories[user] = ratings[: rng.randint(1, 3)] if user in cold else ratings[:split]
+    in_memory: dict[str, list[int]] = defaultdict(list)  # film -> when its ratings in the records were given
+    for history in histories.values():
+        for ts, movie, _ in history:
+            in_memory[movie].append(ts)
+    for times in in_memory.values():
+        times.sort()
+    shared = sorted((m for m in in_memory if m in movies and len(in_memory[m]) >= UNSEEN_RATERS), key=int)
+
+    def raters_before(movie: str, at: int) -> int:
+        return bisect.bisect_left(in_memory.get(movie, []), at)
+
+    picker = random.Random(seed + 1)  # choice questions draw from their own stream: the other files stay as they were
+    n_records = n_questions = n_recommend = n_choice = 0
+    with (
+        records_file.open("wb") as rec,
+        eval_file.open("wb") as ev,
+        recommend_file.open("wb") as recommend,
+        choice_file.open("wb") as choice,
+    ):
         for user in users:
             ratings = sorted(by_user[user])
             split = max(1, round(len(ratings) * (1 - holdout)))
-            history = ratings[: rng.randint(1, 3)] if user in cold else ratings[:split]
+            history = histories[user]
             for ts, movie, rating in history:
                 title, genres = movies.get(movie, (f"movie {movie}", "(no genres listed)"))
                 record: dict[str, Any] = {
@@ -165,6 +243,12 @@ def movielens(
             for question in recommend_questions(user, history, ratings[split:], movies):
                 recommend.write(orjson.dumps({**question, "cold_start_simulated": user in cold}) + b"\n")
                 n_recommend += 1
+            rated_ever = {m for _, m, _ in ratings}
+            for question in choice_questions(
+                user, ratings[split:], rated_ever, raters_before, shared, movies, picker
+            ):
+                choice.write(orjson.dumps({**question, "cold_start_simulated": user in cold}) + b"\n")
+                n_choice += 1
     return ConvertSummary(
         records=n_records,
         questions=n_questions,
@@ -174,6 +258,8 @@ def movielens(
         eval_file=str(eval_file),
         recommend_questions=n_recommend,
         recommend_file=str(recommend_file),
+        choice_questions=n_choice,
+        choice_file=str(choice_file),
     )
 
 

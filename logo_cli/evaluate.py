@@ -26,6 +26,7 @@ from .modes import Memory
 
 if TYPE_CHECKING:
     from .ask import Answer, Asker
+    from .baselines import Interactions
 
 
 @dataclass
@@ -75,6 +76,7 @@ class EvalItem:
     candidates: list[str] | None = None
     at: float | None = None
     count: int | None = None  # recommend questions: how many items are scored (default: what the question asks)
+    meta: dict[str, str] = field(default_factory=dict)  # `item`, `variant`, `genre`: for references and splits
 
     @property
     def kind(self) -> str:
@@ -102,7 +104,7 @@ def load_eval(path: str) -> list[EvalItem]:
     items = []
     for line, q in read_questions(path, gold=True):
         assert q.gold is not None
-        items.append(EvalItem(q.id or str(line), q.user, q.query, q.gold, q.candidates, q.at, q.count))
+        items.append(EvalItem(q.id or str(line), q.user, q.query, q.gold, q.candidates, q.at, q.count, q.meta))
     return items
 
 
@@ -157,6 +159,7 @@ class Prediction:
     id: str
     method: str
     bucket: str
+    variant: str | None = None
     prompt_tokens: int = 0
     answer_type: str | None = None
     prediction: float | str | list[str] | None = None
@@ -174,6 +177,7 @@ class Prediction:
     scale: list[float] | None = None
     # choice and open answers
     score: float | None = None
+    options: list[dict[str, Any]] | None = None  # choice: every option's features (bench/choice_select.py fits on them)
     # recommendations: ranking metrics at k, and what the answer's text and memory say of its items
     k: int | None = None
     hit: float | None = None
@@ -181,6 +185,7 @@ class Prediction:
     ndcg: float | None = None
     text_names_items: bool | None = None
     grounding: dict[str, int] | None = None
+    genre_precision: float | None = None  # genre questions: the share of listed items of the genre asked
 
     @property
     def kind(self) -> str:
@@ -298,6 +303,17 @@ def score_answer(item: EvalItem, answer: Answer, base: Prediction, k: int | None
             row.evidence_error = rating.estimate - gold
     elif item.kind == "choice":
         row.prediction, row.score = answer.value, float(answer.value == item.gold)
+        row.text_matches_value = answer.answer.startswith(f"{answer.value}:")
+        if answer.choice is not None:
+            row.options = [
+                {
+                    "option": o.option,
+                    "gold": o.option == item.gold,
+                    "features": o.features,
+                    "matched": o.evidence is not None,
+                }
+                for o in answer.choice.options
+            ]
     elif item.kind == "list":
         named = list(answer.value) if answer.recommendations is not None else []
         row.k = k or item.count or requested_count(item.query) or DEFAULT_COUNT
@@ -349,9 +365,10 @@ def run_eval(
 ) -> EvalReport:
     """Ask the same questions through each memory mode with the same model, exactly as `logo ask` answers
     them (`Asker.answer`), and score what it answers, grouped by user bucket (questions chosen by
-    `choose_questions`). Recommend questions also get the plain `references` recommenders as rows."""
+    `choose_questions`). The plain `references` (`baselines`) answer the same questions as rows of the same
+    table: recommenders for list questions, choosers for choice questions, user+item bias for ratings."""
     from .ask import Asker, GenerationOptions
-    from .baselines import Interactions, item_knn, popularity
+    from .baselines import CHOOSERS, RATERS, RECOMMENDERS, Interactions
 
     started = time.time()
     generation = GenerationOptions(max_tokens=64)
@@ -359,8 +376,9 @@ def run_eval(
     judge = askers.get(Memory.LOGO) or Asker(settings, replace(base, memory=Memory.LOGO), generation)
 
     chosen, counts, scanned = choose_questions(judge, items, per_bucket=per_bucket, seed=seed, scan=scan)
-    has_lists = any(c.item.kind == "list" for c in chosen)
-    refs = [r for r in references if has_lists]
+    applicable = {"list": RECOMMENDERS, "choice": CHOOSERS, "number": RATERS, "text": ()}
+    kinds = {c.item.kind for c in chosen}
+    refs = [r for r in references if any(r in applicable[k] for k in kinds)]
     interactions = None
     if refs and judge.store is not None:
         interactions = Interactions.from_store(judge.store)
@@ -368,37 +386,43 @@ def run_eval(
 
     predictions: list[Prediction] = []
     checks: Counter[str] = Counter()
-    total = len(chosen) * (len(methods) + len(refs))
+    total = sum(len(methods) + sum(r in applicable[c.item.kind] for r in refs) for c in chosen)
     done = 0
     for choice in chosen:
         item = choice.item
+        variant = item.meta.get("variant")
         for method in methods:
             asker = askers[method]
             answer = asker.answer(_question(item), vector=choice.vector)
-            row = score_answer(item, answer, Prediction(item.id, method, choice.bucket), k)
+            row = score_answer(item, answer, Prediction(item.id, method, choice.bucket, variant), k)
             if item.kind == "number":
                 checks["ratings"] += 1
                 checks["rating_text_mismatches"] += int(not row.text_matches_value)
+            if item.kind == "choice":
+                checks["choices"] += 1
+                checks["choice_text_mismatches"] += int(not row.text_matches_value)
             if item.kind == "list":
                 row.grounding = _grounding(asker, item, answer)
                 for key, value in row.grounding.items():
                     checks[f"recommended_{key}"] += value
                 checks["recommend_text_mismatches"] += int(not row.text_names_items)
+                named = row.prediction if isinstance(row.prediction, list) else []
+                row.genre_precision = _genre_precision(interactions, item, named)
             predictions.append(row)
             done += 1
             if progress:
                 progress(done, total)
-        if item.kind == "list" and interactions is not None:
-            size = k or item.count or requested_count(item.query) or DEFAULT_COUNT
-            for name in refs:
-                rank = popularity if name == "popularity" else item_knn
-                named = rank(interactions, item.user, item.at, size, min_users)
-                row = Prediction(item.id, name, choice.bucket, prediction=named, k=size)
-                _set_ranking(row, named, list(item.gold))  # type: ignore[arg-type]
-                predictions.append(row)
-                done += 1
-                if progress:
-                    progress(done, total)
+        if interactions is None:
+            continue
+        for name in refs:
+            if name not in applicable[item.kind]:
+                continue
+            predictions.append(
+                _reference(interactions, name, item, Prediction(item.id, name, choice.bucket, variant), k, min_users)
+            )
+            done += 1
+            if progress:
+                progress(done, total)
 
     return EvalReport(
         rows=_rows(predictions, [*methods, *refs]),
@@ -412,6 +436,46 @@ def run_eval(
         scanned=scanned,
         checks=dict(checks),
     )
+
+
+def _reference(
+    data: Interactions, name: str, item: EvalItem, row: Prediction, k: int | None, min_users: int
+) -> Prediction:
+    """One plain reference's answer to one question, scored like logo's."""
+    from .baselines import bias_rating, choose, item_knn, popularity
+
+    if item.kind == "list":
+        size = k or item.count or requested_count(item.query) or DEFAULT_COUNT
+        rank = popularity if name == "popularity" else item_knn
+        genre = item.meta.get("genre")
+        named = rank(data, item.user, item.at, size, min_users, genre)
+        row.prediction, row.k = named, size
+        _set_ranking(row, named, list(item.gold))  # type: ignore[arg-type]
+        row.genre_precision = _genre_precision(data, item, named)
+    elif item.kind == "choice":
+        options = item.candidates or []
+        if name == "chance":
+            row.prediction, row.score = None, 1.0 / max(len(options), 1)
+        else:
+            row.prediction = choose(data, name, item.user, item.at, options)
+            row.score = float(row.prediction == item.gold)
+        row.answer_type = "choice"
+    elif item.kind == "number":
+        gold = float(item.gold)  # type: ignore[arg-type]
+        value = bias_rating(data, item.user, item.meta.get("item"), item.at)
+        row.gold = gold
+        if value is not None:
+            row.prediction, row.error = round(value, 4), value - gold
+    return row
+
+
+def _genre_precision(data: Interactions | None, item: EvalItem, named: list[str]) -> float | None:
+    """The share of the listed items that are of the genre a genre question asks for (None: not one)."""
+    genre = item.meta.get("genre")
+    if data is None or genre is None or not named:
+        return None
+    codes = {name: code for code, name in enumerate(data.item_names)}
+    return sum(genre in data.genres[codes[n]] for n in named if n in codes) / len(named)
 
 
 def _rows(predictions: Sequence[Prediction], methods: Sequence[str]) -> list[EvalRow]:
@@ -433,9 +497,11 @@ def _row(method: str, bucket: str, kind: str, group: list[Prediction]) -> EvalRo
         scored = [p for p in group if p.error is not None]
         errors = np.array([p.error for p in scored], dtype=np.float64) if scored else np.zeros(1)
         evidence = [p.evidence_error for p in scored if p.evidence_error is not None]
+        with_heads = [p for p in scored if p.heads]
         by_head = {
-            h: round(float(np.mean([abs(p.heads[h] - (p.gold or 0.0)) for p in scored if p.heads])), 4)
+            h: round(float(np.mean([abs((p.heads or {})[h] - (p.gold or 0.0)) for p in with_heads])), 4)
             for h in RATING_HEADS
+            if with_heads
         }
         return EvalRow(
             method,
@@ -445,7 +511,7 @@ def _row(method: str, bucket: str, kind: str, group: list[Prediction]) -> EvalRo
             round(float(np.abs(errors).mean()), 4),
             rmse=round(float(np.sqrt((errors**2).mean())), 4),
             evidence_mae=round(float(np.abs(evidence).mean()), 4) if evidence else None,
-            mae_by_head=by_head if scored else None,
+            mae_by_head=by_head if with_heads else None,
             prompt_tokens=tokens,
         )
     if kind == "list":
@@ -460,11 +526,17 @@ def _row(method: str, bucket: str, kind: str, group: list[Prediction]) -> EvalRo
             extra={
                 f"recall@{size}": round(float(np.mean([p.recall or 0.0 for p in group])), 4),
                 f"ndcg@{size}": round(float(np.mean([p.ndcg or 0.0 for p in group])), 4),
+                **_genre_extra(group),
             },
         )
     metric = "accuracy" if group[0].answer_type == "choice" else "rougeL"
     value = float(np.mean([p.score or 0.0 for p in group]))
     return EvalRow(method, bucket, len(group), metric, round(value, 4), prompt_tokens=tokens)
+
+
+def _genre_extra(group: list[Prediction]) -> dict[str, float]:
+    genre = [p.genre_precision for p in group if p.genre_precision is not None]
+    return {"genre_precision": round(float(np.mean(genre)), 4), "genre_questions": len(genre)} if genre else {}
 
 
 def plot_report(report: EvalReport, path: str) -> None:

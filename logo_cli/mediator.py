@@ -17,23 +17,23 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 
 from .answers import asks_rating
+from .evidence import ItemEvidence, UserEvidence
 from .global_memory import Cluster, Community, GlobalMemory, UserProfile
 from .local_memory.store import Hit
 from .modes import Memory
+from .preferences import PREFERENCE
 from .records import Record
 
 HALF_SIZE = 5.0
 SIM_FLOOR, SIM_SPAN = 0.2, 0.4  # all-MiniLM cosine: ~0.2 unrelated, ~0.6 closely related
 OFF_PROFILE_RELEVANCE = 0.5
-OFFSET_PRIOR = 3.0  # rated records it takes before a user's offset from the population counts half
-ITEM_PRIOR = 5.0  # ratings it takes before an item's own mean counts half against its clusters' mean
 ITEM_MIN_SIM = 0.5  # all-MiniLM: a rating question and its item's records ~0.53-0.63 (5th-75th pct); the
 ITEM_TEMPERATURE = 0.02  # nearest other item ~0.46-0.55, so items well below the best one weigh little
 ITEM_K = 3
@@ -49,11 +49,6 @@ SYSTEM_PROMPT = (
 
 LocalMode = Literal["rag", "profile", "profile+rag"]
 LOCAL_MODES: tuple[str, ...] = ("rag", "profile", "profile+rag")
-PREFERENCE = re.compile(
-    r"\b(prefer|love|hate|avoid|allerg|can't stand|cannot stand|don't like|do not like|favou?rite|"
-    r"vegetarian|vegan|dislike)",
-    re.IGNORECASE,
-)
 
 
 @dataclass
@@ -64,7 +59,7 @@ class MediatorOptions:
     global_k: int = 3
     cold_start_max: int = 3
     biased_min_history: int = 20
-    biased_max_diversity: float = 0.35
+    biased_max_diversity: float = 0.7  # of relative_diversity; flags ~7% of MovieLens users (selection half)
     conflict_gap: float = 0.3  # share of the rating range by which user and population must differ
     prompt_budget: int = 480  # tokens for the whole prompt; prompt processing dominates latency
 
@@ -93,17 +88,6 @@ class GlobalUse:
 
 
 @dataclass
-class ItemUse:
-    """An item the question names, as the population rated it (global memory's finest grain)."""
-
-    item: str
-    similarity: float
-    rating_mean: float
-    ratings: int
-    weight: float  # share among the matched items, by similarity
-
-
-@dataclass
 class Context:
     """Everything the mediator decided, for the prompt and for `ask --json`."""
 
@@ -120,7 +104,7 @@ class Context:
     off_profile: bool
     local: list[Hit] = field(default_factory=list)
     global_: list[GlobalUse] = field(default_factory=list)
-    items: list[ItemUse] = field(default_factory=list)
+    items: list[ItemEvidence] = field(default_factory=list)  # what the question may name, weighted
     rating_clusters: list[GlobalUse] = field(default_factory=list, repr=False)  # as chosen, before the budget
     community: Community | None = None
     community_source: str | None = None  # "profile" | "items" | "question"
@@ -132,6 +116,7 @@ class Context:
     candidates: list[Hit] = field(default_factory=list, repr=False)  # all fetched hits; `local` is a prefix
     local_vectors: np.ndarray | None = field(default=None, repr=False)  # aligned with `candidates`
     global_memory: GlobalMemory | None = field(default=None, repr=False)
+    user_evidence: UserEvidence | None = field(default=None, repr=False)  # what memory knows of user and items
     conflict_gap: float = 0.3
 
     def flags(self) -> dict[str, Any]:
@@ -194,11 +179,17 @@ def mediate(
     memory: GlobalMemory | None,
     options: MediatorOptions,
     history: Sequence[Record] = (),
+    evidence: UserEvidence | None = None,
 ) -> Context:
     """Decide what memory goes into the prompt. `hits` are the user's nearest records, best first;
-    `history` is all of the user's records as of the question, for the profile modes."""
+    `history` is all of the user's records as of the question, for the profile modes; `evidence` is what
+    memory knows about the user and the items (the rating estimate comes from it)."""
     use_local = options.memory.reads_local
     use_global = options.memory.reads_global and memory is not None
+    if evidence is None:  # without the user's whole history, what memory knows of them comes from the hits
+        vectors = hit_vectors if hit_vectors is not None else np.zeros((0, len(question_vector)), np.float32)
+        records = [h.record for h in hits][: len(vectors)]
+        evidence = UserEvidence(memory if use_global else None, memory, records, vectors, options.memory)
     best = max((h.score for h in hits), default=0.0) if use_local else 0.0
 
     question_cluster: int | None = None
@@ -233,6 +224,7 @@ def mediate(
         biased=biased,
         off_profile=off_profile,
         global_memory=memory if use_global else None,
+        user_evidence=evidence,
         conflict_gap=options.conflict_gap,
     )
 
@@ -244,7 +236,7 @@ def mediate(
 
     if use_global and memory is not None:
         _choose_global(ctx, question_vector, hits, hit_vectors, profile, memory, options)
-        ctx.items = _choose_items(question_vector, memory)
+        ctx.items = _choose_items(question_vector, memory, evidence)
         ctx.rating_clusters = list(ctx.global_)  # the estimate stays put when the budget drops clusters
         if profile and profile.dominant:
             ctx.dominant_keywords = [
@@ -327,26 +319,31 @@ def _choose_global(
     ctx.global_ = uses
 
 
-def _choose_items(question_vector: np.ndarray, memory: GlobalMemory) -> list[ItemUse]:
+def _choose_items(
+    question_vector: np.ndarray, memory: GlobalMemory, evidence: UserEvidence | None
+) -> list[ItemEvidence]:
     """The shared items the question most likely names, weighted by how far each falls below the best match
     (a softmax over similarity): one clear match takes nearly all the weight, near-ties share it."""
-    if memory.items is None:
+    if memory.items is None or evidence is None:
         return []
     # items not yet rated by min_users people at --at are skipped, not counted against ITEM_K
-    found: list[tuple[str, float, float, int]] = []
+    found: list[tuple[int, float]] = []
     for row, sim in memory.items.nearest(question_vector, 4 * ITEM_K, ITEM_MIN_SIM):
-        stats = memory.items.rating(row, memory.as_of_time, memory.min_users)
-        if stats is not None and len(found) < ITEM_K:
-            found.append((memory.items.names[row], sim, *stats))
+        if memory.items.rating(row, memory.as_of_time, memory.min_users) is not None and len(found) < ITEM_K:
+            found.append((row, sim))
     if not found:
         return []
-    weights = np.exp((np.array([f[1] for f in found]) - found[0][1]) / ITEM_TEMPERATURE)
+    weights = np.exp((np.array([sim for _, sim in found]) - found[0][1]) / ITEM_TEMPERATURE)
     weights /= weights.sum()
-    return [
-        ItemUse(name, round(sim, 4), round(mean, 3), n, round(float(w), 4))
-        for (name, sim, mean, n), w in zip(found, weights, strict=True)
-        if w >= 0.05
-    ]
+    chosen = []
+    for item, (_, sim), w in zip(evidence.items([row for row, _ in found]), found, weights, strict=True):
+        if w >= 0.05:
+            item.weight, item.similarity = round(float(w), 4), round(sim, 4)
+            chosen.append(item)
+    total = sum(i.weight for i in chosen)
+    for item in chosen:
+        item.weight = round(item.weight / total, 4)
+    return chosen
 
 
 def _conflicts_and_evidence(ctx: Context) -> None:
@@ -375,6 +372,10 @@ def _local_clusters(ctx: Context, rows: list[int]) -> list[int]:
 
 
 def _rating_evidence(ctx: Context) -> dict[str, Any]:
+    """The rating estimate: for the items the question names, what memory knows about this user and each item
+    (`evidence`: population rating + the user's offset + their ratings of the items the same people have),
+    weighted by how likely the question names it; else the nearest clusters' mean moved by the user's offset;
+    in `local`, the user's own ratings of the records nearest the question."""
     rated = [i for i, h in enumerate(ctx.local) if h.record.rating is not None]
     mine = None
     if rated:
@@ -387,34 +388,28 @@ def _rating_evidence(ctx: Context) -> dict[str, Any]:
         weights = np.array([max(u.score, 1e-3) * u.cluster.rating_count for u in rated_clusters])
         values = np.array([u.cluster.rating_mean for u in rated_clusters], dtype=np.float64)
         theirs = float((weights * values).sum() / weights.sum())
-    if ctx.items:  # the population's rating of the item itself, shrunk toward its topics' mean
-        n_item = sum(u.weight * u.ratings for u in ctx.items)
-        item_mean = sum(u.weight * u.ratings * u.rating_mean for u in ctx.items) / n_item
-        prior = theirs if theirs is not None else item_mean
-        theirs = (n_item * item_mean + ITEM_PRIOR * prior) / (n_item + ITEM_PRIOR)
-    memory = ctx.global_memory
-    # the offset is a trait of the user, measured on every fetched record (8), not only those the budget shows:
-    # on a MovieLens selection sample this took logo's estimate from 0.880 to 0.822 MAE (seed 1, 345 questions)
-    pool = [i for i, h in enumerate(ctx.candidates) if h.record.rating is not None]
-    pool_clusters = _local_clusters(ctx, pool)
-    offset = _user_offset(ctx, pool, pool_clusters)
-    rated_clusters_of_hits = [c for i, c in zip(pool, pool_clusters, strict=False) if i < len(ctx.local)]
-    if theirs is not None and offset is not None:
-        # the population's rating of the question's item and topics, moved by how this user rates things
-        # compared with everyone else: on MovieLens the user's similar items alone predicted worse than the
-        # clusters' mean even for regular users (MAE 0.87 vs 0.56); their offset from it is what is personal
-        value, n = offset
-        fused: float | None = theirs + n / (n + OFFSET_PRIOR) * value
+    evidence = ctx.user_evidence
+    offset = evidence.offset if evidence is not None and ctx.memory.reads_global else None
+    fused: float | None
+    estimated = [i for i in ctx.items if i.estimate is not None and i.population is not None]
+    if estimated:
+        total = sum(i.weight for i in estimated)
+        theirs = sum(i.weight * (i.population or 0.0) for i in estimated) / total
+        fused = sum(i.weight * (i.estimate or 0.0) for i in estimated) / total
+    elif theirs is not None and offset is not None:
+        fused = theirs + offset[0]
     else:
-        fused, offset = _fuse(ctx, mine, theirs), None  # an offset without a population to move is unused
+        fused = _fuse(ctx, mine, theirs)
     if fused is None:
         return {}
 
+    memory = ctx.global_memory
     if memory is not None and memory.rating_range is not None:  # the user's ratings in a cluster vs its mean
         lo, hi = memory.rating_range
+        fused = min(max(fused, lo), hi)
         gap = ctx.conflict_gap * max(hi - lo, 1e-9)
         per_cluster: dict[int, list[float]] = {}
-        for i, cid in zip(rated, rated_clusters_of_hits, strict=False):
+        for i, cid in zip(rated, _local_clusters(ctx, rated), strict=False):
             per_cluster.setdefault(cid, []).append(float(ctx.local[i].record.rating or 0.0))
         for cid, user_ratings in per_cluster.items():
             cluster = memory.clusters[cid]
@@ -438,32 +433,8 @@ def _rating_evidence(ctx: Context) -> dict[str, Any]:
         "population_rating": round(theirs, 2) if theirs is not None else None,
         "user_offset": round(offset[0], 2) if offset is not None else None,
         "offset_records": offset[1] if offset is not None else 0,
-        "items": [asdict(u) for u in ctx.items],
+        "items": [i.to_json() for i in ctx.items],
     }
-
-
-def _user_offset(ctx: Context, rated: list[int], clusters: list[int]) -> tuple[float, int] | None:
-    """How far above (+) or below (-) the population the user rates their similar records: the
-    similarity-weighted mean of (their rating - the population's), and how many records. The population's
-    rating of a record is its item's mean shrunk toward its cluster's, or the cluster's alone."""
-    memory = ctx.global_memory
-    if memory is None or not rated:
-        return None
-    diffs, weights = [], []
-    for i, cid in zip(rated, clusters, strict=False):
-        cluster = memory.clusters[cid]
-        if cluster.private or cluster.rating_mean is None:
-            continue
-        baseline = cluster.rating_mean
-        item = ctx.candidates[i].record.item
-        stats = memory.item_rating(item) if item else None
-        if stats is not None:
-            baseline = (stats[1] * stats[0] + ITEM_PRIOR * baseline) / (stats[1] + ITEM_PRIOR)
-        diffs.append(float(ctx.candidates[i].record.rating or 0.0) - baseline)
-        weights.append(max(ctx.candidates[i].score, 1e-3))
-    if not diffs:
-        return None
-    return float(np.average(diffs, weights=weights)), len(diffs)
 
 
 def _label_evidence(ctx: Context) -> dict[str, Any]:
@@ -549,7 +520,7 @@ def _global_line(use: GlobalUse) -> str:
     return line
 
 
-def _item_line(use: ItemUse) -> str:
+def _item_line(use: ItemEvidence) -> str:
     return f"- {use.ratings} ratings of {_data(use.item)}: avg {use.rating_mean:.1f}/5"
 
 

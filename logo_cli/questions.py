@@ -4,13 +4,14 @@ fields and a bad line gets the same `FILE:LINE: reason`.
 A line is an object with `user` (or `user_id`), `query` (or `question`), and optionally `id`, `at` (ISO 8601
 or epoch seconds), `candidates` (or `options`: at least two strings), `answer_type` (auto, rating, choice,
 recommend, open), `count` (items to recommend, 1-50) and, for `logo eval`, `gold` (a number, a string, or
-a list of item names).
+a list of item names) and optionally `item` (the item a rating question is about), `variant` and `genre`
+(which the plain references read: a genre question's references rank only that genre).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .answers import ANSWER_TYPES, MAX_COUNT, AnswerType
@@ -18,6 +19,7 @@ from .errors import QUESTIONS_HINT, BadRecord
 from .records import parse_time, parse_user, read_jsonl_objects
 
 Gold = float | str | list[str]
+EVAL_META = ("item", "variant", "genre")  # what an eval line may say about itself, for references and splits
 
 
 @dataclass
@@ -30,6 +32,7 @@ class QuestionLine:
     answer_type: AnswerType
     count: int | None
     gold: Gold | None
+    meta: dict[str, Any] = field(default_factory=dict)  # eval lines: `item`, `variant`, `genre` (for references)
 
 
 @dataclass
@@ -87,6 +90,7 @@ def parse_question(obj: Any, defaults: Defaults = Defaults(), *, gold: bool = Fa
         answer_type=AnswerType(kind),
         count=count,
         gold=value,
+        meta={k: obj[k] for k in EVAL_META if isinstance(obj.get(k), str)} if gold else {},
     )
 
 

@@ -25,7 +25,9 @@ from logo_cli.answers import (
     scale_from_question,
 )
 from logo_cli.answers.recommend import RecommendInput, recommend, recommendation_text
+from logo_cli.evidence import UserEvidence
 from logo_cli.global_memory import Cluster, Community, GlobalMemory, ItemTable
+from logo_cli.modes import Memory
 from logo_cli.records import Record
 
 
@@ -212,7 +214,9 @@ def ask(
     vectors = (
         np.stack([memory.items.vectors[memory.items.rows[r.item]] for r in history]) if history else np.zeros((0, 4))
     )  # type: ignore[union-attr,index]
-    request = RecommendInput(question, list(history), vectors.astype(np.float32), w_local, 1 - w_local, community, mode)
+    population = memory if Memory(mode).reads_global else None
+    evidence = UserEvidence(population, memory, list(history), vectors.astype(np.float32), Memory(mode), community)
+    request = RecommendInput(question, evidence, w_local, 1 - w_local)
     return [r.item for r in recommend(memory, request, count)]
 
 
@@ -257,7 +261,8 @@ def test_no_item_fits_an_unrelated_question() -> None:
 
 def test_the_text_names_each_item_with_reasons_from_memory() -> None:
     memory = catalog()
-    request = RecommendInput(E[0], [], np.zeros((0, 4), np.float32), 0.0, 1.0, 0, "logo")
+    evidence = UserEvidence(memory, memory, [], np.zeros((0, 4), np.float32), Memory.LOGO, 0)
+    request = RecommendInput(E[0], evidence, 0.0, 1.0)
     recs = recommend(memory, request, 2)
     text = recommendation_text(recs, 5.0)
     assert text.splitlines()[0] == "1. Heat: 4.3/5 from 3 ratings; popular with people like you"

@@ -94,17 +94,16 @@ def test_eval_runs_every_method_by_bucket(fake_env: Path, population: Path, tmp_
     report = json.loads(result.stdout)
     assert report["items"] == 3 and report["buckets"] == {"cold_start": 1, "biased_off_profile": 1, "regular": 1}
     methods = {r["method"] for r in report["rows"]}
-    assert methods == {"none", "local", "global", "logo"}
+    assert methods == {"none", "local", "global", "logo", "user-item-bias"}  # the plain reference as a row
     assert all(r["metric"] == "mae" and r["value"] >= 0 for r in report["rows"])
     logo_all = next(r for r in report["rows"] if r["method"] == "logo" and r["bucket"] == "all")
     assert logo_all["evidence_mae"] is not None
     assert set(logo_all["mae_by_head"]) == {"model", "calibrated", "anchored"}
     assert report["checks"] == {"ratings": 12, "rating_text_mismatches": 0}  # the text says the scored number
     predictions = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
-    assert len(predictions) == 12
-    assert all(
-        p["answer_type"] == "rating" and p["prediction"] in (1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5) for p in predictions
-    )
+    assert len(predictions) == 15
+    answers = [p for p in predictions if p["method"] != "user-item-bias"]
+    assert all(p["answer_type"] == "rating" and p["prediction"] in (1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5) for p in answers)
     assert runner.invoke(app, ["eval", str(numeric), "--references", "magic"]).exit_code == 2
 
     choice = write_jsonl(tmp_path / "c.jsonl", questions[3:])
@@ -112,6 +111,7 @@ def test_eval_runs_every_method_by_bucket(fake_env: Path, population: Path, tmp_
     rows = json.loads(result.stdout)["rows"]
     accuracy = {r["method"]: r["value"] for r in rows if r["bucket"] == "all"}
     assert accuracy["local"] == 1.0  # the user's garlic-and-basil history points at the right option
+    assert accuracy["chance"] == 0.5 and {"item-mean", "popularity", "item-knn"} <= set(accuracy)
 
 
 def test_eval_scores_recommendations_beside_plain_recommenders(

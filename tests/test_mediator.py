@@ -7,9 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from logo_cli.evidence import ITEM_PRIOR, OFFSET_PRIOR
 from logo_cli.global_memory import Cluster, Community, GlobalMemory, ItemTable, UserProfile
 from logo_cli.local_memory.store import Hit
-from logo_cli.mediator import ITEM_PRIOR, SYSTEM_PROMPT, MediatorOptions, build_messages, local_weight, mediate
+from logo_cli.mediator import SYSTEM_PROMPT, MediatorOptions, build_messages, local_weight, mediate
 from logo_cli.records import Record
 
 E = np.eye(4, dtype=np.float32)  # cluster i has centroid e_i
@@ -129,14 +130,15 @@ def test_rating_conflict_is_flagged_with_rule(memory: GlobalMemory) -> None:
 
 def test_rating_estimate_is_the_population_moved_by_the_users_offset(memory: GlobalMemory) -> None:
     """A user who rates horror 1.5 stars below everyone else gets a horror estimate below the population's,
-    by more as their rated history grows; without rated records it is the population's."""
+    by more as their rated history grows (the offset is shrunk by OFFSET_PRIOR records); without rated records
+    it is the population's."""
 
     def estimate(n: int) -> float:
         hits = [hit(f"horror film {i}", 0.6, rating=2.5) for i in range(n)]
         ctx = mediate(E[0], hits, E[[0] * n], 30, None, memory, MediatorOptions())
         assert ctx.evidence is not None
         if n:
-            assert ctx.evidence["user_offset"] == -1.5
+            assert ctx.evidence["user_offset"] == pytest.approx(-1.5 * n / (n + OFFSET_PRIOR), abs=0.01)
         return float(ctx.evidence["rating_estimate"])
 
     one, many = estimate(1), estimate(8)
@@ -233,13 +235,13 @@ def test_item_ratings_respect_time_and_privacy(memory: GlobalMemory) -> None:
 
 def test_user_offset_is_measured_against_each_items_population_rating(memory: GlobalMemory) -> None:
     """A user who gave Alien 1 star is 2.1 below the population's rating of Alien (2.0 shrunk toward the
-    horror cluster's 4.0), not 3 below the horror cluster's."""
+    horror cluster's 4.0), not 3 below the horror cluster's (then shrunk by OFFSET_PRIOR records)."""
     memory = with_items(memory)
     rated = Hit(Record(user="u", text="Alien", uid="a", rating=1.0, item="Alien (1979)"), 0.6)
     ctx = mediate(E[0], [rated], E[[0]], 10, None, memory, MediatorOptions())
     assert ctx.evidence is not None
     baseline = (4 * 2.0 + ITEM_PRIOR * 4.0) / (4 + ITEM_PRIOR)
-    assert ctx.evidence["user_offset"] == pytest.approx(1.0 - baseline, abs=0.01)
+    assert ctx.evidence["user_offset"] == pytest.approx((1.0 - baseline) / (1 + OFFSET_PRIOR), abs=0.01)
 
 
 def test_offset_counts_every_fetched_record_and_survives_the_budget(memory: GlobalMemory) -> None:
@@ -250,9 +252,10 @@ def test_offset_counts_every_fetched_record_and_survives_the_budget(memory: Glob
     ctx = mediate(E[0], hits, E[[0] * 8], 8, None, memory, MediatorOptions())
     assert len(ctx.local) < 8
     assert ctx.evidence is not None
-    assert (ctx.evidence["user_offset"], ctx.evidence["offset_records"]) == (-1.5, 8)
+    assert ctx.evidence["offset_records"] == 8
+    assert ctx.evidence["user_offset"] == pytest.approx(8 * -1.5 / (8 + OFFSET_PRIOR), abs=0.01)
     before = ctx.evidence["rating_estimate"]
-    assert before == pytest.approx(4.0 + 8 / 11 * -1.5, abs=0.01)
+    assert before == pytest.approx(4.0 + 8 * -1.5 / (8 + OFFSET_PRIOR), abs=0.01)
     build_messages(ctx, "How would this user rate Alien?", lambda s: len(s.split()), 60)
     assert not ctx.global_ or len(ctx.local) <= 1  # the budget dropped memory
     assert ctx.evidence is not None

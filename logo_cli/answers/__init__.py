@@ -33,7 +33,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .choice import ChoiceAnswer, choice_answer
+    from .choice import ChoiceAnswer, OptionScore, choice_answer, choice_text
     from .kinds import (
         ANSWER_TYPES,
         DEFAULT_COUNT,
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 # itself is `answers.recommend.recommend`: at package level, `recommend` is its module (as Python binds a
 # submodule on its parent), so it is not re-exported under the same name.
 _MODULES = {
-    **dict.fromkeys(["ChoiceAnswer", "choice_answer"], "choice"),
+    **dict.fromkeys(["ChoiceAnswer", "OptionScore", "choice_answer", "choice_text"], "choice"),
     **dict.fromkeys(
         ["ANSWER_TYPES", "DEFAULT_COUNT", "MAX_COUNT", "AnswerType", "asks_rating", "asks_recommendation", "detect",
          "options_in", "requested_count"],
@@ -103,6 +103,7 @@ __all__ = [
     "RATING_HEADS",
     "AnswerType",
     "ChoiceAnswer",
+    "OptionScore",
     "RatingAnswer",
     "RatingScale",
     "RecommendInput",
@@ -110,6 +111,7 @@ __all__ = [
     "asks_rating",
     "asks_recommendation",
     "choice_answer",
+    "choice_text",
     "detect",
     "expected_value",
     "head_distribution",

@@ -4,7 +4,9 @@ mediator's weights drive. Pure: no I/O, no model.
 Candidates are the items of global memory's item table that are public at the question's time (at least
 min_users people have records of them: the same privacy rule as clusters), minus every item in the user's
 own history. Items come from memory only, never from the model's imagination. Every memory mode ranks the
-same candidates; they differ in what drives the ranking.
+same candidates; they differ in what drives the ranking. What memory knows about the user and each item
+(popularity, the collaborative score, likeness to the user's liked records) comes from `evidence`, the one
+place rating, choice and recommend answers read it.
 
 Terms of item i, each 0..1:
     topic_i     how well it fits the question: its similarity to the question and its cluster's, less their
@@ -13,24 +15,24 @@ Terms of item i, each 0..1:
                 words of the item's own records (tf-idf; `drama` finds films tagged Drama, `pasta` in "isn't
                 pasta" rules items out). Items TOPIC_CUT below the best, in a cluster CLUSTER_CUT below the
                 question's best cluster, or without the question's words when memory holds LEXICAL_DEPTH x
-                count items with them, are left out.
-    popular_i   log(1 + people with a record of it), as of the question's time, over the most shared item's
-    recent_i    the same over the RECENT_DAYS before it: what people are into lately
-    community_i the same among the people of the user's community (global memory's user groups)
-    together_i  how often the people who have the user's liked items also have it: cosine over people,
-                summed over the items the user liked (rated at or above their own mean, or unrated)
-    content_i   its vector's similarity to the user's liked records (mean of the LIKED_TOP best)
+                count items with them, are never listed: a dinner question gets no city.
+    popular_i, recent_i, community_i   how many people have it: everyone, the RECENT_DAYS before the
+                question, the user's community (`evidence`, log scale over the most shared item)
+    together_i  how strongly the user's liked items point at it in global memory's collaborative neighbours
+                (item-item cosine over who has what, fitted with `implicit`; `evidence`), over the best
+    content_i   its similarity to the user's liked records (`evidence`), over the best
 and
     population_i = (popular_i + RECENT_SHARE recent_i + COMMUNITY_SHARE community_i) / (1 + RECENT_SHARE
                    + COMMUNITY_SHARE)
     personal_i   = CONTENT_SHARE content_i + (1 - CONTENT_SHARE) together_i    (content_i alone in `local`,
                    which reads no other user)
-    score_i      = (1 - TOPIC_WEIGHT + TOPIC_WEIGHT topic_i) (w_global population_i + w_local personal_i)
+    score_i      = (1 - TOPIC_WEIGHT + TOPIC_WEIGHT topic_i) (POPULATION_WEIGHT w_global population_i +
+                   w_local personal_i)
 with (w_local, w_global) the mediator's weights: a cold-start user leans on the population and their
 community, a biased user's off-profile question on the population within the question's topic, a regular
 user on what people with their tastes have. `--memory local` ranks by personal_i alone, `global` by
 population_i, `none` by topic_i. Constants were chosen on half of the MovieLens users (bench/
-recommend_select.py); the README reports the other half.
+recommend_select.py); docs/evaluation.md reports the other half.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from ..evidence import UserEvidence
 from ..global_memory import GlobalMemory, ItemSnapshot, ItemTable
 from ..modes import Memory
 from ..records import Record
@@ -59,8 +62,7 @@ RECENT_SHARE = 0.5
 RECENT_DAYS = 180.0
 COMMUNITY_SHARE = 1.0
 CONTENT_SHARE = 0.2
-UNRATED_LIKE = 0.5  # how much an unrated record says the user liked its item
-LIKED_TOP = 3
+POPULATION_WEIGHT = 1.0
 MIN_TOPIC_MATCH = 0.25  # below this similarity no item fits the question: the answer falls back to open text
 NEGATED = re.compile(
     r"\b(?:not|isn't|isnt|aren't|no|without|except|other than|anything but|nothing)\s+(?:a |an |the |any |more )?"
@@ -102,26 +104,24 @@ class RecommendInput:
     """What the ranker needs about the user and the question (the mediator decided the rest)."""
 
     question_vector: np.ndarray
-    history: Sequence[Record]  # the user's records as of the question
-    history_vectors: np.ndarray  # aligned with `history`
+    evidence: UserEvidence  # what memory knows about the user and the items, as of the question
     w_local: float
     w_global: float
-    community: int | None
-    memory_mode: Memory
     query: str = ""
     generic_vector: np.ndarray | None = None  # the embedding of GENERIC_REQUEST
 
-    def __post_init__(self) -> None:
-        self.memory_mode = Memory(self.memory_mode)
+    @property
+    def memory_mode(self) -> Memory:
+        return self.evidence.mode
 
 
 def recommend(memory: GlobalMemory, request: RecommendInput, count: int) -> list[Recommendation]:
     """The `count` best items for the question by the score in the module docstring, best first."""
-    table = memory.items
-    if table is None or count <= 0 or not len(table.names):
+    table, evidence = memory.items, request.evidence
+    snap = evidence.snapshot
+    if table is None or snap is None or count <= 0 or not len(table.names):
         return []
-    snap = table.snapshot(memory.as_of_time, memory.min_users, request.community)
-    rows = _candidates(table, snap, request.history)
+    rows = _candidates(table, snap, evidence.history)
     if not len(rows):
         return []
     vectors = table.vectors[rows]
@@ -130,14 +130,20 @@ def recommend(memory: GlobalMemory, request: RecommendInput, count: int) -> list
         return []
     clusters = memory.assign(vectors)
     topic, on_topic = _topic(memory, table, request, rows, vectors, clusters, count)
-    population = _population(table, snap, rows, memory.as_of_time)
+    population = _population(evidence.popularity(rows, RECENT_DAYS))
     mode = request.memory_mode
-    personal, content, together, best_record = _personal(table, request, rows, vectors, memory.as_of_time)
+    content, best_record = evidence.content(vectors)
+    together = _scaled(evidence.together(rows))
+    content = _scaled(content)
+    share = CONTENT_SHARE if mode.reads_global else 1.0  # `local` reads no other user: no `together`
+    personal = share * content + (1.0 - share) * together
 
     blend = mode == Memory.LOGO  # the other modes read one memory at full weight, or none
     w_local = request.w_local if blend else float(mode.reads_local)
     w_global = request.w_global if blend else float(mode.reads_global)
-    body = w_global * population["all"] + w_local * personal if mode.reads_any else np.ones(len(rows))
+    body = POPULATION_WEIGHT * w_global * population["all"] + w_local * personal
+    if not mode.reads_any:
+        body = np.ones(len(rows))
     score = (1.0 - TOPIC_WEIGHT + TOPIC_WEIGHT * topic) * body
     score += 1e-6 * (similarity - similarity.min())  # ties: the closer match to the question
     score[~on_topic] = 0.0
@@ -153,7 +159,7 @@ def recommend(memory: GlobalMemory, request: RecommendInput, count: int) -> list
         because = None
         if w_local > 0 and best_record[j] >= 0 and personal[j] >= 0.5:
             sources.append("liked")
-            record = request.history[int(best_record[j])]
+            record = evidence.history[int(best_record[j])]
             because = record.item or record.text[:60]
         cluster = memory.clusters[int(clusters[j])]
         parts = {"topic": topic[j], **{k: v[j] for k, v in population.items() if k != "all"}}
@@ -229,60 +235,15 @@ def _lexical(table: ItemTable, query: str) -> tuple[np.ndarray, np.ndarray]:
     return table.term_match(wanted), table.term_match(sorted(negated))
 
 
-def _population(table: ItemTable, snap: ItemSnapshot, rows: np.ndarray, when: float | None) -> dict[str, np.ndarray]:
-    popular = _log_share(snap.users[rows])
-    recent = _log_share(table.recent_users(when, RECENT_DAYS * 86_400.0)[rows])
-    community = _log_share(snap.community_users[rows]) if snap.community_users is not None else np.zeros(len(rows))
-    blend = (popular + RECENT_SHARE * recent + COMMUNITY_SHARE * community) / (1.0 + RECENT_SHARE + COMMUNITY_SHARE)
-    return {"all": blend, "popular": popular, "recent": recent, "community": community}
-
-
-def _personal(
-    table: ItemTable, request: RecommendInput, rows: np.ndarray, vectors: np.ndarray, when: float | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """personal_i, content_i, together_i, and each candidate's most similar liked record (-1: none)."""
-    n = len(rows)
-    content, together, best_record = np.zeros(n), np.zeros(n), np.full(n, -1)
-    if len(request.history) and len(request.history_vectors):
-        weights = liked_weights(request.history)
-        weighted = np.clip(vectors @ request.history_vectors.T, 0.0, None) * weights[None, :]  # items x records
-        top = min(LIKED_TOP, weighted.shape[1])
-        content = _scaled(-np.partition(-weighted, top - 1, axis=1)[:, :top].mean(axis=1))
-        best_record = np.argmax(weighted, axis=1)
-        liked = [
-            table.rows[r.item]
-            for r, w in zip(request.history, weights, strict=True)
-            if w >= 0.5 and r.item in table.rows
-        ]
-        if request.memory_mode.reads_global and liked:  # local memory reads no other user's records
-            together = _scaled(table.co_occurrence(np.asarray(liked, dtype=np.int64), when)[rows])
-    share = CONTENT_SHARE if request.memory_mode.reads_global else 1.0
-    return share * content + (1.0 - share) * together, content, together, best_record
-
-
-def liked_weights(history: Sequence[Record]) -> np.ndarray:
-    """How much the user liked each of their records: rating against their own mean, as 0..1; unrated
-    records UNRATED_LIKE; records rated well below their mean count nothing."""
-    ratings = np.array([np.nan if r.rating is None else float(r.rating) for r in history], dtype=np.float64)
-    weights = np.full(len(history), UNRATED_LIKE)
-    rated = ~np.isnan(ratings)
-    if rated.any():
-        mean = float(ratings[rated].mean())
-        spread = max(float(np.nanmax(ratings) - np.nanmin(ratings)), 1.0)
-        weights[rated] = np.clip(0.5 + (ratings[rated] - mean) / spread, 0.0, 1.0)
-    return weights
+def _population(popularity: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    shares = popularity["popular"] + RECENT_SHARE * popularity["recent"] + COMMUNITY_SHARE * popularity["community"]
+    blend = shares / (1.0 + RECENT_SHARE + COMMUNITY_SHARE)
+    return {"all": blend, **popularity}
 
 
 def _scaled(x: np.ndarray) -> np.ndarray:
     lo, hi = (float(np.min(x)), float(np.max(x))) if len(x) else (0.0, 0.0)
     out: np.ndarray = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-    return out
-
-
-def _log_share(counts: np.ndarray) -> np.ndarray:
-    x = np.log1p(counts.astype(np.float64))
-    top = float(x.max()) if len(x) else 0.0
-    out: np.ndarray = x / top if top > 0 else np.zeros_like(x)
     return out
 
 

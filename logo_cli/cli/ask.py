@@ -91,7 +91,7 @@ def ask_cli(
     local_mode: LocalOpt = "rag",
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,
-    biased_max_diversity: BiasedDiversityOpt = 0.35,
+    biased_max_diversity: BiasedDiversityOpt = 0.7,
     wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,

@@ -73,13 +73,14 @@ def eval_cli(
         str,
         typer.Option(
             "--references",
-            help="Plain recommenders run beside logo on recommend questions: popularity, item-knn, or none.",
+            help="Plain references answered beside logo, where they apply: popularity and item-knn (recommend and "
+            "choice), item-mean and chance (choice), user-item-bias (ratings); or none.",
         ),
-    ] = "popularity,item-knn",
+    ] = "popularity,item-knn,item-mean,chance,user-item-bias",
     local_mode: LocalOpt = "rag",
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,
-    biased_max_diversity: BiasedDiversityOpt = 0.35,
+    biased_max_diversity: BiasedDiversityOpt = 0.7,
     wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
@@ -89,9 +90,12 @@ def eval_cli(
     biased off/on profile, regular).
 
     Every question is answered exactly as `logo ask` answers it, with the type its gold implies: a number
-    -> a rating answer, scored by MAE and RMSE of the number it prints; candidates -> a choice, scored by
-    accuracy; a list of item names -> a recommendation, scored by hit rate, recall and NDCG at k, beside
-    plain popularity and item-kNN recommenders on the same store (--references); free text -> ROUGE-L.
+    -> a rating answer, scored by MAE and RMSE of the number it prints, beside a user+item bias predictor;
+    candidates -> a choice, scored by accuracy, beside choosers by item mean, popularity and item-kNN, and
+    chance; a list of item names -> a recommendation, scored by hit rate, recall and NDCG at k (and, for
+    genre questions, the share of listed items of the genre), beside popularity and item-kNN
+    recommenders. The references read the same store as of the same time (--references); free text ->
+    ROUGE-L.
     Questions are bucketed by what logo's mediator sees at their time. Component figures are labelled as
     such: "evidence only" is the mediator's estimate without the model, and --json's mae_by_head every
     rating head on the same scores.

@@ -24,7 +24,7 @@ from .output import (
 from .state import CliState
 
 
-@app.command("users", epilog="Example: logo users\n\nExample: logo users | jq -r 'select(.diversity < 0.35) | .user'")
+@app.command("users", epilog="Example: logo users\n\nExample: logo users | jq -r 'select(.diversity <= 0.7) | .user'")
 def users_cli(
     ctx: typer.Context,
     as_json: JsonOpt = False,

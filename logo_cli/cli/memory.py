@@ -73,7 +73,7 @@ def profile_cli(
     at: AtOpt = None,
     cold_start_max: ColdStartOpt = 3,
     biased_min_history: BiasedHistoryOpt = 20,
-    biased_max_diversity: BiasedDiversityOpt = 0.35,
+    biased_max_diversity: BiasedDiversityOpt = 0.7,
     wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,

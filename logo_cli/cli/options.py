@@ -67,7 +67,10 @@ BiasedHistoryOpt = Annotated[
 BiasedDiversityOpt = Annotated[
     float,
     typer.Option(
-        "--biased-max-diversity", min=0.0, max=1.0, help="...and at most this diversity (normalized entropy)."
+        "--biased-max-diversity",
+        min=0.0,
+        max=1.0,
+        help="...and at most this diversity (entropy over clusters against a random history of the same length).",
     ),
 ]
 AtOpt = Annotated[str | None, typer.Option("--at", help="As of this time (ISO 8601 or epoch s).")]

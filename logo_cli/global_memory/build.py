@@ -33,17 +33,14 @@ import shutil
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from ..errors import GlobalMemoryMissing, StoreError, UsageError
 from ..local_memory.store import Store
 from . import versions
 from .model import Cluster, GlobalMemory
 from .snapshot import Snapshot, write_snapshot
-from .stages import Baseline, BuildOptions, Fit, Say
+from .stages import Baseline, BuildOptions, Fit, Kept, Say
 
 __all__ = ["BuildOptions", "Kept", "build_global", "finish", "keep_previous"]  # BuildOptions is defined in stages
 
@@ -84,15 +81,21 @@ def build_global(
                 from .engines import local
 
                 memory = local.build(Snapshot(Path(path)).check(embedder_id, dim), options, kept, say)
-    finish(memory, describe)
+    finish(memory, say, describe)
     versions.save(memory, home)
     return memory
 
 
-def finish(memory: GlobalMemory, describe: Callable[[Cluster], str] | None = None) -> GlobalMemory:
+def finish(memory: GlobalMemory, say: Say, describe: Callable[[Cluster], str] | None = None) -> GlobalMemory:
     """The finishing steps both engines share, on the driver, before the version is saved: whatever reads the
     finished memory as a whole (the item table, the profiles, the clusters), not per-record work. A step
-    added here runs whichever engine built the memory."""
+    added here runs whichever engine built the memory: the items' collaborative neighbours, then the
+    model-written cluster descriptions (--describe)."""
+    from .collaborative import fit_neighbours
+
+    if memory.items is not None:
+        say("finding items the same people have")
+        memory.neighbours = fit_neighbours(memory.items, None, memory.min_users)
     if describe is not None:
         for cluster in memory.clusters:
             if not cluster.private:
@@ -134,17 +137,6 @@ def _snapshot_for(
 
 
 # ------------------------------------------------------------------------------------ what --update keeps
-
-
-@dataclass
-class Kept:
-    """What `--update` keeps from the previous build, and so the whole difference from a full build: the fit
-    stage is skipped (these centroids), communities are assigned to these community centroids instead of
-    chosen (when the previous build had any), and drift is measured against this baseline."""
-
-    fit: Fit
-    community_centroids: np.ndarray | None
-    baseline: Baseline
 
 
 def keep_previous(home: Path, embedder_id: str) -> Kept:

@@ -8,6 +8,7 @@ never uses what happened after it.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -39,7 +40,7 @@ class UserProfile:
     user: str
     history: int
     distribution: dict[int, float]  # cluster id -> share of the user's records
-    diversity: float  # normalized entropy of the distribution, 0 (one cluster) .. 1 (uniform)
+    diversity: float  # relative_diversity: 0 (one cluster) .. 1 (as varied as a random history of its length)
     dominant: list[int]  # clusters holding most of the user's records, largest first
     community: int | None
     rating_mean: float | None = None
@@ -72,6 +73,26 @@ class Timeline:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: v for k, v in asdict(self).items() if isinstance(v, np.ndarray)}
+
+
+_YEAR = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
+_MOVED_ARTICLE = re.compile(r"^(.*),\s*(the|a|an|les?|la|l'|die|der|das|el|il)$")
+
+
+def name_keys(name: str) -> tuple[str, ...]:
+    """How an item's name is matched, most exact first: lowercase words with the article in front, with the
+    trailing year when there is one, then without it."""
+    text = name.strip().lower()
+    year = _YEAR.search(text)
+    if year:
+        text = text[: year.start()]
+    moved = _MOVED_ARTICLE.match(text.strip())
+    if moved:
+        text = f"{moved.group(2)} {moved.group(1)}"
+    words = " ".join(re.findall(r"\w+", text))
+    bare = " ".join(re.findall(r"\w+", re.sub(r"\([^)]*\)", " ", text)))  # "Seven (a.k.a. Se7en)": "seven"
+    keys = (f"{words} {year.group(1)}", words) if year else (words,)
+    return (*keys, bare) if bare and bare != words else keys
 
 
 @dataclass
@@ -111,6 +132,7 @@ class ItemTable:
     term_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # ...sliced per item
     rows: dict[str, int] = field(default_factory=dict, repr=False)
     _term_index: dict[str, int] = field(default_factory=dict, repr=False)
+    _by_name: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.rows = {name: i for i, name in enumerate(self.names)}
@@ -207,6 +229,21 @@ class ItemTable:
             return None
         return float(self.rating_cum[lo + n - 1]) / n, n
 
+    def find(self, name: str) -> int | None:
+        """The row of the item a person means by `name`: the same title up to case, punctuation, a trailing
+        year and a moved article ("The Matrix", "Matrix, The (1999)"); with a year, that year's first. Of
+        several items that fit, the one most people have."""
+        if not self._by_name:
+            for row, item in enumerate(self.names):
+                for key in dict.fromkeys(name_keys(item)):
+                    self._by_name.setdefault(key, []).append(row)
+        people = np.diff(self.user_offsets)
+        for key in name_keys(name):
+            rows = self._by_name.get(key)
+            if rows:
+                return max(rows, key=lambda r: (int(people[r]), -r))
+        return None
+
     def nearest(self, vector: np.ndarray, n: int, floor: float) -> list[tuple[int, float]]:
         """The n items most similar to `vector` at or above `floor` (cosine), best first."""
         if n <= 0 or not len(self.names):
@@ -214,6 +251,49 @@ class ItemTable:
         scores = self.vectors @ vector.astype(self.vectors.dtype)
         top = np.argpartition(-scores, min(n, len(scores) - 1))[:n] if len(scores) > n else np.arange(len(scores))
         return [(int(i), float(scores[i])) for i in top[np.argsort(-scores[top])] if scores[i] >= floor]
+
+
+@dataclass
+class ItemNeighbours:
+    """Each item's nearest items by who has them (cosine), as CSR arrays over the item table's rows:
+    `indptr[i]:indptr[i+1]` slices item i's neighbours in `indices` and `similarity`, most similar first."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    similarity: np.ndarray
+    _dense: dict[int, dict[int, float]] = field(default_factory=dict, repr=False)
+
+    @property
+    def items(self) -> int:
+        return len(self.indptr) - 1
+
+    def neighbours(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = int(self.indptr[row]), int(self.indptr[row + 1])
+        return self.indices[lo:hi], self.similarity[lo:hi]
+
+    def similarity_to(self, row: int, others: np.ndarray) -> np.ndarray:
+        """The similarity of item `row` to each of `others` (0 where it is not among its neighbours)."""
+        if row not in self._dense:
+            idx, sim = self.neighbours(row)
+            self._dense[row] = dict(zip(idx.tolist(), sim.tolist(), strict=True))
+        found = self._dense[row]
+        return np.array([found.get(int(o), 0.0) for o in others], dtype=np.float64)
+
+    def scores(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """For every item, the sum over `rows` (the user's items) of weight x similarity of that row to it."""
+        out = np.zeros(self.items, dtype=np.float64)
+        if not len(rows):
+            return out
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        lengths = ends - starts
+        if not lengths.sum():
+            return out
+        take = np.repeat(ends - lengths.cumsum(), lengths) + np.arange(int(lengths.sum()))
+        np.add.at(out, self.indices[take], self.similarity[take] * np.repeat(weights, lengths))
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"indptr": self.indptr, "indices": self.indices, "similarity": self.similarity}
 
 
 @dataclass
@@ -236,6 +316,7 @@ class GlobalMemory:
     community_centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     timeline: Timeline | None = None
     items: ItemTable | None = None  # absent in memories built before it existed
+    neighbours: ItemNeighbours | None = None  # the items' collaborative neighbours as built (`collaborative`)
 
     @property
     def min_users(self) -> int:
@@ -287,7 +368,8 @@ class GlobalMemory:
         if len(vectors) == 0 or not len(self.clusters):
             return None
         counts = np.bincount(self.assign(vectors), minlength=len(self.clusters)).astype(np.float64)
-        return profile_from_counts(user, counts, self.community_for)
+        sizes = np.array([c.size for c in self.clusters], dtype=np.float64)
+        return profile_from_counts(user, counts, sizes, self.community_for)
 
     # ----- time -----
     def as_of(self, when: float) -> GlobalMemory:
@@ -338,7 +420,9 @@ class GlobalMemory:
             totals = np.sum(per_segment, axis=0)
             for cluster, mine in zip(clusters, per_segment, strict=True):
                 cluster.trend = [round(float(m / t), 4) if t else 0.0 for m, t in zip(mine, totals, strict=True)]
-        return replace(self, clusters=clusters, as_of_time=when, records=sum(c.size for c in clusters))
+        return replace(
+            self, clusters=clusters, as_of_time=when, records=sum(c.size for c in clusters), neighbours=None
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -367,6 +451,37 @@ def entropy(shares: np.ndarray, k: int) -> float:
     return max(0.0, float(-(nz * np.log(nz)).sum() / math.log(k)))
 
 
+DIVERSITY_DRAWS = 64  # random histories that make the expected entropy of one history size
+_EXPECTED: dict[tuple[int, bytes], float] = {}
+
+
+def expected_entropy(n: int, population: np.ndarray) -> float:
+    """The mean entropy (nats) of the cluster counts of n records drawn at random from the population's
+    clusters (its shares), from DIVERSITY_DRAWS seeded draws: what a history of n records has by chance."""
+    p = population / max(float(population.sum()), 1e-12)
+    key = (n, p.astype(np.float32).tobytes())
+    if key not in _EXPECTED:
+        draws = np.random.default_rng(n).multinomial(n, p, size=DIVERSITY_DRAWS).astype(np.float64) / max(n, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.where(draws > 0, np.log(draws), 0.0)
+        _EXPECTED[key] = float(-(draws * logs).sum(axis=1).mean())
+    return _EXPECTED[key]
+
+
+def relative_diversity(counts: np.ndarray, population: np.ndarray) -> float:
+    """A user's diversity: the entropy of their records over the clusters against the entropy expected of as
+    many records drawn at random from everyone's (`expected_entropy`), at most 1. 1: as varied as chance makes
+    a history of that length; 0: one cluster. Unlike entropy over log(k), it means the same whatever the
+    number of clusters and the history's length, so one threshold (`--biased-max-diversity`) serves every
+    data set."""
+    n = int(counts.sum())
+    expected = expected_entropy(n, population) if n > 1 else 0.0
+    if expected <= 1e-9:
+        return 0.0
+    shares = counts[counts > 0] / n
+    return min(1.0, float(-(shares * np.log(shares)).sum()) / expected)
+
+
 def dominant(distribution: dict[int, float], mass: float = 0.8, most: int = 3) -> list[int]:
     """The largest clusters that together hold `mass` of the user's records (at most `most`)."""
     out, total = [], 0.0
@@ -378,7 +493,10 @@ def dominant(distribution: dict[int, float], mass: float = 0.8, most: int = 3) -
     return out
 
 
-def profile_from_counts(user: str, counts: np.ndarray, community_for: Any = None) -> UserProfile:
+def profile_from_counts(
+    user: str, counts: np.ndarray, population: np.ndarray, community_for: Any = None
+) -> UserProfile:
+    """A user's profile from their record counts per cluster; `population` is everyone's (for diversity)."""
     shares = counts / max(counts.sum(), 1)
     dist = {int(c): round(float(s), 4) for c, s in enumerate(shares) if s > 0}
     history = int(counts.sum())
@@ -387,7 +505,7 @@ def profile_from_counts(user: str, counts: np.ndarray, community_for: Any = None
         user=user,
         history=history,
         distribution=dist,
-        diversity=round(entropy(shares, len(counts)), 4),
+        diversity=round(relative_diversity(counts, population), 4),
         dominant=dominant(dist),
         community=community.id if community else None,
     )

@@ -484,8 +484,9 @@ def profiles_from(
 ) -> dict[str, UserProfile]:
     """Profiles from each user's records per cluster and rating sum and count (both engines)."""
     profiles: dict[str, UserProfile] = {}
+    population = user_counts.sum(axis=0).astype(np.float64)  # every cluster's records
     for u, name in enumerate(names):
-        profile = profile_from_counts(name, user_counts[u].astype(np.float64))
+        profile = profile_from_counts(name, user_counts[u].astype(np.float64), population)
         profile.rating_mean = round(float(rating_sum[u] / rating_n[u]), 3) if rating_n[u] else None
         profiles[name] = profile
     return profiles

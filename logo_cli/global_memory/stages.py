@@ -64,6 +64,17 @@ class Baseline:
     records: int
 
 
+@dataclass
+class Kept:
+    """What `--update` keeps from the previous build, and so the whole difference from a full build: the fit
+    stage is skipped (these centroids), communities are assigned to these community centroids instead of
+    chosen (when the previous build had any), and drift is measured against this baseline."""
+
+    fit: Fit
+    community_centroids: np.ndarray | None
+    baseline: Baseline
+
+
 # ------------------------------------------------------------------------------------- 1. sample, 2. fit
 
 

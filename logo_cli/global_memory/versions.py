@@ -1,7 +1,8 @@
 """Global memory's persistence: atomic versions on disk.
 
 A saved version is a folder with `memory.json` (clusters, profiles, communities), the centroid matrices,
-`items.npz` (the population's ratings of each shared item, sorted by time) and `timeline.npz`, per-cluster
+`items.npz` (the population's ratings of each shared item, sorted by time), `neighbours.npz` (each item's
+collaborative neighbours, `collaborative`) and `timeline.npz`, per-cluster
 arrays sorted by time, from which every statistic can be recomputed as of any moment (`as_of`), so an answer
 `--at` a time never uses what happened after it. A build is written to a new version folder and switched to
 by replacing one pointer file at the end: a reader never sees half a build, and a crashed build leaves the
@@ -20,7 +21,7 @@ import numpy as np
 import orjson
 
 from ..errors import GlobalMemoryMissing, StoreError
-from .model import Cluster, Community, GlobalMemory, ItemTable, Timeline, UserProfile
+from .model import Cluster, Community, GlobalMemory, ItemNeighbours, ItemTable, Timeline, UserProfile
 
 FORMAT_VERSION = 2
 POINTER = "CURRENT"
@@ -34,8 +35,9 @@ def new_version() -> str:
 
 
 def _to_json(memory: GlobalMemory) -> bytes:
-    payload = asdict(replace(memory, items=None))  # asdict deep-copies arrays; the items go to items.npz
-    for key in ("centroids", "community_centroids", "timeline", "as_of_time", "items"):
+    # asdict deep-copies arrays: the item table and its neighbours go to their own .npz files
+    payload = asdict(replace(memory, items=None, neighbours=None))
+    for key in ("centroids", "community_centroids", "timeline", "as_of_time", "items", "neighbours"):
         payload.pop(key)
     payload["format"] = FORMAT_VERSION
     payload["item_first_ts"] = memory.timeline.item_first_ts if memory.timeline else {}
@@ -63,6 +65,8 @@ def save(memory: GlobalMemory, home: Path) -> Path:
         np.savez(tmp / "timeline.npz", **memory.timeline.arrays())  # type: ignore[arg-type]
     if memory.items is not None:
         np.savez(tmp / "items.npz", **memory.items.arrays())  # type: ignore[arg-type]
+    if memory.neighbours is not None:
+        np.savez(tmp / "neighbours.npz", **memory.neighbours.arrays())  # type: ignore[arg-type]
     for file in tmp.iterdir():
         _fsync(file)
     os.replace(tmp, final)
@@ -92,6 +96,7 @@ def load(home: Path) -> GlobalMemory:
         community_centroids = np.load(folder / "community_centroids.npy")
         arrays = dict(np.load(folder / "timeline.npz")) if (folder / "timeline.npz").is_file() else None
         item_arrays = dict(np.load(folder / "items.npz")) if (folder / "items.npz").is_file() else None
+        near = dict(np.load(folder / "neighbours.npz")) if (folder / "neighbours.npz").is_file() else None
     except (OSError, orjson.JSONDecodeError, ValueError) as exc:
         raise StoreError(f"{folder}: global memory is unreadable: {exc}", "Run `logo build-global` again.") from exc
     if data.get("format", 0) > FORMAT_VERSION:
@@ -125,4 +130,5 @@ def load(home: Path) -> GlobalMemory:
         community_centroids=community_centroids,
         timeline=timeline,
         items=ItemTable(names=data["item_names"], **item_arrays) if item_arrays and data.get("item_names") else None,
+        neighbours=ItemNeighbours(**near) if near is not None else None,
     )

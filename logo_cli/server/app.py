@@ -131,7 +131,7 @@ def create_app(service: Service) -> Any:
         at: str | None = None,
         cold_start_max: int = 3,
         biased_min_history: int = 20,
-        biased_max_diversity: float = 0.35,
+        biased_max_diversity: float = 0.7,
     ) -> Response:
         thresholds = {
             "cold_start_max": cold_start_max,

@@ -38,7 +38,7 @@ ASK_OPTIONS = {  # request field -> (type, default): the same defaults as `logo 
     "global_k": (int, 3),
     "cold_start_max": (int, 3),
     "biased_min_history": (int, 20),
-    "biased_max_diversity": (float, 0.35),
+    "biased_max_diversity": (float, 0.7),
     "max_tokens": (int, 160),
     "temperature": (float, 0.0),
     "seed": (int, 0),

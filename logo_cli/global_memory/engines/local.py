@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +31,7 @@ from ..records import (
 from ..snapshot import Snapshot
 from ..stages import (
     BuildOptions,
+    Kept,
     Say,
     draw_sample,
     fit_centroids,
@@ -40,9 +40,6 @@ from ..stages import (
     measure_drift,
     rating_step,
 )
-
-if TYPE_CHECKING:
-    from ..build import Kept
 
 
 def build(snapshot: Snapshot, options: BuildOptions, kept: Kept | None, say: Say) -> GlobalMemory:

@@ -25,7 +25,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
@@ -52,6 +52,7 @@ from ..stages import (
     BuildOptions,
     Communities,
     Fit,
+    Kept,
     Say,
     communities_from,
     community_candidates,
@@ -62,9 +63,6 @@ from ..stages import (
     rating_step,
     sample_plan,
 )
-
-if TYPE_CHECKING:
-    from ..build import Kept
 
 INF = float("inf")
 KMEANS_ITERATIONS = 20
