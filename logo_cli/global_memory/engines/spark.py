@@ -190,9 +190,9 @@ def build(
     item_table = _items(spark, records, data, items, options.min_users)
 
     say("profiling users")
-    counts = records.groupBy("user_idx", "cluster").count().toPandas() if total else None
+    counts = records.groupBy("user_idx", "cluster").count().toPandas()
     user_counts = np.zeros((len(user_names), k), dtype=np.int64)
-    if counts is not None and len(counts):
+    if len(counts):
         user_counts[counts["user_idx"].to_numpy(), counts["cluster"].to_numpy()] = counts["count"].to_numpy()
     rated = (
         records.filter(F.col("rating").isNotNull())
