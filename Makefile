@@ -24,8 +24,9 @@ $(VENV)/.llama: | $(VENV)/.torch
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(BIN)/pip install --quiet llama-cpp-python==0.3.36
 	touch $@
 
+# the spark extra: the tests build global memory on Spark local[2] too (Java 17 must be installed)
 $(VENV)/.installed: pyproject.toml $(VENV)/.llama
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
 	touch $@
 
 # The embedder's ONNX export (once, cached in ~/.cache/logo or $$LOGO_CACHE): `logo ask` then embeds without torch.
@@ -67,6 +68,8 @@ bench: setup
 
 bench-scale: setup
 	$(BIN)/python bench/bench_scale.py
+	$(BIN)/python bench/bench_build.py --home /tmp/logo-scale/1000000 --snapshot /tmp/logo-scale/snap-1000000 \
+		--figures snapshot,local,full,spark,jvm
 
 eval-movielens: setup  ## the MovieLens quality protocol of README (about 65 minutes on 2 cores)
 	bench/eval_movielens.sh

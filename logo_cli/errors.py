@@ -127,5 +127,11 @@ class StoreError(LogoError):
     exit_code = ExitCode.STORE
 
 
+class EngineError(LogoError):
+    """The build engine cannot start or failed: pyspark missing, no Java, an unreachable Spark master."""
+
+    exit_code = ExitCode.STORE
+
+
 class StoreBusy(LogoError):
     exit_code = ExitCode.BUSY

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def slow(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--slow"))
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local[2] SparkSession for the whole test run (the JVM takes seconds to start): UI off, few shuffle
+    partitions. Without pyspark or Java the tests that use it skip, saying which is missing."""
+    import os
+    import shutil
+    import sys
+
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        pytest.skip("pyspark is not installed (pip install 'logo-cli[spark]'; make setup installs it)")
+    if not shutil.which("java") and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java: Spark needs Java 17+ on PATH or JAVA_HOME")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("logo tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

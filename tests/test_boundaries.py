@@ -1,5 +1,6 @@
 """The architecture, held by reading the imports: typer and rich only in the command line, chromadb only in the
-store, llama_cpp only in the in-process generator, httpx only in the LLM server client, and no import cycle."""
+store, llama_cpp only in the in-process generator, httpx only in the LLM server client, pyarrow only in the
+snapshot, pyspark and pandas only in the Spark engine, and no import cycle."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ ALLOWED = {  # third-party import -> the modules that may import it
     "fastapi": ("logo_cli.server.app",),
     "starlette": ("logo_cli.server.app",),
     "uvicorn": ("logo_cli.server.app",),
+    "pyspark": ("logo_cli.global_memory.engines.spark",),
+    "pyarrow": ("logo_cli.global_memory.snapshot",),
+    "pandas": ("logo_cli.global_memory.engines.spark",),
 }
 
 

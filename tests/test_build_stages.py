@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from logo_cli.global_memory.records import (
     profile_users,
     time_segments,
 )
+from logo_cli.global_memory.snapshot import Snapshot, SnapshotWriter
 from logo_cli.global_memory.stages import (
     Baseline,
     BuildOptions,
@@ -42,7 +42,6 @@ from logo_cli.global_memory.stages import (
     measure_drift,
     silhouette_search,
 )
-from logo_cli.local_memory.store import Page, Scan
 from logo_cli.records import Record
 
 INF, NAN = math.inf, math.nan
@@ -142,61 +141,52 @@ def test_clusters_and_communities_share_one_search_with_their_own_settings(monke
 # ------------------------------------------------------------------------------------- sample, fit, words
 
 
-class FakeStore:
-    """What the stages read from a store: pages, ids, fetch by id and the full scan (in pages of 3)."""
-
-    def __init__(self, rows: list[Record], vectors: np.ndarray) -> None:
-        self.rows, self.vectors = rows, vectors.astype(np.float32)
-        self.fetched: list[str] = []
-
-    def pages(self, page_size: int = 5000) -> Iterator[Page]:
-        for start in range(0, len(self.rows), 3):
-            yield Page(self.rows[start : start + 3], self.vectors[start : start + 3])
-
-    def ids(self) -> list[str]:
-        return [r.uid for r in self.rows]
-
-    def fetch(self, ids: list[str]) -> Page:
-        self.fetched += ids
-        at = {r.uid: i for i, r in enumerate(self.rows)}
-        return Page([self.rows[at[i]] for i in ids], self.vectors[[at[i] for i in ids]])
-
-    def scan(self, page_size: int = 20_000) -> Iterator[Scan]:
-        for start in range(0, len(self.rows), 3):
-            rows = self.rows[start : start + 3]
-            metas = [
-                {
-                    "user": r.user,
-                    **{k: v for k, v in (("ts", r.timestamp), ("item", r.item), ("rating", r.rating)) if v is not None},
-                    **({"label": r.label} if r.label else {}),
-                    "text": r.text,
-                }
-                for r in rows
-            ]
-            yield Scan([r.uid for r in rows], metas, self.vectors[start : start + 3])
+def snapshot_of(folder: Path, rows: list[Record], vectors: np.ndarray, **sizes: int) -> Snapshot:
+    """A real snapshot (Parquet) of these records, in small files and row groups so batches cross them."""
+    writer = SnapshotWriter(folder / "snap", {"embedder": "fake:test", "dim": vectors.shape[1]}, **sizes)
+    metas = [
+        {
+            "user": r.user,
+            "text": r.text,
+            **{k: v for k, v in (("ts", r.timestamp), ("item", r.item), ("rating", r.rating)) if v is not None},
+            **({"label": r.label} if r.label else {}),
+        }
+        for r in rows
+    ]
+    for start in range(0, len(rows), 3):
+        writer.add([r.uid for r in rows[start : start + 3]], metas[start : start + 3], vectors[start : start + 3])
+    writer.close()
+    return Snapshot(folder / "snap")
 
 
-def store_of(n: int, dim: int = 8) -> FakeStore:
+def snapshot_with(tmp_path: Path, n: int, dim: int = 8) -> Snapshot:
     rows = [Record(user=f"u{i % 4}", text=f"text {i}", uid=f"r{i}", timestamp=float(i)) for i in range(n)]
-    return FakeStore(rows, blobs(2, n // 2, dim=dim))
+    return snapshot_of(tmp_path, rows, blobs(2, n // 2, dim=dim), file_rows=4, row_group=2)
 
 
-def test_sample_reads_a_small_store_whole_and_a_large_one_by_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    store = store_of(10)
-    sample = draw_sample(store, 10, seed=0, page_size=5000, say=lambda _m: None)  # type: ignore[arg-type]
-    assert sample.whole and sample.uids == store.ids() and np.array_equal(sample.vectors, store.vectors)
+def test_sample_reads_a_small_store_whole_and_a_large_one_by_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = snapshot_with(tmp_path, 10)
+    assert snap.count == 10 and len(snap.files) == 3
+    every = [u for b in snap.batches(4) for u in b.uids]
+    assert every == [f"r{i}" for i in range(10)]  # the store's order, across files
+    sample = draw_sample(snap, seed=0, say=lambda _m: None)
+    assert sample.whole and sample.uids == every and np.array_equal(sample.vectors, blobs(2, 5, dim=8))
     assert list(sample.rows) == list(range(10)) and sample.subsample_texts == sample.texts
     monkeypatch.setattr(gb, "FULL_KMEANS_MAX", 5)
     monkeypatch.setattr(gb, "FIT_SAMPLE", 6)
     monkeypatch.setattr(gb, "SAMPLE_SIZE", 4)
     said: list[str] = []
-    large = draw_sample(store, 10, seed=0, page_size=5000, say=said.append)  # type: ignore[arg-type]
-    assert not large.whole and len(large.uids) == 6 and store.fetched == large.uids
-    assert large.uids == sorted(large.uids, key=store.ids().index)  # fetched in store order
+    large = draw_sample(snap, seed=0, say=said.append)
+    assert not large.whole and len(large.uids) == 6
+    assert large.uids == sorted(large.uids, key=every.index)  # read in store order
     assert len(large.rows) == 4 and list(large.rows) == sorted(large.rows)
     assert large.subsample.shape == (4, 8) and said == ["sampling 6 of 10 records"]
-    again = draw_sample(store, 10, seed=0, page_size=5000, say=said.append)  # type: ignore[arg-type]
+    again = draw_sample(snap, seed=0, say=said.append)
     assert again.uids == large.uids and np.array_equal(again.rows, large.rows)
+    positions, rows, whole = gb.sample_plan(10, 0)  # what the Spark engine fits on too
+    assert [every[p] for p in positions] == large.uids and np.array_equal(rows, large.rows) and not whole
 
 
 def test_fit_chooses_or_takes_k_and_returns_unit_centroids() -> None:
@@ -229,7 +219,9 @@ def test_vocabulary_gives_each_cluster_the_words_of_its_own_texts() -> None:
 # ---------------------------------------------------------------------------------------------- assign
 
 
-def test_assign_puts_each_record_in_its_nearest_cluster_and_finds_example_texts() -> None:
+def test_assign_puts_each_record_in_its_nearest_cluster_and_finds_example_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = [
         Record(user="ann", text="a heist", uid="r0", timestamp=5.0, item="Heat", rating=4.0),
         Record(user="bob", text="b", uid="r1", item="Heat", label="good"),
@@ -238,8 +230,18 @@ def test_assign_puts_each_record_in_its_nearest_cluster_and_finds_example_texts(
         Record(user="bob", text="e", uid="r4", timestamp=3.0, label="bad"),
     ]
     vectors = unit(np.array([[1, 0.1], [0.9, 0.2], [0.1, 1], [0.2, 0.9], [1, 0.3]]))
-    store = FakeStore(rows, vectors)
-    got = assign_records(store, np.eye(2, dtype=np.float32), 5000, texts={"r0": "a", "r2": "c"})  # type: ignore[arg-type]
+    snap = snapshot_of(tmp_path, rows, vectors.astype(np.float32), file_rows=3, row_group=2)
+    taken: list[str] = []
+    take = Snapshot.take
+
+    def spy(self: Snapshot, positions: np.ndarray, **kw: Any) -> Any:
+        got = take(self, positions, **kw)
+        taken.extend(got.uids)
+        return got
+
+    monkeypatch.setattr(Snapshot, "take", spy)
+    monkeypatch.setattr(gbr, "PASS_BATCH", 2)
+    got = assign_records(snap, np.eye(2, dtype=np.float32), texts={"r0": "a", "r2": "c"})
     assert got.n == 5 and got.k == 2
     assert list(got.cluster) == [0, 0, 1, 1, 0]
     assert got.user_names == ["ann", "bob", "cid"] and list(got.user) == [0, 1, 0, 2, 1]
@@ -252,7 +254,7 @@ def test_assign_puts_each_record_in_its_nearest_cluster_and_finds_example_texts(
     assert sorted(uid for found in got.examples for _, _, uid in found) == ["r0", "r1", "r2", "r3", "r4"]
     fetched = {"r1": "Heat: b", "r3": "Jaws: shark shark", "r4": "e"}  # as the embedder read them
     assert got.texts == {"r0": "a", "r2": "c", **fetched}
-    assert sorted(store.fetched) == ["r1", "r3", "r4"]  # only what the fit sample did not hold
+    assert sorted(taken) == ["r1", "r3", "r4"]  # only what the fit sample did not hold
     assert got.item_vectors is not None
     heat = got.item_vectors[got.vector_row[0]]
     assert np.allclose(heat, vectors[0] + vectors[1])

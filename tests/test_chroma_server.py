@@ -72,6 +72,10 @@ def test_end_to_end_against_a_chroma_server(server: str, tmp_path: Path) -> None
     figures = lines(stats.stdout)[0]
     assert figures["records"] == summary["added"] and figures["store"] == server
 
+    snapped = logo(home, "snapshot", str(home / "snap"), env={"LOGO_CHROMA_URL": server})  # read from Chroma
+    assert snapped.returncode == 0, snapped.stderr
+    assert lines(snapped.stdout)[0]["records"] == summary["added"]
+
     built = logo(home, "build-global", "--seed", "0", env={"LOGO_CHROMA_URL": server})
     assert built.returncode == 0, built.stderr
 

@@ -30,6 +30,9 @@ OTHER_TOOLS = {
     "--port",  # chroma run, llama-server, python -m llama_cpp.server, vllm serve
     "--api-key",  # an LLM server started with --api-key
     "--logits",  # llama-cpp-python's server flag --logits_all (the option pattern stops at the underscore)
+    "--py-files",  # spark-submit (docs/beyond-one-machine.md)
+    "--conf",  # spark-submit --conf KEY=VALUE
+    "--deploy-mode",  # spark-submit
 }
 BENCH = ROOT / "bench"  # the repo's own benchmark scripts: their options are read from their argparse calls
 ARGPARSE_OPTION = re.compile(r"""add_argument\(\s*["'](--[a-z][a-z0-9-]*)["']""")

@@ -22,6 +22,9 @@ NEVER_IN_ASK = {
     "sentence_transformers",
     "transformers",
     "chromadb",  # a user's history comes from the user index
+    "pyspark",
+    "pyarrow",
+    "pandas",
 }
 PROBE = """
 import json, sys

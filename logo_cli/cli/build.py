@@ -1,6 +1,7 @@
-"""`logo build-global`: everyone's records -> global memory."""
+"""`logo build-global`: everyone's records -> global memory; `logo snapshot`: the store -> Parquet files."""
 
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,7 +27,10 @@ from .state import CliState
     "build-global",
     epilog=(
         "Example: logo build-global\n\nExample: logo build-global --clusters 12 --seed 1\n\n"
-        "Example: logo ingest new.jsonl && logo build-global --update"
+        "Example: logo ingest new.jsonl && logo build-global --update\n\n"
+        "Example: logo build-global --engine spark --master local[2]\n\n"
+        "Example: logo snapshot /shared/logo-snap && logo build-global --engine spark "
+        "--master spark://head:7077 --snapshot /shared/logo-snap"
     ),
 )
 def build_global_cli(
@@ -53,6 +57,28 @@ def build_global_cli(
     describe: Annotated[
         bool, typer.Option("--describe", help="Ask the model for a one-line description of each cluster (cached).")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local: this process, in streaming passes; spark: Apache Spark (pip install 'logo-cli[spark]').",
+        ),
+    ] = "local",
+    master: Annotated[
+        str | None,
+        typer.Option(
+            "--master",
+            help="Spark master: local[N] (default local[*]), spark://HOST:PORT, or a Spark Connect sc://HOST:PORT.",
+        ),
+    ] = None,
+    snapshot: Annotated[
+        str | None,
+        typer.Option(
+            "--snapshot",
+            help="Build from this snapshot (`logo snapshot DIR`) instead of snapshotting the store first; "
+            "with a cluster, a path its executors read.",
+        ),
+    ] = None,
     wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
@@ -64,6 +90,9 @@ def build_global_cli(
     trend over time; each user a cluster distribution and diversity (normalized entropy); users with
     similar distributions form communities. Written as a new version and switched atomically: `ask`
     keeps using the previous one until the build is complete. Prints one JSON line.
+
+    The build reads a Parquet snapshot of the store (written first into a temporary folder, or given with
+    --snapshot). --engine spark runs the same stages on Apache Spark: local[N] on this machine, or a cluster.
     """
     run = CliState.of(ctx)
     from ..embed import load_embedder
@@ -95,10 +124,21 @@ def build_global_cli(
                     options,
                     progress=lambda msg: status.update(msg),
                     describe=describer,
+                    engine=engine,
+                    master=master,
+                    snapshot=snapshot,
                 )
         else:
             memory = build_global(
-                store, embed_model.id, embed_model.dim, settings.global_dir, options, describe=describer
+                store,
+                embed_model.id,
+                embed_model.dim,
+                settings.global_dir,
+                options,
+                describe=describer,
+                engine=engine,
+                master=master,
+                snapshot=snapshot,
             )
     if memory.drift.get("rebuild_advised"):
         console.print(
@@ -108,3 +148,44 @@ def build_global_cli(
             "run `logo build-global` without --update to re-cluster."
         )
     emit(memory.summary())
+
+
+@app.command(
+    "snapshot",
+    epilog="Example: logo snapshot /shared/logo-snap\n\nExample: logo build-global --snapshot /shared/logo-snap",
+)
+def snapshot_cli(
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write (a snapshot already there is replaced).")],
+    wait: WaitOpt = None,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Write the store as Parquet files, the input of `build-global`: one pass over the store.
+
+    One row per record (id, user, item, label, time, rating, text, vector) in files of up to 1M records, in row
+    groups a cluster reads in parallel, with the store's stamp (embedder, dimension, schema) in stamp.json.
+    Written beside OUT_DIR and renamed at the end. Prints one JSON line.
+    """
+    run = CliState.of(ctx)
+    from ..embed import load_embedder
+    from ..global_memory.snapshot import write_snapshot
+    from ..local_memory.store import store_for
+
+    settings = settings_for(run, home, embedder)
+    embed_model = load_embedder(settings.embedder_spec())
+    console = stderr(run)
+    store = store_for(settings)
+    with locked(run, settings, wait):
+        if console.is_terminal:
+            with console.status("writing the snapshot") as status:
+                summary = write_snapshot(
+                    store,
+                    embed_model.id,
+                    embed_model.dim,
+                    out_dir,
+                    progress=lambda n: status.update(f"writing the snapshot: {n} records"),
+                )
+        else:
+            summary = write_snapshot(store, embed_model.id, embed_model.dim, out_dir)
+    emit(summary.to_json())

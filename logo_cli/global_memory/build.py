@@ -1,23 +1,25 @@
-"""Building global memory from the store, as named stages, in passes over pages of records so memory stays
-bounded. Each stage is a function that takes what it needs and returns a typed result; `_build` runs them:
+"""Building global memory: the orchestrator. It takes a snapshot of the store (`snapshot`: written here from
+the store, or one given with --snapshot), hands it to an engine, runs the finishing steps both engines share,
+and saves the result as a new version (atomically: `versions.save`).
 
-1. sample (`draw_sample`): the fit sample, the whole store when it is small, else FIT_SAMPLE random records
-   fetched by id (the build reads the whole store only once, in step 4), and its SAMPLE_SIZE subsample;
-2. fit (`fit_centroids`): k by cosine silhouette on the subsample (`silhouette_search`), then exact k-means
-   when the store is small, else mini-batch k-means seeded from the subsample and refined on the fit sample;
-3. vocabulary (`learn_keywords`): each cluster's keywords, class-based TF-IDF over the fit sample's texts;
-4. assign (`assign_records`): one pass over ids, metadata and vectors (no text): every record to its nearest
-   centroid, as per-record scalars (`Records`: cluster, user, item, label, time, rating); vectors are not kept;
-5. timeline (`build_timeline`): per-cluster arrays sorted by time, from which any as-of view is recomputed;
-6. items (`build_items`): the item table, with each item's terms; its users' communities are filled in by
-   `fill_item_communities` once communities exist;
-7. clusters (`describe_clusters`): sizes, users, keywords, shared items, ratings, labels, examples, trends;
-8. profiles (`profile_users`): each user's distribution over clusters, diversity and rating mean;
-9. communities (`group_communities`): users grouped by their distributions (number by `silhouette_search`);
-10. drift (`measure_drift`): mean similarity to the centroids, against the last full build's.
+The stages, in order (each engine runs them its own way; `engines/local.py` and `engines/spark.py`):
 
-Stages 1-3, 9 and 10 live in `stages`; stages 4-8 work on the pass's per-record arrays and live in
-`records`.
+1. sample: the fit sample, the whole store when it is small, else FIT_SAMPLE random records read by position
+   (`stages.sample_plan`), and its SAMPLE_SIZE subsample;
+2. fit: k by cosine silhouette on the subsample, then k-means (exact on a small store, else seeded from the
+   subsample and refined on the fit sample);
+3. vocabulary: each cluster's keywords, class-based TF-IDF over the fit sample's texts;
+4. assign: one pass over every record: its nearest centroid, its fields as scalars; vectors are not kept;
+5. timeline: per-cluster arrays sorted by time, from which any as-of view is recomputed;
+6. items: the item table (items at least min_users people share), with each item's terms and its users'
+   communities;
+7. clusters: sizes, users, keywords, shared items, ratings, labels, examples, trends, privacy;
+8. profiles: each user's distribution over clusters, diversity and rating mean;
+9. communities: users grouped by their distributions (number by silhouette);
+10. drift: mean similarity to the centroids, against the last full build's.
+
+Then, on the driver, `finish`: the steps that read the finished memory as a whole (the item table, the
+profiles), whichever engine built it; then `versions.save`.
 
 `--update` (`BuildOptions.update`) differs from a full build only through `Kept`, what it keeps from the
 previous build: its centroids (step 2 is skipped), its community centroids (step 9 assigns users to them
@@ -26,148 +28,115 @@ instead of choosing them) and its drift baseline (step 10 compares against it).
 
 from __future__ import annotations
 
-import time
+import os
+import shutil
 import warnings
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import GlobalMemoryMissing, StoreError
+from ..errors import GlobalMemoryMissing, StoreError, UsageError
 from ..local_memory.store import Store
 from . import versions
 from .model import Cluster, GlobalMemory
-from .records import (
-    assign_records,
-    build_items,
-    build_timeline,
-    describe_clusters,
-    fill_item_communities,
-    profile_users,
-    time_segments,
-)
-from .stages import (
-    Baseline,
-    BuildOptions,
-    Fit,
-    Say,
-    draw_sample,
-    fit_centroids,
-    group_communities,
-    learn_keywords,
-    measure_drift,
-)
+from .snapshot import Snapshot, write_snapshot
+from .stages import Baseline, BuildOptions, Fit, Kept, Say
 
-__all__ = ["BuildOptions", "Kept", "build_global", "keep_previous"]  # BuildOptions is defined in stages
+__all__ = ["BuildOptions", "Kept", "build_global", "finish", "keep_previous"]  # BuildOptions is defined in stages
 
 
 def build_global(
-    store: Store,
+    store: Store | None,
     embedder_id: str,
     dim: int,
     home: Path,
     options: BuildOptions,
     progress: Say | None = None,
     describe: Callable[[Cluster], str] | None = None,
+    *,
+    engine: str = "local",
+    master: str | None = None,
+    snapshot: str | None = None,
 ) -> GlobalMemory:
-    """Build and save a new global memory version (see the module docstring)."""
-    from sklearn.exceptions import ConvergenceWarning
+    """Build and save a new global memory version (see the module docstring). Without `snapshot` (a folder
+    `logo snapshot` wrote, or for Spark any path its executors read), the store is snapshotted first into a
+    temporary folder beside global memory, removed after the build."""
+    say = progress or (lambda _msg: None)
+    if engine not in ("local", "spark"):
+        raise UsageError(f"--engine must be local or spark, not {engine}.")
+    if master and engine != "spark":
+        raise UsageError("--master is for --engine spark.")
+    kept = keep_previous(home, embedder_id) if options.update else None  # all that --update changes
+    with _snapshot_for(store, embedder_id, dim, home, snapshot, engine, master, say) as path:
+        from sklearn.exceptions import ConvergenceWarning
 
-    with warnings.catch_warnings():
-        # duplicate points (e.g. users with identical distributions) make k-means warn; the result stays valid
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        say = progress or (lambda _msg: None)
-        memory = _build(store, embedder_id, dim, home, options, say)
-    finish(memory, say)
-    if describe is not None:
-        for cluster in memory.clusters:
-            if not cluster.private:
-                cluster.description = describe(cluster)
+        with warnings.catch_warnings():
+            # duplicate points (e.g. users with identical distributions) make k-means warn; the result stays valid
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if engine == "spark":
+                from .engines import spark
+
+                memory = spark.build(path, embedder_id, dim, options, kept, say, master=master)
+            else:
+                from .engines import local
+
+                memory = local.build(Snapshot(Path(path)).check(embedder_id, dim), options, kept, say)
+    finish(memory, say, describe)
     versions.save(memory, home)
     return memory
 
 
-def finish(memory: GlobalMemory, say: Say) -> None:
-    """What every engine's memory gets on the driver, from its item table and profiles: the items'
-    collaborative neighbours."""
+def finish(memory: GlobalMemory, say: Say, describe: Callable[[Cluster], str] | None = None) -> GlobalMemory:
+    """The finishing steps both engines share, on the driver, before the version is saved: whatever reads the
+    finished memory as a whole (the item table, the profiles, the clusters), not per-record work. A step
+    added here runs whichever engine built the memory: the items' collaborative neighbours, then the
+    model-written cluster descriptions (--describe)."""
     from .collaborative import fit_neighbours
 
     if memory.items is not None:
         say("finding items the same people have")
         memory.neighbours = fit_neighbours(memory.items, None, memory.min_users)
+    if describe is not None:
+        for cluster in memory.clusters:
+            if not cluster.private:
+                cluster.description = describe(cluster)
+    return memory
 
 
-def _build(store: Store, embedder_id: str, dim: int, home: Path, options: BuildOptions, say: Say) -> GlobalMemory:
-    started = time.time()
-    store.open(embedder_id, dim, create=False)
-    total = store.count()
-    if total == 0:
-        raise StoreError("The store is empty.", "Run `logo ingest FILE.jsonl` first.")
-    kept = keep_previous(home, embedder_id) if options.update else None  # all that --update changes
-
-    sample = draw_sample(store, total, options.seed, options.page_size, say)
-    fit = kept.fit if kept is not None else fit_centroids(sample, total, options, say)
-    keywords = learn_keywords(sample, fit.centroids)
-    texts = dict(zip(sample.uids, sample.texts, strict=True))
-    del sample  # the pass below reads the whole store: hold only the fit sample's texts meanwhile
-
-    say("assigning records to clusters")
-    records = assign_records(store, fit.centroids, options.page_size, texts)
-    del texts
-    say("describing clusters")
-    timeline = build_timeline(records)
-    items = build_items(records, options.min_users)
-    segments = time_segments(records.ts, options.segments)
-    clusters = describe_clusters(records, timeline, keywords, segments, options.min_users)
-    say("profiling users")
-    profiles = profile_users(records)
-    say("grouping users into communities")
-    grouped = group_communities(
-        records.user_counts, options.seed, options.communities, kept.community_centroids if kept else None
-    )
-    for name, community in zip(records.user_names, grouped.member, strict=True):
-        if community >= 0:
-            profiles[name].community = int(community)
-    if items is not None:
-        fill_item_communities(items, grouped.member)
-    drift = measure_drift(records.similarity_sum, records.n, kept.baseline if kept else None)
-
-    selection = {**fit.selection, **({"communities": grouped.selection} if grouped.selection else {})}
-    rated = records.rating[~np.isnan(records.rating)]
-    return GlobalMemory(
-        version=versions.new_version(),
-        built_at=time.time(),
-        embedder=embedder_id,
-        options=asdict(options),
-        records=records.n,
-        clusters=clusters,
-        users=profiles,
-        communities=grouped.communities,
-        segments=segments,
-        rating_range=(float(rated.min()), float(rated.max())) if len(rated) else None,
-        rating_step=_rating_step(rated),
-        selection={**selection, "seconds": round(time.time() - started, 2)},
-        drift=drift,
-        centroids=fit.centroids,
-        community_centroids=grouped.centroids,
-        timeline=timeline,
-        items=items,
-    )
+@contextmanager
+def _snapshot_for(
+    store: Store | None,
+    embedder_id: str,
+    dim: int,
+    home: Path,
+    given: str | None,
+    engine: str,
+    master: str | None,
+    say: Say,
+) -> Iterator[str]:
+    """The snapshot to build from: the one given, or a fresh one of the store, removed afterwards."""
+    if given is not None:
+        yield given
+        return
+    if master and not master.startswith("local"):
+        raise UsageError(
+            f"A cluster ({master}) reads the snapshot from a path its executors see.",
+            "Write one there first with `logo snapshot DIR`, then pass --snapshot DIR.",
+        )
+    if store is None:
+        raise UsageError("No store and no --snapshot to build from.")
+    for stale in [*home.parent.glob(".snapshot-build-*"), *home.parent.glob("..snapshot-build-*")]:
+        shutil.rmtree(stale, ignore_errors=True)  # left by a build that crashed (builds hold the store lock)
+    folder = home.parent / f".snapshot-build-{os.getpid()}"
+    try:
+        say("snapshotting the store")
+        write_snapshot(store, embedder_id, dim, folder)
+        yield str(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------ what --update keeps
-
-
-@dataclass
-class Kept:
-    """What `--update` keeps from the previous build, and so the whole difference from a full build: the fit
-    stage is skipped (these centroids), communities are assigned to these community centroids instead of
-    chosen (when the previous build had any), and drift is measured against this baseline."""
-
-    fit: Fit
-    community_centroids: np.ndarray | None
-    baseline: Baseline
 
 
 def keep_previous(home: Path, embedder_id: str) -> Kept:
@@ -185,13 +154,3 @@ def keep_previous(home: Path, embedder_id: str) -> Kept:
             records=drift.get("baseline_records", previous.records),
         ),
     )
-
-
-def _rating_step(ratings: np.ndarray) -> float | None:
-    """The finest step the ratings take: 1 for whole stars, 0.5 for half stars (MovieLens), and so on."""
-    if not len(ratings):
-        return None
-    for step in (1.0, 0.5, 0.25, 0.1):
-        if np.allclose(ratings / step, np.round(ratings / step), atol=1e-6):
-            return step
-    return None

@@ -12,10 +12,11 @@ from functools import cached_property
 
 import numpy as np
 
-from ..local_memory.store import Scan, Store
 from ..terms import terms
 from .model import Cluster, ItemTable, Timeline, UserProfile, profile_from_counts
+from .snapshot import Batch, Snapshot
 
+PASS_BATCH = 20_000  # records per batch of the assignment pass (examples are the top of each batch's)
 ITEM_TABLE_MAX = 50_000  # most-rated items whose population rating answers "how would they rate X" (77 MB)
 ITEM_TEXTS = 50  # records per item whose words describe it (bounds the build's work on common items)
 ITEM_TERMS = 24  # terms kept per item
@@ -68,17 +69,19 @@ class Records:
         return counts
 
 
-def assign_records(store: Store, centroids: np.ndarray, page_size: int, texts: dict[str, str]) -> Records:
-    """One pass over the store (no text): every record to its nearest centroid. `texts` (id -> text, the fit
-    sample's) spares fetching the texts of most cluster examples."""
+def assign_records(snapshot: Snapshot, centroids: np.ndarray, texts: dict[str, str]) -> Records:
+    """One pass over the snapshot, PASS_BATCH records at a time: every record to its nearest centroid, its
+    fields as scalars, and per-batch statistics accumulated (memory holds one batch of vectors). `texts` (id
+    -> text, the fit sample's) spares reading the texts of most cluster examples again."""
     acc = _Accumulator(len(centroids))
-    for page in store.scan(max(page_size, 20_000)):
-        acc.add(page, centroids)
+    for batch in snapshot.batches(PASS_BATCH):
+        acc.add(batch, centroids)
     example_ids = [uid for found in acc.examples for _, _, uid in found]
     found = {uid: texts[uid] for uid in example_ids if uid in texts}
-    missing = [uid for uid in example_ids if uid not in texts]
+    missing = sorted({acc.example_pos[uid] for uid in example_ids if uid not in texts})
     if missing:
-        found |= {r.uid: r.embedding_text() for r in store.fetch(missing).records}
+        read = snapshot.take(np.asarray(missing, dtype=np.int64), vectors=False)
+        found |= dict(zip(read.uids, read.embedding_texts(), strict=True))
     return Records(
         k=acc.k,
         cluster=np.concatenate(acc.cluster),
@@ -99,6 +102,14 @@ def assign_records(store: Store, centroids: np.ndarray, page_size: int, texts: d
     )
 
 
+def _global(table: dict[str, int], codes: np.ndarray, names: list[str]) -> np.ndarray:
+    """A batch's indices (into its own names, in order of first appearance) as indices into `table`, which
+    numbers every name in order of first appearance in the whole pass; -1 stays -1."""
+    mapping = np.array([table.setdefault(name, len(table)) for name in names] + [-1], dtype=np.int32)
+    out: np.ndarray = mapping[codes]
+    return out
+
+
 @dataclass
 class _Accumulator:
     k: int
@@ -115,29 +126,26 @@ class _Accumulator:
     item_vectors: np.ndarray | None = None  # sum of each item's record vectors, one row per item
     vector_row: dict[int, int] = field(default_factory=dict)  # item index -> row in item_vectors
     examples: list[list[tuple[float, str, str]]] = field(default_factory=list)  # (similarity, user, id)
+    example_pos: dict[str, int] = field(default_factory=dict)  # an example's id -> its position in the snapshot
     item_terms: dict[int, Counter[str]] = field(default_factory=dict)  # item index -> terms of its first texts
-    item_texts: dict[int, int] = field(default_factory=dict)  # how many texts each item's terms came from
+    item_texts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # texts read per item
 
-    def add(self, page: Scan, centroids: np.ndarray) -> None:
-        sims = page.embeddings @ centroids.T
+    def add(self, batch: Batch, centroids: np.ndarray) -> None:
+        sims = batch.vectors @ centroids.T
         assigned = np.argmax(sims, axis=1)
         best = sims[np.arange(len(assigned)), assigned]
         self.similarity_sum += float(best.sum())
-        metas = page.metadatas
-
-        def index(table: dict[str, int], key: str | None) -> int:
-            return -1 if key is None else table.setdefault(key, len(table))
 
         self.cluster.append(assigned.astype(np.int32))
-        users = [m["user"] for m in metas]
-        self.user.append(np.array([index(self.users, u) for u in users], dtype=np.int32))
-        self.item.append(np.array([index(self.items, m.get("item")) for m in metas], dtype=np.int32))
-        self.label.append(np.array([index(self.labels, m.get("label")) for m in metas], dtype=np.int32))
-        self.ts.append(np.array([m.get("ts", np.inf) for m in metas], dtype=np.float64))
-        self.rating.append(np.array([m.get("rating", np.nan) for m in metas], dtype=np.float64))
+        self.user.append(_global(self.users, batch.user, batch.user_names))
+        item = _global(self.items, batch.item, batch.item_names)
+        self.item.append(item)
+        self.label.append(_global(self.labels, batch.label, batch.label_names))
+        self.ts.append(batch.ts)
+        self.rating.append(batch.rating)
 
-        mask = self.item[-1] >= 0  # every record about an item, rated or not: mentions count for recommending
-        rated_items = self.item[-1][mask]
+        mask = item >= 0  # every record about an item, rated or not: mentions count for recommending
+        rated_items = item[mask]
         if len(rated_items):
             from scipy import sparse
 
@@ -145,31 +153,48 @@ class _Accumulator:
             rows = np.array([self.vector_row.setdefault(int(i), len(self.vector_row)) for i in touched])
             if self.item_vectors is None or len(self.vector_row) > len(self.item_vectors):
                 size = max(int(1.5 * len(self.vector_row)), 1024)
-                grown = np.zeros((size, page.embeddings.shape[1]), dtype=np.float32)
+                grown = np.zeros((size, batch.vectors.shape[1]), dtype=np.float32)
                 if self.item_vectors is not None:
                     grown[: len(self.item_vectors)] = self.item_vectors
                 self.item_vectors = grown
-            onehot = sparse.csr_matrix(  # sums the page's vectors per item; np.add.at is far slower
+            onehot = sparse.csr_matrix(  # sums the batch's vectors per item; np.add.at is far slower
                 (np.ones(len(row), np.float32), (row, np.arange(len(row)))), shape=(len(touched), len(row))
             )
-            self.item_vectors[rows] += onehot @ page.embeddings[mask]
+            self.item_vectors[rows] += onehot @ batch.vectors[mask]
+            self._add_item_terms(batch, item)
 
-        for at in np.flatnonzero(mask):  # what each item's records say about it: bounded per item
-            idx = int(self.item[-1][at])
-            seen = self.item_texts.get(idx, 0)
-            text = metas[at].get("text")
-            if seen < ITEM_TEXTS and text:  # what records say of it beyond its name ("Star Wars" is no war film)
-                named = set(terms(str(metas[at].get("item") or "")))
-                self.item_terms.setdefault(idx, Counter()).update(set(terms(text)) - named)
-                self.item_texts[idx] = seen + 1
-
+        users = [batch.user_names[i] for i in batch.user]
         if not self.examples:
             self.examples = [[] for _ in range(self.k)]
         for c in np.unique(assigned):
             rows = np.flatnonzero(assigned == c)
             for row in rows[np.argsort(-best[rows])][:10]:
-                self.examples[c].append((float(best[row]), users[row], page.ids[row]))
+                self.examples[c].append((float(best[row]), users[row], batch.uids[row]))
+                self.example_pos[batch.uids[row]] = int(batch.pos[row])
             self.examples[c] = sorted(self.examples[c], reverse=True)[:30]
+
+    def _add_item_terms(self, batch: Batch, item: np.ndarray) -> None:
+        """What each item's records say about it, from its first ITEM_TEXTS records with a text (in the
+        store's order): only those rows' texts are read."""
+        if len(self.items) > len(self.item_texts):
+            self.item_texts = np.concatenate(
+                [self.item_texts, np.zeros(len(self.items) - len(self.item_texts), np.int64)]
+            )
+        rows = np.flatnonzero((item >= 0) & batch.has_text())
+        rows = rows[self.item_texts[item[rows]] < ITEM_TEXTS]
+        if not len(rows):
+            return
+        order = np.argsort(item[rows], kind="stable")
+        grouped = item[rows][order]
+        first = np.r_[0, np.flatnonzero(grouped[1:] != grouped[:-1]) + 1]
+        rank = np.arange(len(grouped)) - np.repeat(first, np.diff(np.r_[first, len(grouped)]))
+        keep = np.zeros(len(rows), dtype=bool)
+        keep[order] = self.item_texts[grouped] + rank < ITEM_TEXTS
+        rows = rows[keep]
+        np.add.at(self.item_texts, item[rows], 1)
+        for idx, code, text in zip(item[rows], batch.item[rows], batch.texts(rows), strict=True):
+            named = set(terms(batch.item_names[code]))  # beyond its name: "Star Wars" is no war film
+            self.item_terms.setdefault(int(idx), Counter()).update(set(terms(text)) - named)
 
 
 # ------------------------------------------------------------------------------------------ 5. timeline
@@ -346,9 +371,15 @@ def fill_item_communities(items: ItemTable, member: np.ndarray) -> None:
 def time_segments(ts: np.ndarray, segments: int) -> list[float]:
     """`segments` equal periods from the first dated record to the last (boundaries), or none."""
     timed = np.isfinite(ts)
-    if not timed.any() or segments <= 0:
+    if not timed.any():
         return []
-    return [float(x) for x in np.linspace(ts[timed].min(), ts[timed].max() + 1e-6, segments + 1)]
+    return segments_between(float(ts[timed].min()), float(ts[timed].max()), segments)
+
+
+def segments_between(first: float | None, last: float | None, segments: int) -> list[float]:
+    if first is None or last is None or segments <= 0:
+        return []
+    return [float(x) for x in np.linspace(first, last + 1e-6, segments + 1)]
 
 
 def describe_clusters(
@@ -357,25 +388,50 @@ def describe_clusters(
     """Each cluster's size, users, keywords, shared items, rating mean (when min_users people rated), labels,
     examples (nearest texts from distinct users), trend over the segments, and privacy."""
     k = records.k
-    sizes = np.bincount(records.cluster, minlength=k)
-    cluster_users = (records.user_counts > 0).sum(axis=0)
+    examples = []
+    for c in range(k):
+        texts, seen = [], set()
+        for _, who, uid in records.examples[c] if records.examples else []:
+            if who not in seen and uid in records.texts:
+                texts.append(records.texts[uid][:240])
+                seen.add(who)
+            if len(texts) == 3:
+                break
+        examples.append(texts)
+    return clusters_from(
+        sizes=np.bincount(records.cluster, minlength=k),
+        users=(records.user_counts > 0).sum(axis=0),
+        labels=_label_counts(records),
+        examples=examples,
+        timeline=timeline,
+        keywords=keywords,
+        segments=segments,
+        min_users=min_users,
+    )
+
+
+def clusters_from(
+    *,
+    sizes: np.ndarray,
+    users: np.ndarray,
+    labels: dict[int, dict[str, int]],
+    examples: list[list[str]],
+    timeline: Timeline,
+    keywords: list[list[str]],
+    segments: list[float],
+    min_users: int,
+) -> list[Cluster]:
+    """The clusters from their aggregates (both engines): sizes and distinct users per cluster, label counts
+    (labels in order of first appearance), up to 3 example texts each, and the timeline."""
     raters = np.diff(timeline.rater_offsets)
-    labels = _label_counts(records)
     clusters: list[Cluster] = []
     per_segment = []
-    for c in range(k):
+    for c in range(len(sizes)):
         lo, hi = timeline.record_offsets[c], timeline.record_offsets[c + 1]
         n_rated = int(timeline.rated_cum[hi - 1]) if hi > lo else 0
         mean = None
         if n_rated and raters[c] >= min_users:
             mean = round(float(timeline.rating_cum[hi - 1]) / n_rated, 3)
-        examples, seen = [], set()
-        for _, who, uid in records.examples[c] if records.examples else []:
-            if who not in seen and uid in records.texts:
-                examples.append(records.texts[uid][:240])
-                seen.add(who)
-            if len(examples) == 3:
-                break
         if segments:
             per_segment.append(np.diff(np.searchsorted(timeline.record_ts[lo:hi], segments, side="left")))
         shared = timeline.item_first_ts.get(c, {}).items()  # most shared first: the top ones are among them
@@ -383,15 +439,15 @@ def describe_clusters(
             Cluster(
                 id=c,
                 size=int(sizes[c]),
-                users=int(cluster_users[c]),
+                users=int(users[c]),
                 keywords=keywords[c] if c < len(keywords) else [],
                 top_items=[(name, len(first)) for name, first in shared if len(first) >= min_users][:TOP_ITEMS],
                 rating_mean=mean,
                 rating_count=n_rated if mean is not None else 0,
                 labels=dict(sorted(labels.get(c, {}).items(), key=lambda kv: -kv[1])[:10]),
-                examples=examples,
+                examples=examples[c] if c < len(examples) else [],
                 trend=[],
-                private=int(cluster_users[c]) < min_users,
+                private=int(users[c]) < min_users,
             )
         )
     if per_segment:
@@ -421,10 +477,17 @@ def profile_users(records: Records) -> dict[str, UserProfile]:
     rated = ~np.isnan(records.rating)
     rating_sum = np.bincount(records.user[rated], weights=records.rating[rated], minlength=n_users)
     rating_n = np.bincount(records.user[rated], minlength=n_users)
+    return profiles_from(records.user_names, records.user_counts, rating_sum, rating_n)
+
+
+def profiles_from(
+    names: list[str], user_counts: np.ndarray, rating_sum: np.ndarray, rating_n: np.ndarray
+) -> dict[str, UserProfile]:
+    """Profiles from each user's records per cluster and rating sum and count (both engines)."""
     profiles: dict[str, UserProfile] = {}
-    population = np.bincount(records.cluster, minlength=records.k).astype(np.float64)
-    for u, name in enumerate(records.user_names):
-        profile = profile_from_counts(name, records.user_counts[u].astype(np.float64), population)
+    population = user_counts.sum(axis=0).astype(np.float64)  # every cluster's records
+    for u, name in enumerate(names):
+        profile = profile_from_counts(name, user_counts[u].astype(np.float64), population)
         profile.rating_mean = round(float(rating_sum[u] / rating_n[u]), 3) if rating_n[u] else None
         profiles[name] = profile
     return profiles

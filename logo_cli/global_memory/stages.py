@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from ..local_memory.store import Page, Store
 from .model import MIN_HISTORY_FOR_COMMUNITY, Community
 from .records import unit_rows
+from .snapshot import Snapshot
 
 FULL_KMEANS_MAX = 50_000  # below this, exact k-means on all vectors is affordable and finds better optima
 SAMPLE_SIZE = 4_000
@@ -64,6 +64,17 @@ class Baseline:
     records: int
 
 
+@dataclass
+class Kept:
+    """What `--update` keeps from the previous build, and so the whole difference from a full build: the fit
+    stage is skipped (these centroids), communities are assigned to these community centroids instead of
+    chosen (when the previous build had any), and drift is measured against this baseline."""
+
+    fit: Fit
+    community_centroids: np.ndarray | None
+    baseline: Baseline
+
+
 # ------------------------------------------------------------------------------------- 1. sample, 2. fit
 
 
@@ -88,28 +99,26 @@ class FitSample:
         return [self.texts[i] for i in self.rows]
 
 
-def draw_sample(store: Store, total: int, seed: int, page_size: int, say: Say) -> FitSample:
+def sample_plan(total: int, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Which records the clusters are fitted on, by position in the store's order: all of a small store
+    (`whole`: exact k-means, keywords from every text), else FIT_SAMPLE drawn with the build's seed; and the
+    SAMPLE_SIZE rows of that sample that choose k and the keyword vocabulary. Both engines fit on these."""
     rng = np.random.default_rng(seed)
     whole = total <= FULL_KMEANS_MAX
-    if whole:  # read it whole: exact k-means, and keywords from every text
-        say(f"reading {total} records")
-        pages = list(store.pages(page_size))
-        fit = Page([r for p in pages for r in p.records], np.concatenate([p.embeddings for p in pages]))
-        del pages
-    else:  # a random fit sample fetched by id; the full pass comes later and reads no text
-        say(f"sampling {FIT_SAMPLE} of {total} records")
-        ids = store.ids()
-        chosen = np.sort(rng.choice(len(ids), min(len(ids), FIT_SAMPLE), replace=False))
-        fit = store.fetch([ids[i] for i in chosen])
-        del ids
-    rows = np.sort(rng.choice(len(fit.records), min(len(fit.records), SAMPLE_SIZE), replace=False))
-    return FitSample(
-        uids=[r.uid for r in fit.records],
-        texts=[r.embedding_text() for r in fit.records],
-        vectors=fit.embeddings,
-        rows=rows,
-        whole=whole,
-    )
+    if whole:
+        positions = np.arange(total, dtype=np.int64)
+    else:
+        positions = np.sort(rng.choice(total, min(total, FIT_SAMPLE), replace=False))
+    rows = np.sort(rng.choice(len(positions), min(len(positions), SAMPLE_SIZE), replace=False))
+    return positions, rows, whole
+
+
+def draw_sample(snapshot: Snapshot, seed: int, say: Say) -> FitSample:
+    """The fit sample (`sample_plan`), read from the snapshot by position in one pass."""
+    positions, rows, whole = sample_plan(snapshot.count, seed)
+    say(f"reading {snapshot.count} records" if whole else f"sampling {len(positions)} of {snapshot.count} records")
+    fit = snapshot.take(positions)
+    return FitSample(uids=fit.uids, texts=fit.embedding_texts(), vectors=fit.vectors, rows=rows, whole=whole)
 
 
 def silhouette_search(
@@ -259,7 +268,7 @@ def group_communities(
 
     k = user_counts.shape[1]
     member = np.full(len(user_counts), -1, dtype=np.int32)
-    placed = np.flatnonzero(user_counts.sum(axis=1) >= MIN_HISTORY_FOR_COMMUNITY)
+    placed = placed_users(user_counts)
     if not len(placed):
         return Communities([], np.zeros((0, k), dtype=np.float32), member, None)
     matrix = user_counts[placed] / np.maximum(user_counts[placed].sum(axis=1, keepdims=True), 1)
@@ -284,14 +293,34 @@ def group_communities(
             selection = {"method": "silhouette", "c": n_comm, "scores": _scores(scores)}
         km = KMeans(n_clusters=n_comm, random_state=seed, n_init=4).fit(matrix)
         centroids, labels = km.cluster_centers_.astype(np.float32), km.labels_
+    return communities_from(user_counts, placed, labels, centroids, selection)
+
+
+def placed_users(user_counts: np.ndarray) -> np.ndarray:
+    """The users with enough history to be placed in a community (rows of `user_counts`)."""
+    out: np.ndarray = np.flatnonzero(user_counts.sum(axis=1) >= MIN_HISTORY_FOR_COMMUNITY)
+    return out
+
+
+def communities_from(
+    user_counts: np.ndarray,
+    placed: np.ndarray,
+    labels: np.ndarray,
+    centroids: np.ndarray,
+    selection: dict[str, Any] | None,
+) -> Communities:
+    """Communities from each placed user's label (both engines): sizes, top clusters, every user's community."""
+    k = user_counts.shape[1]
+    member = np.full(len(user_counts), -1, dtype=np.int32)
+    matrix = user_counts[placed] / np.maximum(user_counts[placed].sum(axis=1, keepdims=True), 1)
     communities = []
-    for cid in range(n_comm):
+    for cid in range(len(centroids)):
         members = np.flatnonzero(labels == cid)
         mean_share = matrix[members].mean(axis=0) if len(members) else np.zeros(k)
         top = [(int(c), round(float(mean_share[c]), 4)) for c in np.argsort(-mean_share)[:3] if mean_share[c] > 0]
         communities.append(Community(id=cid, size=len(members), top_clusters=top))
         member[placed[members]] = cid
-    return Communities(communities, centroids, member, selection)
+    return Communities(communities, centroids.astype(np.float32), member, selection)
 
 
 # --------------------------------------------------------------------------------------------- 10. drift
@@ -314,3 +343,13 @@ def measure_drift(similarity_sum: float, n: int, baseline: Baseline | None) -> d
         "new_records_share": round(new_share, 4),
         "rebuild_advised": drop > DRIFT_ADVICE or new_share > NEW_SHARE_ADVICE,
     }
+
+
+def rating_step(ratings: np.ndarray) -> float | None:
+    """The finest step the ratings take: 1 for whole stars, 0.5 for half stars (MovieLens), and so on."""
+    if not len(ratings):
+        return None
+    for step in (1.0, 0.5, 0.25, 0.1):
+        if np.allclose(ratings / step, np.round(ratings / step), atol=1e-6):
+            return step
+    return None

@@ -255,8 +255,12 @@ class Store:
         return int(self.collection.count())
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of these ids are stored: from the user index on disk (it agrees with Chroma once the store is
+        open, and every write updates it before it counts), else from Chroma."""
         if not ids:
             return set()
+        if self._index is not None:
+            return self._index.exists(ids)
         return set(self.collection.get(ids=list(ids), include=[])["ids"])
 
     @property
@@ -423,6 +427,29 @@ class Store:
             metas = [fields(m) for m in batch["metadatas"]]
             yield Scan(list(batch["ids"]), metas, np.asarray(batch["embeddings"], np.float32))
             offset += len(batch["ids"])
+
+    def stream(self, page_size: int = 20_000, *, from_chroma: bool = False) -> Iterator[Scan]:
+        """Every record's id, fields (text included) and vector, in the store's order, page by page: what a
+        snapshot is written from. An on-disk store is read from its user index (one SQLite cursor: memory
+        holds one page, and Chroma is not opened); a server store, or an index an older logo wrote with ids
+        only, from Chroma (or `from_chroma`: Chroma's copy of each vector, renormalized for its cosine index, can
+        differ from the embedder's in the last bit)."""
+        if not from_chroma and self._index is not None and self._index.complete_rows():
+            for rows in self._index.stream(page_size):
+                yield Scan(
+                    [r[0] for r in rows], [fields(orjson.loads(r[1])) for r in rows], _vectors([r[2] for r in rows])
+                )
+            return
+        offset = 0
+        while True:
+            got = self.collection.get(limit=page_size, offset=offset, include=["metadatas", "embeddings", "documents"])
+            if not got["ids"]:
+                return
+            metas = [fields(m) for m in got["metadatas"]]
+            for meta, document in zip(metas, got["documents"], strict=True):
+                meta.setdefault("text", document or "")  # schema 1 kept the text as Chroma's document
+            yield Scan(list(got["ids"]), metas, np.asarray(got["embeddings"], np.float32))
+            offset += len(got["ids"])
 
     def pages(self, page_size: int = 5000) -> Iterator[Page]:
         """Every record with its embedding, page by page, so memory stays bounded as the store grows."""

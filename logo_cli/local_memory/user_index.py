@@ -119,6 +119,31 @@ class UserIndex:
                 found[uid] = data
         return found
 
+    def exists(self, uids: Sequence[str]) -> set[str]:
+        """Which of these ids the table holds: ingest's duplicate check, without reading Chroma. Under the
+        write lock, so a transaction in flight from the writer thread is either all seen or not at all."""
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(uids), 500):
+                chunk = list(uids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    row[0] for row in self.db.execute(f"SELECT uid FROM records WHERE uid IN ({marks})", chunk)
+                )
+        return found
+
+    def complete_rows(self) -> bool:
+        """Whether every row carries its fields and vector (an older logo kept ids only)."""
+        query = "SELECT 1 FROM records WHERE fields IS NULL OR vector IS NULL LIMIT 1"
+        return self.db.execute(query).fetchone() is None
+
+    def stream(self, batch: int) -> Iterator[list[tuple[str, bytes, bytes]]]:
+        """Every row (uid, fields, vector) in the order they were written (Chroma's order), `batch` at a time:
+        one cursor, so memory holds one batch whatever the table's size."""
+        cursor = self.db.execute("SELECT uid, fields, vector FROM records ORDER BY rowid")
+        while rows := cursor.fetchmany(batch):
+            yield rows
+
     def users(self) -> list[tuple[str, int, float | None, float | None]]:
         """Every user with their record count and first and last record times."""
         rows = self.db.execute("SELECT user, count(*), min(ts), max(ts) FROM records GROUP BY user")
