@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..cancel import checkpoint
 from .base import REPEAT_PENALTY, STOP, ChatTemplate, Message, Score, Usage, fit_context
 from .gguf import check_gguf, load_llama
 
@@ -56,6 +57,7 @@ class LlamaCppGenerator:
     ) -> Iterator[str]:
         tokens = self._prompt_tokens(messages)
         usage.prompt_tokens = len(tokens)
+        checkpoint()  # before the prompt's evaluation, the longest single step
         chunks = self._llm.create_completion(
             prompt=tokens,
             max_tokens=fit_context(len(tokens), self.n_ctx, max_tokens),
@@ -65,11 +67,15 @@ class LlamaCppGenerator:
             stop=list(STOP),
             repeat_penalty=REPEAT_PENALTY,
         )
-        for chunk in chunks:
-            usage.completion_tokens += 1
-            text = chunk["choices"][0]["text"]
-            if text:
-                yield text
+        try:
+            for chunk in chunks:
+                checkpoint()  # a server's client went away, or its time ran out: stop at this token
+                usage.completion_tokens += 1
+                text = chunk["choices"][0]["text"]
+                if text:
+                    yield text
+        finally:
+            chunks.close()  # llama.cpp's state stays consistent: the next call reuses what it evaluated
 
     def score(self, messages: Sequence[Message], continuations: Sequence[str], usage: Usage) -> list[Score]:
         """Log-likelihood of each continuation as the answer. The prompt is evaluated once (reusing the KV
