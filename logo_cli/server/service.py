@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ..request import QuestionRequest
 
 ADMIN = Grant(id="no-auth", user=None, admin=True, created=0.0, note="--no-auth: every request is the admin's")
-BATCH_HINT = "Fix the line and send the batch again: no question of it was answered."
+BATCH_HINT = "Fix the line and send the batch again: nothing of it was answered."
 
 
 @dataclass(frozen=True)
