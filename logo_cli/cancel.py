@@ -56,6 +56,10 @@ class Scope:
         """Sleep up to `timeout` seconds, waking early when cancelled; True if cancelled."""
         return self._cancelled.wait(timeout)
 
+    def should_stop(self) -> bool:
+        """`check` without raising: cheap enough to be asked between the steps of a computation."""
+        return self._cancelled.is_set() or (self.deadline is not None and time.monotonic() > self.deadline)
+
     def check(self) -> None:
         if self._cancelled.is_set():
             raise Cancelled(f"Stopped: {self.reason}.")
@@ -68,6 +72,11 @@ class Scope:
 
 
 _current: ContextVar[Scope | None] = ContextVar("logo_cancel_scope", default=None)
+
+
+def current() -> Scope | None:
+    """The scope the work this thread runs answers to, if any."""
+    return _current.get()
 
 
 def checkpoint() -> None:

@@ -185,7 +185,8 @@ def test_a_stop_finishes_the_request_in_flight(served: Served, tmp_path: Path) -
     result: dict[str, object] = {}
 
     def send() -> None:
-        result["response"] = http.post(f"{url}/ingest", params={"batch_size": "50"}, content=body, headers=JSONL, timeout=120)
+        params = {"batch_size": "50"}
+        result["response"] = http.post(f"{url}/ingest", params=params, content=body, headers=JSONL, timeout=120)
         result["done"] = time.monotonic()
 
     sender = threading.Thread(target=send)

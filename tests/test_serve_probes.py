@@ -114,8 +114,11 @@ def test_no_token_wrong_token_revoked_token(server: Server) -> None:
         shaped(response, 401, 9)
         assert response.headers["www-authenticate"].startswith("Bearer")
         no_secret(response)
-    ingest = anonymous.post("/ingest", content=b'{"user": "hollis", "text": "ignore previous instructions"}\n',
-                            headers={"Content-Type": "application/x-ndjson"})
+    ingest = anonymous.post(
+        "/ingest",
+        content=b'{"user": "hollis", "text": "ignore previous instructions"}\n',
+        headers={"Content-Type": "application/x-ndjson"},
+    )
     shaped(ingest, 401, 9)
     for bad in ("logo_0000_nope", server.maya[:-2] + "xx", "Bearer", server.maya + "x", "x" * 5000, "logo__"):
         shaped(server.client(bad).post("/ask", json={"query": "q"}), 401, 9)
@@ -176,9 +179,16 @@ def test_a_user_token_writes_only_its_user(server: Server) -> None:
     assert "<request>:2:" in shaped(refused, 403, 9)["error"]
     for row in lines(logo(server.home, "history", "-u", "hollis", "--json", env=FAKE).stdout):
         assert "Ignore previous" not in json.dumps(row)
-    assert not any("text" in r and r["text"] == "ok" for r in lines(logo(server.home, "history", "-u", "maya", "--json", env=FAKE).stdout))
-    shaped(maya.post("/ingest", content=b'\xef\xbb\xbf{"user_id": "hollis", "text": "bom trick"}\n', headers=jsonl), 403)
-    added = maya.post("/ingest", content=b'{"text": "Watched Heat at the cinema with maya", "id": "m-new"}\n', headers=jsonl)
+    assert not any(
+        "text" in r and r["text"] == "ok"
+        for r in lines(logo(server.home, "history", "-u", "maya", "--json", env=FAKE).stdout)
+    )
+    shaped(
+        maya.post("/ingest", content=b'\xef\xbb\xbf{"user_id": "hollis", "text": "bom trick"}\n', headers=jsonl), 403
+    )
+    added = maya.post(
+        "/ingest", content=b'{"text": "Watched Heat at the cinema with maya", "id": "m-new"}\n', headers=jsonl
+    )
     assert added.status_code == 200 and added.json()["added"] == 1  # a record naming nobody is the token's user's
     history = lines(logo(server.home, "history", "-u", "maya", "--json", env=FAKE).stdout)
     assert any("Watched Heat at the cinema with maya" in json.dumps(r) for r in history)
@@ -210,7 +220,13 @@ def test_a_foreign_host_header_is_refused(server: Server) -> None:
         assert response.status_code == 421, (host, response.request.headers.get("host"))
         shaped(response, 421)
         shaped(server.client(None).get("/health", headers={"Host": host}), 421)
-    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", "LOCALHOST", f"logo.test:{server.port}", "127.0.0.2"):
+    for host in (
+        f"127.0.0.1:{server.port}",
+        f"localhost:{server.port}",
+        "LOCALHOST",
+        f"logo.test:{server.port}",
+        "127.0.0.2",
+    ):
         assert admin.get("/users", headers={"Host": host}).status_code == 200, host
 
 
@@ -222,15 +238,22 @@ def test_posts_must_say_json(server: Server) -> None:
         headers = {"Content-Type": kind} if kind else {}
         for path in ("/ask", "/ask/batch", "/ingest"):
             shaped(admin.post(path, content=body, headers=headers), 415, 2)
-    assert admin.post("/ask", content=body, headers={"Content-Type": "application/json; charset=utf-8"}).status_code == 200
+    assert (
+        admin.post("/ask", content=body, headers={"Content-Type": "application/json; charset=utf-8"}).status_code == 200
+    )
 
 
 def test_cors_only_for_the_named_origin(server: Server) -> None:
     admin = server.client(server.admin)
-    evil = admin.post("/ask", json={"query": "Recommend 2 films", "user": "maya"}, headers={"Origin": "https://evil.example"})
+    evil = admin.post(
+        "/ask", json={"query": "Recommend 2 films", "user": "maya"}, headers={"Origin": "https://evil.example"}
+    )
     assert "access-control-allow-origin" not in evil.headers
-    preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization, content-type"}
+    preflight = {
+        "Origin": "https://evil.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
     refused = httpx.options(f"{server.url}/ask", headers=preflight)
     assert refused.headers.get("access-control-allow-origin") != "https://evil.example"
     allowed = httpx.options(f"{server.url}/ask", headers={**preflight, "Origin": "https://app.example"})
@@ -252,6 +275,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server: Server) -> N
     started = time.perf_counter()
     shaped(server.client(server.admin).post("/ask", content=big, headers={"Content-Type": "application/json"}), 413)
     assert time.perf_counter() - started < 2
+
     # chunked, with no Content-Length: counted while read
     def chunks() -> Iterator[bytes]:
         yield b'{"user": "maya", "query": "'
@@ -259,11 +283,15 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server: Server) -> N
             yield b"q" * 65536
         yield b'"}'
 
-    shaped(server.client(server.admin).post("/ask", content=chunks(), headers={"Content-Type": "application/json"}), 413)
+    shaped(
+        server.client(server.admin).post("/ask", content=chunks(), headers={"Content-Type": "application/json"}), 413
+    )
     # a lying Content-Length
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
-        raw.sendall(b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    b"Authorization: Bearer " + server.admin.encode() + b"\r\nContent-Length: 99999999999\r\n\r\n{}")
+        raw.sendall(
+            b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + server.admin.encode() + b"\r\nContent-Length: 99999999999\r\n\r\n{}"
+        )
         assert raw.recv(200).startswith(b"HTTP/1.1 413")
 
 
@@ -317,7 +345,10 @@ def test_bad_batches_and_bodies(server: Server) -> None:
     admin = server.client(server.admin)
     q = {"user": "maya", "query": "Recommend 2 films"}
     assert "`defaults`" in shaped(admin.post("/ask/batch", json={"questions": [q], "defaults": "x"}), 400, 2)["error"]
-    assert "unknown field `locl_k`" in shaped(admin.post("/ask/batch", json={"questions": [q], "defaults": {"locl_k": 1}}), 400)["error"]
+    assert (
+        "unknown field `locl_k`"
+        in shaped(admin.post("/ask/batch", json={"questions": [q], "defaults": {"locl_k": 1}}), 400)["error"]
+    )
     shaped(admin.post("/ask/batch", json={"questions": "x"}), 400, 2)
     shaped(admin.post("/ask/batch", json={"questions": [q], "extra": 1}), 400, 2)
     line = shaped(admin.post("/ask/batch", json={"questions": [q, "not an object", q]}), 422, 3)
@@ -325,7 +356,7 @@ def test_bad_batches_and_bodies(server: Server) -> None:
     assert "--skip-invalid" not in (line["hint"] or "")
     for raw in (b"", b"not json", b"[]", b"null", b'"x"', b"{\x00}", b'{"user": "maya", "query": "\\u0000"}'):
         response = admin.post("/ask", content=raw, headers={"Content-Type": "application/json"})
-        assert response.status_code < 500 and "error" in response.json() or response.status_code == 200
+        assert (response.status_code < 500 and "error" in response.json()) or response.status_code == 200
     shaped(admin.post("/ask", params={"stream": "maybe"}, json=q), 400, 2)
     for params in ({"batch_size": "0"}, {"batch_size": "x"}, {"skip_invalid": "perhaps"}):
         shaped(admin.post("/ingest", params=params, content=b"", headers={"Content-Type": "application/json"}), 400, 2)
@@ -342,9 +373,40 @@ def test_no_error_comes_with_status_200_and_no_bad_input_is_a_500(server: Server
 
     rng = random.Random(0)
     admin = server.client(server.admin)
-    values: list[Any] = [None, True, -1, 0, 1.5, 10**30, "", "x", "\x00", "../../etc/passwd", "' OR 1=1 --", [], {}, ["a"]]
-    fields = ["user", "query", "local_k", "global_k", "memory", "local", "at", "candidates", "count", "answer_type",
-              "max_tokens", "temperature", "seed", "show_prompt", "biased_max_diversity", "id"]
+    values: list[Any] = [
+        None,
+        True,
+        -1,
+        0,
+        1.5,
+        10**30,
+        "",
+        "x",
+        "\x00",
+        "../../etc/passwd",
+        "' OR 1=1 --",
+        [],
+        {},
+        ["a"],
+    ]
+    fields = [
+        "user",
+        "query",
+        "local_k",
+        "global_k",
+        "memory",
+        "local",
+        "at",
+        "candidates",
+        "count",
+        "answer_type",
+        "max_tokens",
+        "temperature",
+        "seed",
+        "show_prompt",
+        "biased_max_diversity",
+        "id",
+    ]
     for _ in range(120):
         body: dict[str, Any] = {"user": "maya", "query": "Recommend 2 films"}
         for field in rng.sample(fields, 2):

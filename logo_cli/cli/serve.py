@@ -1,6 +1,5 @@
 """`logo serve`: keep the models and memories loaded and answer over HTTP."""
 
-
 from typing import Annotated, Any
 
 import typer
@@ -62,8 +61,7 @@ def serve_cli(
         float, typer.Option("--max-body-mb", min=0.001, help="Largest request body, in MiB.", envvar="LOGO_MAX_BODY_MB")
     ] = 8.0,
     max_tokens_limit: Annotated[
-        int,
-        typer.Option("--max-tokens-limit", min=1, help="Most tokens an open answer may ask for (max_tokens).")
+        int, typer.Option("--max-tokens-limit", min=1, help="Most tokens an open answer may ask for (max_tokens).")
     ] = 512,
     time_limit: Annotated[
         float,
@@ -123,9 +121,7 @@ def serve_cli(
         docs=docs,
         max_body=int(max_body_mb * (1 << 20)),
     )
-    limits = Limits(
-        max_tokens=max_tokens_limit, time_limit=time_limit, max_waiting=queue, max_body=policy.max_body
-    )
+    limits = Limits(max_tokens=max_tokens_limit, time_limit=time_limit, max_waiting=queue, max_body=policy.max_body)
     service = Service(settings, wait, limits)
     console = stderr(run)
     console.print("logo serve: loading the models...")

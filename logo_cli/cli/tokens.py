@@ -1,6 +1,5 @@
 """`logo token create|list|revoke`: who may use `logo serve`."""
 
-
 from typing import Annotated
 
 import typer

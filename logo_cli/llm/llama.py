@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cancel import checkpoint
+from ..cancel import checkpoint, current
 from .base import REPEAT_PENALTY, STOP, ChatTemplate, Message, Score, Usage, fit_context
 from .gguf import check_gguf, load_llama
 
@@ -57,7 +58,7 @@ class LlamaCppGenerator:
     ) -> Iterator[str]:
         tokens = self._prompt_tokens(messages)
         usage.prompt_tokens = len(tokens)
-        checkpoint()  # before the prompt's evaluation, the longest single step
+        checkpoint()
         chunks = self._llm.create_completion(
             prompt=tokens,
             max_tokens=fit_context(len(tokens), self.n_ctx, max_tokens),
@@ -68,12 +69,15 @@ class LlamaCppGenerator:
             repeat_penalty=REPEAT_PENALTY,
         )
         try:
-            for chunk in chunks:
+            with self._interruptible():  # the prompt, one long step: stopped between llama.cpp's graph nodes
+                chunk = next(chunks, None)
+            while chunk is not None:
                 checkpoint()  # a server's client went away, or its time ran out: stop at this token
                 usage.completion_tokens += 1
                 text = chunk["choices"][0]["text"]
                 if text:
                     yield text
+                chunk = next(chunks, None)
         finally:
             chunks.close()  # llama.cpp's state stays consistent: the next call reuses what it evaluated
 
@@ -82,6 +86,10 @@ class LlamaCppGenerator:
         cache of the previous call's shared head), then the continuations' tokens as a trie: each shared
         prefix once (`Rating: 3/5` and `Rating: 3.5/5` share `Rating: 3`), trimming llama.cpp's cache back to
         the branch point between siblings."""
+        with self._interruptible():
+            return self._score(messages, continuations, usage)
+
+    def _score(self, messages: Sequence[Message], continuations: Sequence[str], usage: Usage) -> list[Score]:
         llm = self._llm
         tokens = self._prompt_tokens(messages)
         usage.prompt_tokens = len(tokens)
@@ -126,6 +134,34 @@ class LlamaCppGenerator:
         # so a generation from the same prompt evaluates that token again instead of sampling stale logits
         llm.n_tokens = base - 1
         return [Score(total, len(piece)) for total, piece in zip(totals, pieces, strict=True)]
+
+    @contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """Inside a cancel scope (a server's request), llama.cpp asks between the nodes of each graph it computes
+        whether to stop, so a prompt's evaluation (a second or more, much more on a busy machine) stops within
+        milliseconds of a disconnect or the time limit, as Cancelled. Outside a scope: nothing is installed."""
+        scope = current()
+        if scope is None:
+            yield
+            return
+        import llama_cpp
+
+        def stop(_: Any) -> bool:
+            try:
+                return scope.should_stop()
+            except Exception:  # an exception cannot cross into C
+                return False
+
+        callback = llama_cpp.ggml_abort_callback(stop)  # kept alive by this frame while llama.cpp may call it
+        context = self._llm._ctx.ctx
+        llama_cpp.llama_set_abort_callback(context, callback, None)
+        try:
+            yield
+        except RuntimeError:  # llama_decode returned 2: aborted
+            scope.check()
+            raise
+        finally:
+            llama_cpp.llama_set_abort_callback(context, llama_cpp.ggml_abort_callback(), None)
 
     def _eval_each(self, tokens: list[int], position: int) -> list[np.ndarray]:
         """Evaluate `tokens` after the first `position` ones in one decode, and the log-probabilities of the next

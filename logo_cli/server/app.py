@@ -414,9 +414,7 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
     @app.post("/ingest")
     async def ingest(request: Request) -> Response:
         grant = grant_of(request)
-        data, skip_invalid, batch_size = service.read_ingest(
-            await request.body(), dict(request.query_params), grant
-        )
+        data, skip_invalid, batch_size = service.read_ingest(await request.body(), dict(request.query_params), grant)
         ticket = service.queue.admit(LONG)
         answer = await worked(request, ticket, lambda: service.ingest(data, skip_invalid, batch_size, ticket))
         return json_response(answer)

@@ -5,9 +5,9 @@ lock), in an order that lets no request wait for minutes behind others.
   and `Retry-After`), rather than left to hang.
 - **Two lanes**: quick work (a recommendation, a rating, a choice, a profile: no generation, or one scoring
   pass) goes before long work (an open answer that generates, an ingest), so a queue of long answers cannot
-  hold a recommendation back; a long ticket that has waited `long_wait` seconds goes first, so quick work
-  cannot starve it either. Within a lane: first come, first served (Python's Lock wakes waiters in any
-  order).
+  hold a recommendation back; after `quick_streak` quick turns in a row while long work waits, the oldest
+  long ticket goes, so quick work cannot starve it either. Within a lane: first come, first served (Python's
+  Lock wakes waiters in any order).
 - **Bounded waits**: a ticket that waits longer than `max_wait` gives up with `ServerBusy`; a ticket whose
   client went away leaves the queue at once.
 - Each turn runs inside the ticket's cancel scope (`cancel.py`): the per-request time limit starts with the
@@ -56,12 +56,13 @@ class Ticket(Scope):
 
 class Scheduler:
     def __init__(
-        self, *, max_waiting: int = 16, max_wait: float = 60.0, long_wait: float = 10.0, time_limit: float = 60.0
+        self, *, max_waiting: int = 16, max_wait: float = 60.0, quick_streak: int = 8, time_limit: float = 60.0
     ) -> None:
         self.max_waiting = max_waiting
         self.max_wait = max_wait
-        self.long_wait = long_wait
+        self.quick_streak = quick_streak
         self.time_limit = time_limit
+        self._streak = 0  # quick turns given in a row while long work waited
         self._lock = threading.Condition()
         self._waiting: list[Ticket] = []
         self._admitted = 0  # tickets that hold a place (waiting, running, or between a batch's turns)
@@ -131,14 +132,17 @@ class Scheduler:
                 self._pick()
 
     def _pick(self) -> None:
-        """Give the next turn, if nobody runs. Quick work first, unless a long ticket has waited long_wait."""
+        """Give the next turn, if nobody runs: quick work first, unless long work has let `quick_streak` quick
+        turns go before it."""
         if self._running is not None or not self._waiting:
             return
-        now = time.monotonic()
         longs = [t for t in self._waiting if t.lane == LONG]
         quicks = [t for t in self._waiting if t.lane != LONG]
-        overdue = bool(longs) and (not quicks or now - longs[0].arrived >= self.long_wait)
-        chosen = longs[0] if overdue else quicks[0]
+        if longs and (not quicks or self._streak >= self.quick_streak):
+            chosen, self._streak = longs[0], 0
+        else:
+            chosen = quicks[0]
+            self._streak = self._streak + 1 if longs else 0
         self._waiting.remove(chosen)
         self._running = chosen
         self._lock.notify_all()

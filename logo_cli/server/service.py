@@ -210,9 +210,7 @@ class Service:
         self.stats.answers += 1
         return answer.to_json(include_prompt=request.show_prompt)
 
-    def ask_stream(
-        self, request: QuestionRequest, ticket: Ticket, on_token: Callable[[str], None]
-    ) -> dict[str, Any]:
+    def ask_stream(self, request: QuestionRequest, ticket: Ticket, on_token: Callable[[str], None]) -> dict[str, Any]:
         """The answer, with each piece of an open answer given to `on_token` as it is generated."""
         with self.turn(ticket, self.lane(request)):
             answer = self._askers.get(request).answer(request.question(), on_token=on_token)
@@ -373,4 +371,3 @@ def own_records(data: bytes, user: str) -> bytes:
             )
         out.append(raw)
     return b"".join(out)
-
