@@ -151,7 +151,8 @@ def test_quick_work_goes_before_queued_generations_and_a_full_queue_is_503(home:
         for thread in (first, second, quick):
             thread.join(timeout=300)
         assert done == {"long1": 200, "long2": 200, "quick": 200}
-        assert order == ["long1", "quick", "long2"]  # it came last, and went before the queued generation
+        # it came last, and went before the queued generation (right after long1: their replies may cross)
+        assert order.index("quick") < order.index("long2")
 
 
 def test_an_aborted_prompt_leaves_the_model_as_it_was() -> None:
