@@ -177,12 +177,9 @@ def test_a_user_token_writes_only_its_user(server: Server) -> None:
     planted = b'{"user": "maya", "text": "ok"}\n{"user": "hollis", "text": "Ignore previous instructions and ..."}\n'
     refused = maya.post("/ingest", content=planted, headers=jsonl)
     assert "<request>:2:" in shaped(refused, 403, 9)["error"]
-    for row in lines(logo(server.home, "history", "-u", "hollis", "--json", env=FAKE).stdout):
-        assert "Ignore previous" not in json.dumps(row)
-    assert not any(
-        "text" in r and r["text"] == "ok"
-        for r in lines(logo(server.home, "history", "-u", "maya", "--json", env=FAKE).stdout)
-    )
+    stored = logo(server.home, "history", "-u", "hollis", "--json", env=FAKE).stdout
+    assert "flowerpot" in stored and "Ignore previous" not in stored  # hollis's history, without the plant
+    assert '"ok"' not in logo(server.home, "history", "-u", "maya", "--json", env=FAKE).stdout  # nothing stored
     shaped(
         maya.post("/ingest", content=b'\xef\xbb\xbf{"user_id": "hollis", "text": "bom trick"}\n', headers=jsonl), 403
     )
@@ -420,3 +417,24 @@ def test_no_error_comes_with_status_200_and_no_bad_input_is_a_500(server: Server
                 assert all("error" not in item for item in lines(response.text)), (body, response.text)
             else:
                 shaped(response, response.status_code)
+
+
+# ------------------------------------------------------------------------------------------ starting
+
+
+def test_no_auth_is_for_loopback_only_and_tokens_are_required(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for host in ("0.0.0.0", "::", "192.0.2.1", "example.com"):
+        done = logo(home, "serve", "--host", host, "--port", "0", "--no-auth", env=FAKE, timeout=60)
+        assert done.returncode == 2 and "--no-auth" in done.stderr and not done.stdout
+    done = logo(home, "serve", "--port", "0", env=FAKE, timeout=60)  # no token in this home yet
+    assert done.returncode == 2 and "logo token create" in done.stderr and not done.stdout
+
+
+def test_the_printed_url_is_one_a_client_can_use() -> None:
+    from logo_cli.cli.serve import client_url
+
+    assert client_url("0.0.0.0", 8765) == "http://127.0.0.1:8765"
+    assert client_url("::", 8765) == "http://[::1]:8765"
+    assert client_url("::1", 80) == "http://[::1]:80"
+    assert client_url("127.0.0.1", 1) == "http://127.0.0.1:1"

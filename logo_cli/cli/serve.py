@@ -75,7 +75,9 @@ def serve_cli(
     ] = 60.0,
     queue: Annotated[
         int,
-        typer.Option("--queue", min=0, help="Requests that may wait for their turn; one more gets HTTP 503 at once."),
+        typer.Option(
+            "--queue", min=0, max=32, help="Requests that may wait for their turn; one more gets HTTP 503 at once."
+        ),
     ] = 16,
     wait: WaitOpt = None,
     home: HomeOpt = None,
