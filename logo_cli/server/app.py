@@ -326,7 +326,9 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
         finally:
             gone.cancel()
             if not work.done():
-                ticket.cancel(GONE)
+                ticket.cancel(GONE)  # the thread releases the place when it ends
+            else:
+                service.queue.release(ticket)  # done (or never started): released once, whoever is first
 
     async def streamed(request: Request, ticket: Ticket, produce: Callable[[Callable[[Any], None]], None]) -> Response:
         """Run `produce(put)` in a worker thread and stream what it puts as JSON lines. The status waits for the
@@ -382,7 +384,7 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     @app.get("/health")
-    def health(request: Request) -> Response:
+    async def health(request: Request) -> Response:
         return json_response(service.health(request.scope.get("logo.grant")))
 
     @app.post("/ask")

@@ -49,6 +49,7 @@ class Ticket(Scope):
     lane: str = QUICK
     arrived: float = field(default_factory=time.monotonic)
     time_limit: float | None = None
+    placed: bool = True  # holds a place until released (once)
 
     def __post_init__(self) -> None:
         Scope.__init__(self, self.time_limit)
@@ -81,8 +82,11 @@ class Scheduler:
             return Ticket(lane=lane, time_limit=self.time_limit)
 
     def release(self, ticket: Ticket) -> None:
-        """The request is over (answered, failed or gone): its place is free."""
+        """The request is over (answered, failed or gone): its place is free. Releasing twice is nothing."""
         with self._lock:
+            if not ticket.placed:
+                return
+            ticket.placed = False
             if ticket in self._waiting:
                 self._waiting.remove(ticket)
             self._admitted -= 1

@@ -82,6 +82,7 @@ class Service:
         self._askers = Askers(settings)
         self._seen: tuple[Any, ...] | None = None
         self._alone = threading.Lock()  # belt and braces: the scheduler already runs one turn at a time
+        self._counting = threading.Lock()
 
     # ----- the rules
     @contextmanager
@@ -99,8 +100,9 @@ class Service:
                     self._seen = now
                 yield
         except Cancelled as exc:
-            self.stats.cancelled += 1
-            self.stats.timed_out += exc.timed_out
+            with self._counting:  # a ticket cancelled while it waited holds no turn
+                self.stats.cancelled += 1
+                self.stats.timed_out += exc.timed_out
             raise
 
     def _fingerprint(self) -> tuple[Any, ...]:
@@ -207,14 +209,14 @@ class Service:
     def ask(self, request: QuestionRequest, ticket: Ticket) -> dict[str, Any]:
         with self.turn(ticket, self.lane(request)):
             answer = self._askers.get(request).answer(request.question())
-        self.stats.answers += 1
+            self.stats.answers += 1
         return answer.to_json(include_prompt=request.show_prompt)
 
     def ask_stream(self, request: QuestionRequest, ticket: Ticket, on_token: Callable[[str], None]) -> dict[str, Any]:
         """The answer, with each piece of an open answer given to `on_token` as it is generated."""
         with self.turn(ticket, self.lane(request)):
             answer = self._askers.get(request).answer(request.question(), on_token=on_token)
-        self.stats.answers += 1
+            self.stats.answers += 1
         return answer.to_json(include_prompt=request.show_prompt)
 
     def answer_batch(self, batch: list[QuestionRequest], ticket: Ticket) -> Iterator[dict[str, Any]]:
@@ -222,7 +224,7 @@ class Service:
         for request in batch:
             with self.turn(ticket, self.lane(request)):
                 answer = self._askers.get(request).answer(request.question())
-            self.stats.answers += 1
+                self.stats.answers += 1
             yield answer.to_json(include_prompt=request.show_prompt)
 
     def read_ingest(self, data: bytes, params: dict[str, str], grant: Grant) -> tuple[bytes, bool, int]:
