@@ -38,6 +38,7 @@ os.environ["PYDANTIC_DISABLE_PLUGINS"] = "1"
 
 Gold = float | str | list[str]
 EVAL_META = ("item", "variant", "genre")  # what an eval line may say about itself, for references and splits
+GENERATION = ("max_tokens", "temperature", "seed")  # how the model writes, not what memory it reads
 ALIASES = {"user_id": "user", "question": "query", "options": "candidates"}
 CANDIDATES_RULE = "`candidates` must be a list of at least two non-empty strings"
 
@@ -86,7 +87,7 @@ class AskOptions(Thresholds):
         return value
 
     def options(self) -> AskOptions:
-        """These options alone (a QuestionRequest's, without its question): the key an asker is kept under."""
+        """These options alone (a QuestionRequest's, without its question)."""
         return AskOptions.model_construct(**{name: getattr(self, name) for name in AskOptions.model_fields})
 
     def mediator(self, **more: Any) -> MediatorOptions:
@@ -325,20 +326,24 @@ else:
 
 
 class Askers:
-    """One `Asker` per set of options, made on first use: a batch's lines may carry options of their own, and
-    each set loads global memory and opens the store once."""
+    """One `Asker` per set of memory options, made on first use: a batch's lines may carry options of their own,
+    and each set loads global memory and opens the store once. Generation options (max_tokens, temperature,
+    seed) need no new one: the asker answers with the request's. Used by one thread at a time."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._made: dict[AskOptions, Asker] = {}
+        self._made: dict[tuple[Any, ...], Asker] = {}
 
     def get(self, options: AskOptions) -> Asker:
-        key = options.options()
+        generation = options.generation()
+        key = tuple(getattr(options, name) for name in AskOptions.model_fields if name not in GENERATION)
         if key not in self._made:
             from .ask import Asker
 
-            self._made[key] = Asker(self.settings, key.mediator(), key.generation())
-        return self._made[key]
+            self._made[key] = Asker(self.settings, options.mediator(), generation)
+        asker = self._made[key]
+        asker.generation = generation
+        return asker
 
     def clear(self) -> None:
         self._made.clear()
