@@ -11,9 +11,9 @@
 
 Every request carries an admin token, as an application backend's would.
 
-`--before DIR` runs the fake-model figure from another checkout of logo too (for example `git worktree add
-/tmp/before <commit>`), alternating three rounds of each on the same machine, and prints both medians; an older
-logo without tokens is sent none.
+`--before DIR` runs the fake-model and disconnect figures from another checkout of logo too (for example
+`git worktree add /tmp/before <commit>`): the fake-model figure alternates three rounds of each on the same
+machine and prints both medians; an older logo without tokens is sent none.
 
 Usage: python bench/bench_serve.py [--asks 20] [--requests 50] [--only fake|disconnect] [--before DIR]
 Prints one JSON line per figure. Needs `make setup` (real models).
@@ -103,7 +103,7 @@ def after_disconnect(
     host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
     with socket.create_connection((host, int(port))) as raw:
         head = f"POST /ask HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        head += f"Authorization: {auth['Authorization']}\r\nContent-Length: {len(body)}\r\n\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in auth.items()) + f"Content-Length: {len(body)}\r\n\r\n"
         raw.sendall(head.encode() + body)
         time.sleep(2.0)
     plain = recommendation()
@@ -121,13 +121,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOGO_")} | {"LOGO_HOME": tmp}
-        if args.only in (None, "disconnect"):
+        if args.only is None:
             subprocess.run([*LOGO, "-q", "ingest", str(SAMPLES / "histories.jsonl")], env=env, check=True)
             subprocess.run([*LOGO, "-q", "build-global", "--seed", "0"], env=env, check=True, capture_output=True)
-        if args.only is None:
             shell_loops_and_real_model(env, asks, args.requests)
         if args.only in (None, "disconnect"):
-            disconnect(env)
+            disconnect(env, args.before)
         if args.only in (None, "fake"):
             fake = {**env, "LOGO_EMBEDDER": "fake", "LOGO_MODEL": "fake", "LOGO_HOME": str(Path(tmp) / "fake")}
             fake_model(fake, asks, args.requests * 4, args.before)
@@ -170,7 +169,7 @@ def shell_loops_and_real_model(env: dict[str, str], asks: list[dict[str, str]], 
     print(json.dumps(figure), flush=True)
 
 
-def disconnect(env: dict[str, str]) -> None:
+def disconnect(env: dict[str, str], before: Path | None) -> None:
     long = {
         "user": "gus_h",
         "query": "Write a long, detailed guide to exercising at 52 with a bad knee.",
@@ -179,12 +178,19 @@ def disconnect(env: dict[str, str]) -> None:
         "temperature": 0.7,
     }
     recommend = {"user": "maya", "query": "What should I watch this weekend?"}
-    proc, url = start(env)
-    try:
-        waits = after_disconnect(url, headers(env), recommend, long)
-    finally:
-        stop(proc)
-    print(json.dumps({"figure": "a recommendation right after a client left an open answer", **waits}), flush=True)
+    for name, cwd in {"now": ROOT, **({"before": before.resolve()} if before else {})}.items():
+        run_env = {**env, "LOGO_HOME": f"{env['LOGO_HOME']}-{name}", "LOGO_TOKEN": ""}
+        subprocess.run([*LOGO, "-q", "ingest", str(SAMPLES / "histories.jsonl")], env=run_env, check=True, cwd=cwd)
+        build = [*LOGO, "-q", "build-global", "--seed", "0"]
+        subprocess.run(build, env=run_env, check=True, capture_output=True, cwd=cwd)
+        proc, url = start(run_env, cwd)
+        try:
+            waits = after_disconnect(url, headers(run_env), recommend, long)
+        finally:
+            stop(proc)
+        label = "" if name == "now" else " (before)"
+        figure = {"figure": f"a recommendation right after a client left an open answer{label}", **waits}
+        print(json.dumps(figure), flush=True)
 
 
 def fake_model(env: dict[str, str], asks: list[dict[str, str]], requests: int, before: Path | None) -> None:
