@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -37,6 +37,8 @@ class Scope:
         self.deadline: float | None = None
         self._cancelled = threading.Event()
         self.reason = ""
+        self._hooks: list[Callable[[], None]] = []
+        self._hooks_lock = threading.Lock()
 
     def start(self) -> None:
         """The clock starts when the work does (not while it waits for its turn)."""
@@ -47,6 +49,32 @@ class Scope:
         if not self._cancelled.is_set():
             self.reason = reason
             self._cancelled.set()
+            with self._hooks_lock:
+                hooks = list(self._hooks)
+            for hook in hooks:
+                hook()
+
+    def on_stop(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Call `hook` when the work should stop: at a cancel, or at the deadline (a timer), or now if it
+        should already. Returns what undoes it. For work that cannot poll (a computation in C)."""
+        with self._hooks_lock:
+            self._hooks.append(hook)
+        timer = None
+        if self.should_stop():
+            hook()
+        elif self.deadline is not None:
+            timer = threading.Timer(max(self.deadline - time.monotonic(), 0.0), hook)
+            timer.daemon = True
+            timer.start()
+
+        def undo() -> None:
+            if timer is not None:
+                timer.cancel()
+            with self._hooks_lock:
+                if hook in self._hooks:
+                    self._hooks.remove(hook)
+
+        return undo
 
     @property
     def cancelled(self) -> bool:

@@ -172,11 +172,14 @@ def test_an_aborted_prompt_leaves_the_model_as_it_was() -> None:
 
     before = answer()
     long = [{"role": "user", "content": "Tell me about the cinema and its directors. " * 60}]
-    for work in (
-        lambda: list(model.stream(long, max_tokens=24, temperature=0.0, seed=0, usage=Usage())),
-        lambda: model.score(long, ["Yes", "No"], Usage()),
+    essay = [{"role": "user", "content": "Write a long essay about the sea."}]
+    list(model.stream(essay, max_tokens=1, temperature=0.0, seed=0, usage=Usage()))  # its prompt cached: next,
+    for work, limit in (  # a generation cut between its tokens, then prompts cut in their evaluation
+        (lambda: list(model.stream(essay, max_tokens=400, temperature=0.7, seed=0, usage=Usage())), 0.3),
+        (lambda: list(model.stream(long, max_tokens=24, temperature=0.0, seed=0, usage=Usage())), 0.05),
+        (lambda: model.score(long, ["Yes", "No"], Usage()), 0.05),
     ):
-        scope = Scope(time_limit=0.05)
+        scope = Scope(time_limit=limit)
         scope.start()
         started = time.perf_counter()
         with running_in(scope), pytest.raises(Cancelled):

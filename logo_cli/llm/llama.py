@@ -69,15 +69,13 @@ class LlamaCppGenerator:
             repeat_penalty=REPEAT_PENALTY,
         )
         try:
-            with self._interruptible():  # the prompt, one long step: stopped between llama.cpp's graph nodes
-                chunk = next(chunks, None)
-            while chunk is not None:
-                checkpoint()  # a server's client went away, or its time ran out: stop at this token
-                usage.completion_tokens += 1
-                text = chunk["choices"][0]["text"]
-                if text:
-                    yield text
-                chunk = next(chunks, None)
+            with self._interruptible():  # the prompt and each token: stopped between llama.cpp's graph nodes
+                for chunk in chunks:
+                    checkpoint()  # a server's client went away, or its time ran out: stop at this token
+                    usage.completion_tokens += 1
+                    text = chunk["choices"][0]["text"]
+                    if text:
+                        yield text
         finally:
             chunks.close()  # llama.cpp's state stays consistent: the next call reuses what it evaluated
 
@@ -138,23 +136,25 @@ class LlamaCppGenerator:
     @contextmanager
     def _interruptible(self) -> Iterator[None]:
         """Inside a cancel scope (a server's request), llama.cpp asks between the nodes of each graph it computes
-        whether to stop, so a prompt's evaluation (a second or more, much more on a busy machine) stops within
-        milliseconds of a disconnect or the time limit, as Cancelled. Outside a scope: nothing is installed."""
+        whether to stop, so a prompt's evaluation, or one token on a busy machine (seconds when other processes
+        take the cores), stops within a node of a disconnect or the time limit, as Cancelled. Outside a scope:
+        nothing is installed."""
         scope = current()
         if scope is None:
             yield
             return
+        import ctypes
+
         import llama_cpp
 
-        def stop(_: Any) -> bool:
-            try:
-                return scope.should_stop()
-            except Exception:  # an exception cannot cross into C
-                return False
+        flag = ctypes.create_string_buffer(2)  # b"\0\0": go on; b"\1\0": stop (see _flag_callback)
 
-        callback = llama_cpp.ggml_abort_callback(stop)  # kept alive by this frame while llama.cpp may call it
+        def stop() -> None:
+            flag[0] = b"\x01"
+
+        undo = scope.on_stop(stop)
         context = self._llm._ctx.ctx
-        llama_cpp.llama_set_abort_callback(context, callback, None)
+        llama_cpp.llama_set_abort_callback(context, _flag_callback(), ctypes.cast(flag, ctypes.c_void_p))
         try:
             yield
         except RuntimeError:  # llama_decode returned 2: aborted
@@ -162,6 +162,7 @@ class LlamaCppGenerator:
             raise
         finally:
             llama_cpp.llama_set_abort_callback(context, llama_cpp.ggml_abort_callback(), None)
+            undo()
 
     def _eval_each(self, tokens: list[int], position: int) -> list[np.ndarray]:
         """Evaluate `tokens` after the first `position` ones in one decode, and the log-probabilities of the next
@@ -200,6 +201,27 @@ class LlamaCppGenerator:
         logits -= logits.max()
         logprobs: np.ndarray = logits - np.log(np.exp(logits).sum())
         return logprobs
+
+
+_FLAG_CALLBACK: list[Any] = []
+
+
+def _flag_callback() -> Any:
+    """llama.cpp's abort callback, `bool callback(void *data)`, as the C library's `strlen`: `data` is a 2-byte
+    buffer, b"\0\0" (length 0: go on) until a stop writes b"\1" into it (length 1: stop). llama.cpp calls it
+    between the nodes of every graph (about 600 per token of the 135M model); a C function costs nothing there,
+    where a Python one would take the GIL each time. The ABI fits on every platform llama.cpp runs on: a
+    pointer in, an integer out whose low byte is read as the bool."""
+    if not _FLAG_CALLBACK:
+        import ctypes
+
+        import llama_cpp
+
+        libc = ctypes.CDLL(None)  # the process's own symbols: the C library
+        address = ctypes.cast(libc.strlen, ctypes.c_void_p).value
+        assert address is not None
+        _FLAG_CALLBACK.append(llama_cpp.ggml_abort_callback(address))
+    return _FLAG_CALLBACK[0]
 
 
 class _Trie:
