@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import global_memory
+from . import global_memory, rules
 from .answers import (
     DEFAULT_COUNT,
     GENERIC_REQUEST,
@@ -69,9 +69,9 @@ class Question:
 
 @dataclass
 class GenerationOptions:
-    max_tokens: int = 160
-    temperature: float = 0.0
-    seed: int = 0
+    max_tokens: int = rules.MAX_TOKENS.default  # the defaults and ranges of what people set: rules.py
+    temperature: float = rules.TEMPERATURE.default
+    seed: int = rules.SEED.default
 
 
 @dataclass

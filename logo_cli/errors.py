@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     STORE = 6
     BUSY = 7
     CHECK_FAILED = 8
+    DENIED = 9
     INTERRUPTED = 130
 
     @property
@@ -39,6 +40,7 @@ SHORT = {
     ExitCode.STORE: "store",
     ExitCode.BUSY: "busy",
     ExitCode.CHECK_FAILED: "check failed",
+    ExitCode.DENIED: "denied",
     ExitCode.INTERRUPTED: "interrupted",
 }
 MEANING = {
@@ -53,8 +55,11 @@ MEANING = {
     "unreachable, fails, or can't score candidates",
     ExitCode.STORE: "store: the store cannot be opened (or the `--chroma-url` server is unreachable), was made by "
     "another embedder, or by a newer logo",
-    ExitCode.BUSY: "busy: another logo process was still using the store when `--wait` ran out",
+    ExitCode.BUSY: "busy: another logo process was still using the store when `--wait` ran out, or the `--server` "
+    "was too busy (HTTP 503) or its time limit stopped the answer",
     ExitCode.CHECK_FAILED: "a check failed: `logo doctor` found something broken (its output says what)",
+    ExitCode.DENIED: "denied: the `--server` refused the token (`LOGO_TOKEN` missing, unknown or revoked) or what "
+    "it asked (another user's memory with a user's token, `users` without the admin's)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -135,3 +140,13 @@ class EngineError(LogoError):
 
 class StoreBusy(LogoError):
     exit_code = ExitCode.BUSY
+
+
+class Denied(LogoError):
+    """A request the token may not make: no token or an unknown one (401), or another user's memory (403)."""
+
+    exit_code = ExitCode.DENIED
+
+    def __init__(self, message: str, hint: str | None = None, *, status: int = 403) -> None:
+        super().__init__(message, hint)
+        self.status = status

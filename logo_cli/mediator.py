@@ -31,6 +31,7 @@ from .local_memory.store import Hit
 from .modes import Memory
 from .preferences import PREFERENCE
 from .records import Record
+from .rules import BIASED_MAX_DIVERSITY, BIASED_MIN_HISTORY, COLD_START_MAX, GLOBAL_K, LOCAL_K
 
 HALF_SIZE = 5.0
 SIM_FLOOR, SIM_SPAN = 0.2, 0.4  # all-MiniLM cosine: ~0.2 unrelated, ~0.6 closely related
@@ -50,37 +51,23 @@ SYSTEM_PROMPT = (
 )
 
 
-LocalMode = Literal["rag", "profile", "profile+rag"]
-LOCAL_MODES: tuple[str, ...] = ("rag", "profile", "profile+rag")
+LocalMode = Literal["rag", "profile", "profile+rag"]  # rules.LOCAL_MODES
 
 
 @dataclass
 class MediatorOptions:
     memory: Memory = Memory.LOGO
     local_mode: LocalMode = "rag"  # measured best of the three on MovieLens (README)
-    local_k: int = 4
-    global_k: int = 3
-    cold_start_max: int = 3
-    biased_min_history: int = 20
-    biased_max_diversity: float = 0.7  # of relative_diversity; flags ~7% of MovieLens users (selection half)
+    local_k: int = LOCAL_K.default  # the defaults and ranges of what people set: rules.py
+    global_k: int = GLOBAL_K.default
+    cold_start_max: int = COLD_START_MAX.default
+    biased_min_history: int = BIASED_MIN_HISTORY.default
+    biased_max_diversity: float = BIASED_MAX_DIVERSITY.default
     conflict_gap: float = 0.3  # share of the rating range by which user and population must differ
     prompt_budget: int = 480  # tokens for the whole prompt; prompt processing dominates latency
 
     def __post_init__(self) -> None:
         self.memory = Memory(self.memory)  # a plain "local" from a caller reads as the enum
-
-
-def checked_options(memory: str = "logo", local_mode: str = "rag", **more: Any) -> MediatorOptions:
-    """MediatorOptions from names people type (flags, a server request's fields), checked with the messages
-    both show. Raises UsageError."""
-    from .errors import UsageError
-    from .modes import MEMORY_MODES
-
-    if memory not in MEMORY_MODES:
-        raise UsageError(f"--memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}.")
-    if local_mode not in LOCAL_MODES:
-        raise UsageError(f"--local must be one of {', '.join(LOCAL_MODES)}, not {local_mode!r}.")
-    return MediatorOptions(memory=Memory(memory), local_mode=local_mode, **more)  # type: ignore[arg-type]
 
 
 @dataclass

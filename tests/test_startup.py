@@ -49,7 +49,7 @@ def imported(home: Path, args: list[str], env: dict[str, str]) -> set[str]:
 
 def test_help_imports_no_library() -> None:
     modules = imported(Path("/nonexistent"), ["--help"], {})
-    assert not modules & (NEVER_IN_ASK | {"numpy", "chromadb", "llama_cpp", "onnxruntime", "httpx"})
+    assert not modules & (NEVER_IN_ASK | {"numpy", "chromadb", "llama_cpp", "onnxruntime", "httpx", "pydantic"})
 
 
 @pytest.mark.real

@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 
+from ..rules import MAX_COUNT as MAX_COUNT  # the range of `count` is one of the rules
+
 
 class AnswerType(StrEnum):
     AUTO = "auto"
@@ -71,7 +73,6 @@ NOT_COUNTED = frozenset(
     }
 )  # what a number in a question counts when it is not how many items to suggest
 DEFAULT_COUNT = 5
-MAX_COUNT = 50
 ENUMERATED = re.compile(r"(?:^|\s|\n)(?:\(?([A-Ha-h]|[1-9])[).:])\s+(.+?)(?=(?:\s|\n)\(?(?:[A-Ha-h]|[1-9])[).:]\s|$)")
 OPTIONS_LIST = re.compile(r"\b(?:options|choices)\s*(?:are\s*:?|:)\s*(.+?)(?:[.?!]\s*$|$)", re.IGNORECASE)
 

@@ -11,7 +11,7 @@ on each run (even for `--help`), and evaluating them from strings cost about 40 
 
 from __future__ import annotations
 
-from . import ask, build, convert, evaluation, ingest, inspecting, memory, privacy, serve  # noqa: F401  (they register)
+from . import ask, build, convert, evaluation, ingest, inspecting, memory, privacy, serve, tokens  # noqa: F401  (they register)
 from .app import app
 
 

@@ -97,8 +97,8 @@ def _root(
         typer.Option(
             "--server",
             envvar="LOGO_SERVER",
-            help="Send ask, ingest, users and profile to a running `logo serve` (http://127.0.0.1:8765): no "
-            "start-up per command.",
+            help="Send ask, ingest, users and profile to a running `logo serve` (http://127.0.0.1:8765), with the "
+            "token in LOGO_TOKEN: no start-up per command.",
             show_default="in process",
         ),
     ] = None,

@@ -8,19 +8,27 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .. import rules
 from ..errors import UsageError
 from .app import app
 from .options import (
     BiasedDiversityOpt,
     BiasedHistoryOpt,
     ColdStartOpt,
+    CountOpt,
     EmbedderOpt,
+    GlobalKOpt,
     HomeOpt,
+    LocalKOpt,
     LocalOpt,
+    MaxTokensOpt,
+    MemoryOpt,
     ModelOpt,
+    SeedOpt,
+    TemperatureOpt,
     WaitOpt,
+    flag_error,
     locked,
-    mediator_options,
     parse_at,
     settings_for,
 )
@@ -29,7 +37,7 @@ from .output import explain as explain_answer
 from .state import CliState
 
 if TYPE_CHECKING:
-    from ..answers import AnswerType
+    from ..request import BatchDefaults
 
 
 @app.command(
@@ -57,9 +65,7 @@ def ask_cli(
         bool,
         typer.Option("--json", help="Print one JSON object: answer, memory used, weights, flags, tokens, timings."),
     ] = False,
-    memory: Annotated[
-        str, typer.Option("--memory", help="Memory sources: logo (both), local, global or none.")
-    ] = "logo",
+    memory: MemoryOpt = rules.MEMORY.default,
     at: Annotated[
         str | None,
         typer.Option("--at", help="Answer as of this time (ISO 8601 or epoch s): later records are ignored."),
@@ -79,19 +85,16 @@ def ask_cli(
             "best of the options the question lists), recommend (items from memory only) or open (generated text).",
         ),
     ] = "auto",
-    count: Annotated[
-        int | None,
-        typer.Option("--count", "-n", min=1, max=50, help="Items to recommend.", show_default="as asked, else 5"),
-    ] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest open answer, in tokens.")] = 160,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 gives reproducible answers.")] = 0.0,
-    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
-    local_k: Annotated[int, typer.Option("--local-k", min=0, help="Most of the user's records in the prompt.")] = 4,
-    global_k: Annotated[int, typer.Option("--global-k", min=0, help="Most population clusters in the prompt.")] = 3,
-    local_mode: LocalOpt = "rag",
-    cold_start_max: ColdStartOpt = 3,
-    biased_min_history: BiasedHistoryOpt = 20,
-    biased_max_diversity: BiasedDiversityOpt = 0.7,
+    count: CountOpt = None,
+    max_tokens: MaxTokensOpt = rules.MAX_TOKENS.default,
+    temperature: TemperatureOpt = rules.TEMPERATURE.default,
+    seed: SeedOpt = rules.SEED.default,
+    local_k: LocalKOpt = rules.LOCAL_K.default,
+    global_k: GlobalKOpt = rules.GLOBAL_K.default,
+    local_mode: LocalOpt = rules.LOCAL.default,
+    cold_start_max: ColdStartOpt = rules.COLD_START_MAX.default,
+    biased_min_history: BiasedHistoryOpt = rules.BIASED_MIN_HISTORY.default,
+    biased_max_diversity: BiasedDiversityOpt = rules.BIASED_MAX_DIVERSITY.default,
     wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
@@ -107,11 +110,10 @@ def ask_cli(
     type and value, and everything that went into it.
     """
     run = CliState.of(ctx)
-    from ..answers import ANSWER_TYPES, AnswerType
+    from ..answers import ANSWER_TYPES
 
     if answer_type not in ANSWER_TYPES:
         raise UsageError(f"--answer-type must be one of {', '.join(ANSWER_TYPES)}, not {answer_type!r}.")
-    forced = AnswerType(answer_type)
     batch = question == "-" or (question is None and not sys.stdin.isatty())
     if not batch and question is None:
         raise UsageError(
@@ -120,7 +122,7 @@ def ask_cli(
     if not batch and not user:
         raise UsageError("--user is required for a single question.", 'Example: logo ask --user maya "..."')
     when = parse_at(at)
-    knobs = {  # the answer's options, as a server request names them
+    knobs = {  # the answer's options, named as a request (and a question line) names them
         "memory": memory,
         "local": local_mode,
         "local_k": local_k,
@@ -132,12 +134,22 @@ def ask_cli(
         "temperature": temperature,
         "seed": seed,
         "show_prompt": show_prompt,
+        "answer_type": answer_type,
+        **({"count": count} if count is not None else {}),
     }
     stream = not as_json and not batch and sys.stdout.isatty()
-    if run.server:
-        answers = _ask_server(run.server, batch, user, question, at, forced, count, knobs, stream)
+    if run.server:  # the server reads the request by the same rules
+        answers = _ask_server(run.server, batch, user, question, at, knobs, stream)
     else:
-        answers = _ask_here(run, batch, user, question, when, forced, count, knobs, stream, wait, home, embedder, model)
+        from pydantic import ValidationError
+
+        from ..request import BatchDefaults
+
+        try:  # the flags are every line's defaults, read by the rules a line is read by
+            defaults = BatchDefaults.model_validate({**knobs, **({"user": user} if user else {}), "at": when})
+        except ValidationError as exc:
+            raise flag_error(exc) from None
+        answers = _ask_here(run, batch, question, defaults, stream, wait, home, embedder, model)
     answered = 0
     for result, streamed in answers:
         answered += 1
@@ -163,12 +175,8 @@ def _write(text: str) -> None:
 def _ask_here(
     run: CliState,
     batch: bool,
-    user: str | None,
     question: str | None,
-    when: float | None,
-    forced: "AnswerType",
-    count: int | None,
-    knobs: dict[str, Any],
+    defaults: "BatchDefaults",
     stream: bool,
     wait: float | None,
     home: Path | None,
@@ -176,38 +184,33 @@ def _ask_here(
     model: str | None,
 ) -> Iterator[tuple[dict[str, Any], bool]]:
     """(answer JSON, whether its text was streamed already) for each question, answered in this process."""
-    from ..ask import Asker, GenerationOptions, Question
-    from ..questions import Defaults, read_questions
+    from ..ask import Question
+    from ..questions import read_questions
+    from ..request import Askers, read_line
 
     settings = settings_for(run, home, embedder, model)
-    options = mediator_options(
-        knobs["local"],
-        knobs["cold_start_max"],
-        knobs["biased_min_history"],
-        knobs["biased_max_diversity"],
-        memory=knobs["memory"],
-        local_k=knobs["local_k"],
-        global_k=knobs["global_k"],
-    )
-    generation = GenerationOptions(knobs["max_tokens"], knobs["temperature"], knobs["seed"])
+    try:
+        line = None if batch else read_line({"query": question}, defaults)
+    except ValueError as exc:
+        raise UsageError(f"{exc}.") from None
     with locked(run, settings, wait):  # held while answering: another process may not write meanwhile
-        asker = Asker(settings, options, generation)
+        askers = Askers(settings)
         if batch:
-            defaults = Defaults(user=user, at=when, answer_type=forced, count=count)
-            for _line, q in read_questions("-", defaults):
+            askers.get(defaults)  # the flags' options are checked (global memory built, ...) before any line
+            for _line, q in read_questions("-", defaults):  # a line's own options win over the flags
+                assert q.options is not None
                 item = Question(q.user, q.query, q.id, q.at, q.candidates, q.answer_type, q.count)
-                yield asker.answer(item).to_json(include_prompt=knobs["show_prompt"]), False
+                yield askers.get(q.options).answer(item).to_json(include_prompt=q.show_prompt), False
             return
-        assert user is not None and question is not None
-        item = Question(user=user, query=question, at=when, answer_type=forced, count=count)
+        assert line is not None
         streamed: list[str] = []
 
         def through(text: str) -> None:
             streamed.append(text)
             _write(text)
 
-        result = asker.answer(item, on_token=through if stream else None)
-        yield result.to_json(include_prompt=knobs["show_prompt"]), bool(streamed)
+        result = askers.get(line).answer(line.question(), on_token=through if stream else None)
+        yield result.to_json(include_prompt=line.show_prompt), bool(streamed)
 
 
 def _ask_server(
@@ -216,26 +219,23 @@ def _ask_server(
     user: str | None,
     question: str | None,
     at: str | None,
-    forced: "AnswerType",
-    count: int | None,
     knobs: dict[str, Any],
     stream: bool,
 ) -> Iterator[tuple[dict[str, Any], bool]]:
-    """The same, answered by a running `logo serve`."""
+    """The same, answered by a running `logo serve`: the flags go as they are, the server checks them."""
     from ..records import read_jsonl_objects
     from ..server.client import ServerClient
 
     client = ServerClient(url)
-    shared = {**knobs, "answer_type": forced.value, **({"count": count} if count is not None else {})}
     if batch:
         lines = [obj for _line, obj in read_jsonl_objects("-")]
         if not lines:
             return
-        defaults = {**shared, **({"user": user} if user else {}), **({"at": at} if at is not None else {})}
+        defaults = {**knobs, **({"user": user} if user else {}), **({"at": at} if at is not None else {})}
         for answer in client.ask_batch(lines, defaults):
             yield answer, False
         return
-    body = {**shared, "user": user, "query": question, **({"at": at} if at is not None else {})}
+    body = {**knobs, "user": user, "query": question, **({"at": at} if at is not None else {})}
     if not stream:
         yield client.ask(body), False
         return

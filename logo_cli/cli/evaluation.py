@@ -8,6 +8,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from .. import rules
 from ..errors import UsageError
 from .app import app
 from .options import (
@@ -19,8 +20,8 @@ from .options import (
     LocalOpt,
     ModelOpt,
     WaitOpt,
+    ask_options,
     locked,
-    mediator_options,
     settings_for,
 )
 from .output import (
@@ -77,10 +78,10 @@ def eval_cli(
             "choice), item-mean and chance (choice), user-item-bias (ratings); or none.",
         ),
     ] = "popularity,item-knn,item-mean,chance,user-item-bias",
-    local_mode: LocalOpt = "rag",
-    cold_start_max: ColdStartOpt = 3,
-    biased_min_history: BiasedHistoryOpt = 20,
-    biased_max_diversity: BiasedDiversityOpt = 0.7,
+    local_mode: LocalOpt = rules.LOCAL.default,
+    cold_start_max: ColdStartOpt = rules.COLD_START_MAX.default,
+    biased_min_history: BiasedHistoryOpt = rules.BIASED_MIN_HISTORY.default,
+    biased_max_diversity: BiasedDiversityOpt = rules.BIASED_MAX_DIVERSITY.default,
     wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
@@ -112,7 +113,12 @@ def eval_cli(
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     if not chosen or any(m not in MEMORY_MODES for m in chosen):
         raise UsageError(f"--methods takes a comma-separated subset of {', '.join(MEMORY_MODES)}.")
-    base = mediator_options(local_mode, cold_start_max, biased_min_history, biased_max_diversity)
+    base = ask_options(
+        local=local_mode,
+        cold_start_max=cold_start_max,
+        biased_min_history=biased_min_history,
+        biased_max_diversity=biased_max_diversity,
+    ).mediator()
     items = load_eval(file)
     if not items:
         raise UsageError(f"{file}: no questions.")

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .. import rules
 from .app import app
 from .options import (
     EmbedderOpt,
@@ -30,8 +31,9 @@ def ingest_cli(
     files: Annotated[list[str], typer.Argument(help="JSONL files of records; - reads stdin.", show_default=False)],
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Report bad lines on stderr and go on.")] = False,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Records embedded and written at once.")
-    ] = 2048,
+        int,
+        typer.Option("--batch-size", min=rules.BATCH_SIZE.ge, max=rules.BATCH_SIZE.le, help=rules.BATCH_SIZE.help),
+    ] = rules.BATCH_SIZE.default,
     wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
@@ -81,10 +83,9 @@ def ingest_cli(
 
 
 def _ingest_server(run: CliState, files: list[str], skip_invalid: bool, batch_size: int) -> dict[str, Any]:
-    """The same ingest by a running `logo serve`, one request per file; the summaries added up."""
+    """The same ingest by a running `logo serve`: each file in pieces of about a MiB (one request each, so other
+    requests get turns between them); the summaries added up, bad lines named by file and line."""
     import sys
-
-    from rich.markup import escape
 
     from ..server.client import ServerClient, ServerError
 
@@ -95,7 +96,9 @@ def _ingest_server(run: CliState, files: list[str], skip_invalid: bool, batch_si
         source = path if path != "-" else "<stdin>"
         try:
             if path == "-":
-                summary = client.ingest(sys.stdin.buffer, skip_invalid=skip_invalid, batch_size=batch_size)
+                sent = client.ingest(sys.stdin.buffer, skip_invalid=skip_invalid, batch_size=batch_size)
+                for offset, summary in sent:
+                    _add(total, summary, source, offset, run)
             else:
                 try:
                     stream = open(path, "rb")  # noqa: SIM115 - closed below
@@ -104,20 +107,34 @@ def _ingest_server(run: CliState, files: list[str], skip_invalid: bool, batch_si
 
                     raise NotFound(f"{path}: {exc.strerror or exc}.") from None
                 with stream:
-                    summary = client.ingest(stream, skip_invalid=skip_invalid, batch_size=batch_size)
+                    for offset, summary in client.ingest(stream, skip_invalid=skip_invalid, batch_size=batch_size):
+                        _add(total, summary, source, offset, run)
         except ServerError as exc:  # as in process: what was stored before the bad line, then the error
-            exc.message = exc.message.replace("<request>", source)
+            exc.message = _named(exc.message, source, exc.offset)
             if exc.summary is not None:
-                emit({**exc.summary, "error": exc.message})
+                partial = dict(total)
+                _add(partial, exc.summary, source, exc.offset, run)
+                emit({**partial, "error": exc.message})
             raise
-        for line in summary.pop("skipped", []):
-            line = line.replace("<request>", source, 1)  # the server saw a body; the person named a file
-            stderr(run).print(f"[yellow]skipped[/] {escape(line)}", soft_wrap=True)
-        for key, value in summary.items():
-            if key == "users":  # distinct users: files may share them, so the largest count is a floor
-                total[key] = max(total.get(key, 0), value)
-            elif isinstance(value, int):
-                total[key] = total.get(key, 0) + value
-            else:
-                total[key] = value
     return total
+
+
+def _named(message: str, source: str, offset: int) -> str:
+    """`<request>:N: reason` as the person's file names it: `FILE:LINE: reason`."""
+    import re
+
+    return re.sub(r"^<request>:(\d+):", lambda m: f"{source}:{offset + int(m.group(1))}:", message, count=1)
+
+
+def _add(total: dict[str, Any], summary: dict[str, Any], source: str, offset: int, run: CliState) -> None:
+    from rich.markup import escape
+
+    for line in summary.pop("skipped", []):
+        stderr(run).print(f"[yellow]skipped[/] {escape(_named(line, source, offset))}", soft_wrap=True)
+    for key, value in summary.items():
+        if key == "users":  # distinct users: files (and pieces) may share them, so the largest count is a floor
+            total[key] = max(total.get(key, 0), value)
+        elif isinstance(value, int):
+            total[key] = total.get(key, 0) + value
+        else:
+            total[key] = value

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from .. import rules
 from .app import app
 from .options import (
     AtOpt,
@@ -15,6 +16,7 @@ from .options import (
     EmbedderOpt,
     HomeOpt,
     WaitOpt,
+    ask_options,
     locked,
     parse_at,
     settings_for,
@@ -71,9 +73,9 @@ def profile_cli(
     user: Annotated[str, typer.Option("--user", "-u", help="Whose profile.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object even on a terminal.")] = False,
     at: AtOpt = None,
-    cold_start_max: ColdStartOpt = 3,
-    biased_min_history: BiasedHistoryOpt = 20,
-    biased_max_diversity: BiasedDiversityOpt = 0.7,
+    cold_start_max: ColdStartOpt = rules.COLD_START_MAX.default,
+    biased_min_history: BiasedHistoryOpt = rules.BIASED_MIN_HISTORY.default,
+    biased_max_diversity: BiasedDiversityOpt = rules.BIASED_MAX_DIVERSITY.default,
     wait: WaitOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
@@ -84,17 +86,19 @@ def profile_cli(
     fall in one cluster, 1 means evenly spread.
     """
     run = CliState.of(ctx)
-    from ..mediator import MediatorOptions
-    from ..views import profile_view
-
-    options = MediatorOptions(
-        cold_start_max=cold_start_max, biased_min_history=biased_min_history, biased_max_diversity=biased_max_diversity
-    )
-    if run.server:
+    thresholds = {
+        "cold_start_max": cold_start_max,
+        "biased_min_history": biased_min_history,
+        "biased_max_diversity": biased_max_diversity,
+    }
+    if run.server:  # the server checks them by the same rules
         from ..server.client import ServerClient
 
-        view = ServerClient(run.server).profile(user, at, options)
+        view = ServerClient(run.server).profile(user, at, thresholds)
     else:
+        from ..views import profile_view
+
+        options = ask_options(**thresholds).mediator()
         settings = settings_for(run, home, embedder)
         with locked(run, settings, wait):
             view = profile_view(settings, user, parse_at(at), options)

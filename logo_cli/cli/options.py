@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .. import rules
 from ..errors import UsageError
 from .state import CliState
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..mediator import MediatorOptions
+    from ..request import AskOptions
 
 HomeOpt = Annotated[
     Path | None,
@@ -51,26 +52,45 @@ WaitOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON even on a terminal.")]
-LocalOpt = Annotated[
-    str,
-    typer.Option(
-        "--local",
-        help="How local memory enters the prompt: rag (retrieved records), profile (a rule-built profile), or both.",
-    ),
+# The answer's options: defaults, ranges and help from rules.py, the same ones the typed request (and so
+# `logo ask -` lines and `logo serve`) applies.
+MemoryOpt = Annotated[str, typer.Option("--memory", help=rules.MEMORY.help)]
+LocalOpt = Annotated[str, typer.Option("--local", help=rules.LOCAL.help)]
+LocalKOpt = Annotated[
+    int, typer.Option("--local-k", min=rules.LOCAL_K.ge, max=rules.LOCAL_K.le, help=rules.LOCAL_K.help)
+]
+GlobalKOpt = Annotated[
+    int, typer.Option("--global-k", min=rules.GLOBAL_K.ge, max=rules.GLOBAL_K.le, help=rules.GLOBAL_K.help)
 ]
 ColdStartOpt = Annotated[
-    int, typer.Option("--cold-start-max", min=0, help="Users with at most this many records are cold-start.")
+    int, typer.Option("--cold-start-max", min=rules.COLD_START_MAX.ge, help=rules.COLD_START_MAX.help)
 ]
 BiasedHistoryOpt = Annotated[
-    int, typer.Option("--biased-min-history", min=1, help="Biased users have at least this many records...")
+    int, typer.Option("--biased-min-history", min=rules.BIASED_MIN_HISTORY.ge, help=rules.BIASED_MIN_HISTORY.help)
 ]
 BiasedDiversityOpt = Annotated[
     float,
     typer.Option(
         "--biased-max-diversity",
-        min=0.0,
-        max=1.0,
-        help="...and at most this diversity (entropy over clusters against a random history of the same length).",
+        min=rules.BIASED_MAX_DIVERSITY.ge,
+        max=rules.BIASED_MAX_DIVERSITY.le,
+        help=rules.BIASED_MAX_DIVERSITY.help,
+    ),
+]
+MaxTokensOpt = Annotated[
+    int, typer.Option("--max-tokens", min=rules.MAX_TOKENS.ge, max=rules.MAX_TOKENS.le, help=rules.MAX_TOKENS.help)
+]
+TemperatureOpt = Annotated[
+    float,
+    typer.Option(
+        "--temperature", min=rules.TEMPERATURE.ge, max=rules.TEMPERATURE.le, help=rules.TEMPERATURE.help
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", min=rules.SEED.ge, max=rules.SEED.le, help=rules.SEED.help)]
+CountOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--count", "-n", min=rules.COUNT.ge, max=rules.COUNT.le, help=rules.COUNT.help, show_default="as asked, else 5"
     ),
 ]
 AtOpt = Annotated[str | None, typer.Option("--at", help="As of this time (ISO 8601 or epoch s).")]
@@ -90,19 +110,28 @@ def locked(run: CliState, settings: Settings, wait: float | None) -> Any:
     return store_lock(settings.home, wait, on_wait=lambda msg: stderr(run).print(f"[yellow]{msg}[/]"))
 
 
-def mediator_options(
-    local_mode: str, cold_start_max: int, biased_min_history: int, biased_max_diversity: float, **more: Any
-) -> MediatorOptions:
-    """The mediator's options from the shared flags, checked once for `ask` and `eval`."""
-    from ..mediator import checked_options
+def ask_options(**values: Any) -> AskOptions:
+    """The typed options of `ask` and `eval` from their flags (named as a request names them: `local`,
+    `local_k`, ...), checked by the same rules a question line and a server request are. Raises UsageError
+    naming the flag."""
+    from pydantic import ValidationError
 
-    return checked_options(
-        local_mode=local_mode,
-        cold_start_max=cold_start_max,
-        biased_min_history=biased_min_history,
-        biased_max_diversity=biased_max_diversity,
-        **more,
-    )
+    from ..request import AskOptions
+
+    try:
+        return AskOptions.model_validate(values)
+    except ValidationError as exc:
+        raise flag_error(exc) from None
+
+
+def flag_error(exc: Any) -> UsageError:
+    """A ValidationError of values that came from flags, as the flag's error: `--local-k must be ...`."""
+    from ..request import invalid
+
+    field = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
+    flag = "--" + field.replace("_", "-")
+    message = invalid(exc)
+    return UsageError((message.replace(f"`{field}`", flag, 1) if field else message) + ".")
 
 
 def parse_at(value: str | None) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from ..cancel import checkpoint
 from .base import FAKE_MODEL, Message, Score, Usage
 
 
@@ -25,6 +26,7 @@ class FakeGenerator:
         usage.prompt_tokens = self.count_tokens(self.render(messages))
         words = ("Fake answer to: " + messages[-1]["content"].splitlines()[-1]).split()[:max_tokens]
         for word in words:
+            checkpoint()
             usage.completion_tokens += 1
             yield word + " "
 

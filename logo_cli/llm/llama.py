@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..cancel import checkpoint, current
 from .base import REPEAT_PENALTY, STOP, ChatTemplate, Message, Score, Usage, fit_context
 from .gguf import check_gguf, load_llama
 
@@ -56,6 +58,7 @@ class LlamaCppGenerator:
     ) -> Iterator[str]:
         tokens = self._prompt_tokens(messages)
         usage.prompt_tokens = len(tokens)
+        checkpoint()
         chunks = self._llm.create_completion(
             prompt=tokens,
             max_tokens=fit_context(len(tokens), self.n_ctx, max_tokens),
@@ -65,17 +68,26 @@ class LlamaCppGenerator:
             stop=list(STOP),
             repeat_penalty=REPEAT_PENALTY,
         )
-        for chunk in chunks:
-            usage.completion_tokens += 1
-            text = chunk["choices"][0]["text"]
-            if text:
-                yield text
+        try:
+            with self._interruptible():  # the prompt and each token: stopped between llama.cpp's graph nodes
+                for chunk in chunks:
+                    checkpoint()  # a server's client went away, or its time ran out: stop at this token
+                    usage.completion_tokens += 1
+                    text = chunk["choices"][0]["text"]
+                    if text:
+                        yield text
+        finally:
+            chunks.close()  # llama.cpp's state stays consistent: the next call reuses what it evaluated
 
     def score(self, messages: Sequence[Message], continuations: Sequence[str], usage: Usage) -> list[Score]:
         """Log-likelihood of each continuation as the answer. The prompt is evaluated once (reusing the KV
         cache of the previous call's shared head), then the continuations' tokens as a trie: each shared
         prefix once (`Rating: 3/5` and `Rating: 3.5/5` share `Rating: 3`), trimming llama.cpp's cache back to
         the branch point between siblings."""
+        with self._interruptible():
+            return self._score(messages, continuations, usage)
+
+    def _score(self, messages: Sequence[Message], continuations: Sequence[str], usage: Usage) -> list[Score]:
         llm = self._llm
         tokens = self._prompt_tokens(messages)
         usage.prompt_tokens = len(tokens)
@@ -121,6 +133,37 @@ class LlamaCppGenerator:
         llm.n_tokens = base - 1
         return [Score(total, len(piece)) for total, piece in zip(totals, pieces, strict=True)]
 
+    @contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """Inside a cancel scope (a server's request), llama.cpp asks between the nodes of each graph it computes
+        whether to stop, so a prompt's evaluation, or one token on a busy machine (seconds when other processes
+        take the cores), stops within a node of a disconnect or the time limit, as Cancelled. Outside a scope:
+        nothing is installed."""
+        scope = current()
+        if scope is None:
+            yield
+            return
+        import ctypes
+
+        import llama_cpp
+
+        flag = ctypes.create_string_buffer(2)  # b"\0\0": go on; b"\1\0": stop (see _flag_callback)
+
+        def stop() -> None:
+            flag[0] = b"\x01"
+
+        undo = scope.on_stop(stop)
+        context = self._llm._ctx.ctx
+        llama_cpp.llama_set_abort_callback(context, _flag_callback(), ctypes.cast(flag, ctypes.c_void_p))
+        try:
+            yield
+        except RuntimeError:  # llama_decode returned 2: aborted
+            scope.check()
+            raise
+        finally:
+            llama_cpp.llama_set_abort_callback(context, llama_cpp.ggml_abort_callback(), None)
+            undo()
+
     def _eval_each(self, tokens: list[int], position: int) -> list[np.ndarray]:
         """Evaluate `tokens` after the first `position` ones in one decode, and the log-probabilities of the next
         token after each of them (llama.cpp computes logits for every position asked, in the same batch)."""
@@ -158,6 +201,27 @@ class LlamaCppGenerator:
         logits -= logits.max()
         logprobs: np.ndarray = logits - np.log(np.exp(logits).sum())
         return logprobs
+
+
+_FLAG_CALLBACK: list[Any] = []
+
+
+def _flag_callback() -> Any:
+    """llama.cpp's abort callback, `bool callback(void *data)`, as the C library's `strlen`: `data` is a 2-byte
+    buffer, b"\0\0" (length 0: go on) until a stop writes b"\1" into it (length 1: stop). llama.cpp calls it
+    between the nodes of every graph (about 600 per token of the 135M model); a C function costs nothing there,
+    where a Python one would take the GIL each time. The ABI fits on every platform llama.cpp runs on: a
+    pointer in, an integer out whose low byte is read as the bool."""
+    if not _FLAG_CALLBACK:
+        import ctypes
+
+        import llama_cpp
+
+        libc = ctypes.CDLL(None)  # the process's own symbols: the C library
+        address = ctypes.cast(libc.strlen, ctypes.c_void_p).value
+        assert address is not None
+        _FLAG_CALLBACK.append(llama_cpp.ggml_abort_callback(address))
+    return _FLAG_CALLBACK[0]
 
 
 class _Trie:

@@ -1,153 +1,471 @@
-"""The HTTP routes of `logo serve` (FastAPI). Every body and answer is the JSON the CLI reads and prints:
+"""The HTTP routes of `logo serve` (FastAPI), and the checks in front of them.
 
-    GET  /health                      uptime, requests, whether global memory exists
+    GET  /health                      {"ok", "version"}; with the admin's token also paths, counters, limits
     POST /ask                         {user, query, ...ask's options}: one answer, as `logo ask --json`
     POST /ask?stream=true             JSON lines: {"token": ...} while an open answer is generated, then
-                                      {"answer": {...}} (or {"error": ...})
+                                      {"answer": {...}}
     POST /ask/batch                   {"questions": [{user, query, ...}], "defaults": {...}}: JSON lines,
                                       one answer per question, as `logo ask -`
     POST /ingest?skip_invalid=&batch_size=   a JSONL body of records: the summary, as `logo ingest`
-    GET  /users                       as `logo users --json`
+    GET  /users                       as `logo users --json` (the admin's token only)
     GET  /profile?user=U&at=T         as `logo profile --json`
 
-Errors are {"error", "hint", "exit_code"} with the status the exit code maps to: 400 usage, 422 bad data,
-404 not found, 409 busy (another logo process kept the store past the server's --wait), 500 otherwise.
+Before a route runs (`Guard`, plain ASGI): the `Host` header must name the address the connection came in
+on, a loopback name on a loopback server, or an `--allow-host` (DNS rebinding); the bearer token must be
+valid (unless `--no-auth`; `/health` answers without one); a POST must say it is JSON (a web page cannot send
+that without a CORS preflight, which is refused unless `--cors-origin` names the page's origin); and the body
+may not be larger than `--max-body-mb`, checked on `Content-Length` before anything is read and again while
+reading.
+
+Errors are {"error", "hint", "exit_code"} with the status the error stands for: 400 usage, 401 no or bad
+token, 403 another user's memory, 404 not found, 409 the store lock (a CLI process kept it past --wait), 413
+too large, 415 not JSON, 421 a Host this server is not, 422 bad data, 503 busy or past the time limit (with
+`Retry-After`), 500 otherwise. Every check happens before the first byte of an answer; a streamed answer
+(ask?stream=true, a batch) sends its status with its first line, so only an error after that is the stream's
+last line.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the routes' annotations at definition time,
 # and Request/Response are imported inside create_app (fastapi loads only when serving).
+import asyncio
 import contextlib
+import ipaddress
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ..errors import ExitCode, LogoError
-from .service import Service
+from ..cancel import Cancelled
+from ..errors import Denied, ExitCode, LogoError, UsageError
+from ..tokens import Grant, Keyring
+from .queue import LONG, QUICK, Ticket
+from .service import ADMIN, Service
 
 STATUS = {
     ExitCode.USAGE: 400,
     ExitCode.BAD_DATA: 422,
     ExitCode.NOT_FOUND: 404,
     ExitCode.BUSY: 409,
+    ExitCode.DENIED: 403,
     ExitCode.MODEL: 500,
     ExitCode.STORE: 500,
     ExitCode.ERROR: 500,
 }
+JSON_TYPES = ("application/json", "application/x-ndjson", "application/jsonl")
+GONE = "the client went away"
+
+
+class Refused(LogoError):
+    """A request refused before any route runs, with its own status (413, 415, 421)."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, status: int, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may talk to the server and how much they may send (from `logo serve`'s options)."""
+
+    auth: bool = True
+    allowed_hosts: frozenset[str] = frozenset()  # names a Host header may carry besides the connection's address
+    any_host: bool = False  # --allow-host '*': behind a proxy that checks it
+    cors_origins: tuple[str, ...] = ()
+    docs: bool = False
+    max_body: int = 8 << 20
+
+
+def status_of(exc: LogoError) -> int:
+    cause = getattr(exc, "cause", None)  # an ingest stopped by an error: the error's status
+    for error in (exc, cause):
+        if isinstance(error, Cancelled):
+            return 503
+        status = getattr(error, "status", None)
+        if isinstance(status, int):
+            return status
+    return STATUS.get(exc.exit_code, 500)
 
 
 def error_body(exc: LogoError) -> dict[str, Any]:
-    body = {"error": exc.message, "hint": exc.hint, "exit_code": int(exc.exit_code)}
+    body: dict[str, Any] = {"error": exc.message, "hint": exc.hint, "exit_code": int(exc.exit_code)}
     summary = getattr(exc, "summary", None)
-    if summary is not None:  # an ingest stopped by a bad line: what it stored before it
+    if summary is not None:  # an ingest stopped by a bad line or the time limit: what it stored before
         body["summary"] = summary.to_json()
     return body
 
 
-def create_app(service: Service) -> Any:
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, Response, StreamingResponse
+def error_headers(exc: LogoError, status: int) -> dict[str, str]:
+    headers = {}
+    if status == 503:
+        headers["Retry-After"] = str(getattr(exc, "retry_after", None) or 1)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="logo"'
+    if status in (413, 421):
+        headers["Connection"] = "close"  # the body that was not read is not a next request
+    return headers
 
-    app = FastAPI(title="logo", description=__doc__, version=service.health()["version"])
 
-    def json_response(obj: Any, status: int = 200) -> Response:
-        return Response(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS), status, media_type="application/json")
+def bug_body(exc: BaseException) -> dict[str, Any]:
+    return {"error": f"{type(exc).__name__}: {exc}", "hint": "This is a bug in logo: please report it.", "exit_code": 1}
 
-    def lines(items: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+
+def line(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+
+
+# ------------------------------------------------------------------------------------------------ the guard
+
+
+def host_name(value: str) -> str:
+    """The host of a Host header, without its port and brackets, lowercase."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Guard:
+    """The checks every request passes before a route sees it (plain ASGI: no per-request task or copy)."""
+
+    def __init__(self, app: Any, policy: Policy, keyring: Keyring | None) -> None:
+        self.app = app
+        self.policy = policy
+        self.keyring = keyring
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         try:
-            for item in items:
-                yield orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS) + b"\n"
-        except LogoError as exc:  # after the first line the status is sent: the error is the last line
-            yield orjson.dumps(error_body(exc)) + b"\n"
-        except Exception as exc:  # a bug: said as such (exit 1), not as a dropped connection
-            yield orjson.dumps({"error": f"{type(exc).__name__}: {exc}", "hint": None, "exit_code": 1}) + b"\n"
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            self._host(headers.get("host"), scope.get("server"))
+            scope["logo.grant"] = self._grant(headers.get("authorization"), scope)
+            if scope["method"] == "POST":
+                self._json(headers.get("content-type"))
+            receive = self._limited(headers.get("content-length"), receive)
+        except LogoError as exc:
+            await respond(send, exc)
+            return
+        await self.app(scope, receive, send)
+
+    def _host(self, host: str | None, server: Any) -> None:
+        if self.policy.any_host:
+            return
+        name = host_name(host or "")
+        bound = str(server[0]).lower() if server else ""
+        if name and (name == bound or name in self.policy.allowed_hosts or (is_loopback(bound) and is_loopback(name))):
+            return
+        raise Refused(
+            421,
+            f"This server does not answer for the host {host!r}.",
+            "Use the address it listens on, or start it with --allow-host NAME for a name that reaches it.",
+        )
+
+    def _grant(self, header: str | None, scope: dict[str, Any]) -> Grant | None:
+        if not self.policy.auth or self.keyring is None:
+            return ADMIN
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            grant = self.keyring.check(token.strip())
+            if grant is not None:
+                return grant
+            raise Denied("Unknown or revoked token.", "Create one with `logo token create`.", status=401)
+        if scope["method"] == "GET" and scope["path"] in ("/health", "/docs", "/openapi.json", "/redoc"):
+            return None  # public: only whether it is up (and the API's description, with --docs)
+        raise Denied(
+            "This server needs a token: send `Authorization: Bearer TOKEN`.",
+            "`logo --server` sends $LOGO_TOKEN; `logo token create --user U` (or --admin) makes one.",
+            status=401,
+        )
+
+    def _json(self, content_type: str | None) -> None:
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        if media not in JSON_TYPES:
+            raise Refused(
+                415,
+                f"A POST body must be JSON (Content-Type: application/json), not {content_type or 'untyped'!r}.",
+                'curl: --json, or -H "Content-Type: application/json".',
+            )
+
+    def _limited(self, length: str | None, receive: Any) -> Any:
+        limit = self.policy.max_body
+        too_large = Refused(
+            413,
+            f"The request body is larger than this server takes ({limit:,} bytes).",
+            "Send fewer questions or records per request (`logo --server ingest` splits files itself), or start the "
+            "server with a larger --max-body-mb.",
+        )
+        if length is not None:
+            try:
+                if int(length) > limit:
+                    raise too_large
+            except ValueError:
+                raise Refused(400, f"Content-Length {length!r} is not a number.") from None
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise too_large
+            return message
+
+        return counted
+
+
+async def respond(send: Any, exc: LogoError) -> None:
+    status = status_of(exc)
+    body = orjson.dumps(error_body(exc))
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error_headers(exc, status).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+# ------------------------------------------------------------------------------------------------ the app
+
+
+def create_app(service: Service, policy: Policy | None = None) -> Any:
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import Response, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+
+    policy = policy or Policy()
+    app = FastAPI(
+        title="logo",
+        description=__doc__,
+        version=service.health(None)["version"],
+        docs_url="/docs" if policy.docs else None,
+        redoc_url="/redoc" if policy.docs else None,
+        openapi_url="/openapi.json" if policy.docs else None,
+    )
+
+    def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        body = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+        return Response(body, status, headers=headers, media_type="application/json")
+
+    def failure(exc: LogoError) -> Response:
+        status = status_of(exc)
+        return json_response(error_body(exc), status, error_headers(exc, status))
 
     @app.exception_handler(LogoError)
-    async def logo_error(_: Request, exc: LogoError) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=STATUS.get(exc.exit_code, 500))
+    async def logo_error(_: Request, exc: LogoError) -> Response:
+        return failure(exc)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> Response:
+        message = {404: "No such route.", 405: "This route does not take that method."}.get(exc.status_code)
+        body = {"error": message or str(exc.detail), "hint": "Routes: docs/commands.md#logo-serve", "exit_code": 2}
+        return json_response(body, exc.status_code, dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+        return failure(UsageError(f"`{where}`: {first.get('msg')}" if where else str(first.get("msg"))))
+
+    @app.exception_handler(Exception)
+    async def bug(_: Request, exc: Exception) -> Response:
+        return json_response(bug_body(exc), 500)
+
+    def grant_of(request: Request) -> Grant:
+        grant = request.scope.get("logo.grant")
+        if grant is None:  # a public route's caller asked for more
+            raise Denied("This route needs a token.", status=401)
+        assert isinstance(grant, Grant)
+        return grant
 
     async def body_of(request: Request) -> Any:
-        from ..errors import UsageError
-
+        data = await request.body()
         try:
-            return orjson.loads(await request.body())
+            return orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise UsageError(f"The request body is not JSON: {exc}") from None
 
+    def flag(request: Request, name: str) -> bool:
+        value = request.query_params.get(name, "false").lower()
+        if value not in ("true", "false", "1", "0", "yes", "no"):
+            raise UsageError(f"`{name}` must be true or false, not {value!r}")
+        return value in ("true", "1", "yes")
+
+    async def worked(request: Request, ticket: Ticket, fn: Callable[[], Any]) -> Any:
+        """Run `fn` in a worker thread; a client that disconnects meanwhile cancels its ticket (the work stops
+        at its next checkpoint, the next token). The ticket's place is freed when the work ends."""
+
+        def run() -> Any:
+            try:
+                return fn()
+            finally:
+                service.queue.release(ticket)
+
+        work = asyncio.ensure_future(run_in_threadpool(run))
+        gone = asyncio.ensure_future(_disconnected(request.receive))
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                ticket.cancel(GONE)
+            return await work
+        finally:
+            gone.cancel()
+            if not work.done():
+                ticket.cancel(GONE)  # the thread releases the place when it ends
+            else:
+                service.queue.release(ticket)  # done (or never started): released once, whoever is first
+
+    async def streamed(request: Request, ticket: Ticket, produce: Callable[[Callable[[Any], None]], None]) -> Response:
+        """Run `produce(put)` in a worker thread and stream what it puts as JSON lines. The status waits for the
+        first line, so an error before it (a model that fails, the queue, the time limit) is a status."""
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def put(item: Any) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, ("item", item))
+
+        def run() -> None:
+            try:
+                produce(put)
+                loop.call_soon_threadsafe(pieces.put_nowait, ("end", None))
+            except BaseException as exc:
+                loop.call_soon_threadsafe(pieces.put_nowait, ("end", exc))
+            finally:
+                service.queue.release(ticket)
+
+        work = asyncio.ensure_future(run_in_threadpool(run))
+        gone = asyncio.ensure_future(_disconnected(request.receive))
+        try:
+            getter = asyncio.ensure_future(pieces.get())
+            await asyncio.wait({getter, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                ticket.cancel(GONE)
+                await work
+                raise Cancelled(f"Stopped: {GONE}.")
+        except BaseException:
+            ticket.cancel(GONE)
+            raise
+        finally:
+            gone.cancel()
+        kind, first = getter.result()
+        if kind == "end" and first is not None:
+            raise first  # before the first line: the status says it
+
+        async def lines() -> AsyncIterator[bytes]:
+            kind_, item = kind, first
+            try:
+                while kind_ == "item":
+                    yield line(item)
+                    kind_, item = await pieces.get()
+                if isinstance(item, LogoError):  # after the first line: the stream's last line says it
+                    yield line(error_body(item))
+                elif item is not None:
+                    yield line(bug_body(item))
+            finally:
+                if not work.done():  # a client that left stops the work at its next token
+                    ticket.cancel(GONE)
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
     @app.get("/health")
-    def health() -> Response:
-        return json_response(service.health())
+    async def health(request: Request) -> Response:
+        return json_response(service.health(request.scope.get("logo.grant")))
 
     @app.post("/ask")
-    async def ask(request: Request, stream: bool = False) -> Response:
-        from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+    async def ask(request: Request) -> Response:
+        grant = grant_of(request)
+        stream = flag(request, "stream")
+        question = service.read_question(await body_of(request), grant)  # every check before any work
+        ticket = service.queue.admit(service.lane(question))
+        if not stream:
+            return json_response(await worked(request, ticket, lambda: service.ask(question, ticket)))
 
-        body = await body_of(request)
-        if not isinstance(body, dict):
-            from ..errors import UsageError
+        def produce(put: Callable[[Any], None]) -> None:
+            put({"answer": service.ask_stream(question, ticket, lambda t: put({"token": t}))})
 
-            raise UsageError("expected a JSON object")
-        if stream:
-            service.question(body)  # a bad question is a 4xx before the stream starts
-            return StreamingResponse(
-                iterate_in_threadpool(lines(service.ask_stream(body))), media_type="application/x-ndjson"
-            )
-        return json_response(await run_in_threadpool(service.ask, body))
+        return await streamed(request, ticket, produce)
 
     @app.post("/ask/batch")
     async def ask_batch(request: Request) -> Response:
-        from starlette.concurrency import iterate_in_threadpool
+        grant = grant_of(request)
+        batch = service.read_batch(await body_of(request), grant)  # a bad line anywhere: 4xx, nothing answered
+        ticket = service.queue.admit(LONG if len(batch) > 1 else QUICK)
 
-        from ..errors import UsageError
+        def produce(put: Callable[[Any], None]) -> None:
+            for answer in service.answer_batch(batch, ticket):
+                put(answer)
 
-        body = await body_of(request)
-        if not isinstance(body, dict) or not isinstance(body.get("questions"), list):
-            raise UsageError('expected {"questions": [...], "defaults": {...}}')
-        batch = service.batch(body["questions"], body.get("defaults") or {})  # a bad line: 4xx, nothing answered
-        answers = lines(service.answer_batch(batch))
-        return StreamingResponse(iterate_in_threadpool(answers), media_type="application/x-ndjson")
+        return await streamed(request, ticket, produce)
 
     @app.post("/ingest")
-    async def ingest(request: Request, skip_invalid: bool = False, batch_size: int = 2048) -> Response:
-        import io
-
-        from starlette.concurrency import run_in_threadpool
-
-        data = await request.body()
-        summary = await run_in_threadpool(
-            service.ingest, io.BytesIO(data), skip_invalid=skip_invalid, batch_size=batch_size
-        )
-        return json_response(summary)
+    async def ingest(request: Request) -> Response:
+        grant = grant_of(request)
+        data, skip_invalid, batch_size = service.read_ingest(await request.body(), dict(request.query_params), grant)
+        ticket = service.queue.admit(LONG)
+        answer = await worked(request, ticket, lambda: service.ingest(data, skip_invalid, batch_size, ticket))
+        return json_response(answer)
 
     @app.get("/users")
-    def users() -> Response:
-        return json_response(service.users())
+    async def users(request: Request) -> Response:
+        grant = service.read_users(grant_of(request))
+        ticket = service.queue.admit(QUICK)
+        return json_response(await worked(request, ticket, lambda: service.users(grant, ticket)))
 
     @app.get("/profile")
-    def profile(
-        user: str,
-        at: str | None = None,
-        cold_start_max: int = 3,
-        biased_min_history: int = 20,
-        biased_max_diversity: float = 0.7,
-    ) -> Response:
-        thresholds = {
-            "cold_start_max": cold_start_max,
-            "biased_min_history": biased_min_history,
-            "biased_max_diversity": biased_max_diversity,
-        }
-        return json_response(service.profile(user, at, **thresholds))
+    async def profile(request: Request) -> Response:
+        user, when, options = service.read_profile(dict(request.query_params), grant_of(request))
+        ticket = service.queue.admit(QUICK)
+        return json_response(await worked(request, ticket, lambda: service.profile(user, when, options, ticket)))
 
-    return app
+    outer: Any = Guard(app, policy, Keyring(service.settings.home) if policy.auth else None)
+    if policy.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        outer = CORSMiddleware(
+            outer,
+            allow_origins=list(policy.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return outer
 
 
-def serve(service: Service, host: str, port: int, on_ready: Any = None) -> None:
+async def _disconnected(receive: Any) -> None:
+    """Returns when the client has gone (the request's body is read by then: what remains is the disconnect)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def serve(service: Service, host: str, port: int, policy: Policy | None = None, on_ready: Any = None) -> None:
     """Run until SIGTERM or Ctrl-C; a request in flight finishes first (uvicorn's graceful shutdown)."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(service), host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        create_app(service, policy),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
     server = uvicorn.Server(config)
     if on_ready is not None:
         original = server.startup

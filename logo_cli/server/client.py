@@ -1,19 +1,21 @@
-"""What `logo --server URL` commands use: the same requests a script would send, and the server's errors
-turned back into the LogoErrors (and so the exit codes) the command would have given in process."""
+"""What `logo --server URL` commands use: the same requests a script would send, with `$LOGO_TOKEN` as the
+bearer token, and the server's errors turned back into the LogoErrors (and so the exit codes) the command
+would have given in process."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
 from ..errors import ExitCode, LogoError, StoreError
 
-if TYPE_CHECKING:
-    from ..mediator import MediatorOptions
-
 TIMEOUT = 600.0  # an answer can take a while on a slow model; a request that waits for the lock longer
+TOKEN_ENV = "LOGO_TOKEN"
+INGEST_PIECE = 1 << 20  # bytes of records per ingest request: well under the server's body limit, and a turn
+# short enough (seconds) that other requests get theirs between two pieces of a large file
 
 
 class ServerError(LogoError):
@@ -22,6 +24,7 @@ class ServerError(LogoError):
     def __init__(self, message: str, hint: str | None, code: int) -> None:
         super().__init__(message, hint)
         self.summary: dict[str, Any] | None = None  # an ingest's partial summary, when one stopped
+        self.offset = 0  # an ingest piece's first line, in the file it came from
         try:
             self.exit_code = ExitCode(code)
         except ValueError:
@@ -33,9 +36,10 @@ class ServerClient:
     requests, so importing an HTTP stack (httpx brings rich and pygments along: about 0.1 s) would cost more
     than the requests themselves."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str | None = None) -> None:
         from urllib.parse import urlsplit
 
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV, "")
         self.url = url.rstrip("/")
         parts = urlsplit(self.url if "://" in self.url else f"http://{self.url}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -58,6 +62,8 @@ class ServerClient:
 
         target = self._prefix + path + (f"?{urlencode(params)}" if params else "")
         headers = {"Content-Type": "application/json"} if content is not None else {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         for attempt in (0, 1):  # a kept-alive connection the server has since closed is retried once
             try:
                 if self._connection is None:
@@ -129,22 +135,42 @@ class ServerClient:
         payload = orjson.dumps({"questions": questions, "defaults": defaults})
         return self._lines("POST", "/ask/batch", content=payload)
 
-    def ingest(self, stream: BinaryIO, *, skip_invalid: bool, batch_size: int) -> dict[str, Any]:
+    def ingest(self, stream: BinaryIO, *, skip_invalid: bool, batch_size: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(lines before the piece, its summary) for each piece of about INGEST_PIECE bytes, cut at line ends:
+        one request each. A server error names the piece's line, counted from the piece."""
         params = {"skip_invalid": str(skip_invalid).lower(), "batch_size": str(batch_size)}
-        result: dict[str, Any] = self._request("POST", "/ingest", params=params, content=stream.read())
-        return result
+        offset = 0
+        for piece in pieces(stream, INGEST_PIECE):
+            try:
+                result: dict[str, Any] = self._request("POST", "/ingest", params=params, content=piece)
+            except ServerError as exc:
+                exc.offset = offset
+                raise
+            yield offset, result
+            offset += piece.count(b"\n")
 
     def users(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._request("GET", "/users")
         return result
 
-    def profile(self, user: str, at: str | None, options: MediatorOptions) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "user": user,
-            "cold_start_max": options.cold_start_max,
-            "biased_min_history": options.biased_min_history,
-            "biased_max_diversity": options.biased_max_diversity,
-            **({"at": at} if at is not None else {}),
-        }
+    def profile(self, user: str, at: str | None, thresholds: dict[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {"user": user, **thresholds, **({"at": at} if at is not None else {})}
         result: dict[str, Any] = self._request("GET", "/profile", params=params)
         return result
+
+
+def pieces(stream: BinaryIO, size: int) -> Iterator[bytes]:
+    """The stream in pieces of about `size` bytes, each ending at a line end (a longer line is one piece)."""
+    rest = b""
+    while True:
+        block = stream.read(size)
+        if not block:
+            break
+        rest += block
+        cut = rest.rfind(b"\n")
+        if cut < 0 or len(rest) < size:
+            continue
+        yield rest[: cut + 1]
+        rest = rest[cut + 1 :]
+    if rest:
+        yield rest

@@ -1,12 +1,20 @@
 """What `logo serve` keeps loaded between requests, and the rules it follows.
 
-- The store lock: every request takes the same file lock as a CLI command, for as long as it runs, so the
-  server is one more logo process: a CLI ingest waits for a request in flight (and a request waits for a
-  CLI ingest), and nobody reads a store another process is writing.
-- Between requests the lock is free, so `logo ingest` and `logo build-global` run beside a server. Before
-  each request the server checks whether the store or global memory changed on disk (file sizes and times,
-  the CURRENT pointer) and, if so, reopens them: an answer never reads a stale or half-written store.
-- One request at a time: llama.cpp runs one context, and a request holds the store lock anyway.
+- **Who**: every request carries a `Grant` (from its bearer token, `tokens.py`; with `--no-auth` on
+  loopback, the admin's). A user's grant acts only as its user: a question, a batch line, a record or a
+  profile of anyone else is refused (403) before any work; without a `user`, a request is its user's.
+  `/users` needs the admin's.
+- **One set of rules**: a question and its options are read by the typed request model (`request.py`), the
+  one `logo ask`, `ask -` and `eval` use; every problem is an error before any answer is made or streamed.
+  The server adds its own caps: `max_tokens` at most `Limits.max_tokens`.
+- **Turns** (`queue.py`): one piece of work at a time, quick work before long, each inside its cancel
+  scope: a client that went away or the per-request time limit stops generation at the next token and an
+  ingest between batches; a full queue answers ServerBusy (503) at once.
+- **The store lock**: each turn takes the same file lock as a CLI command, so the server is one more logo
+  process: a CLI ingest waits for a turn in flight, and a turn waits for a CLI ingest. Between turns the lock
+  is free, so `logo ingest` and `logo build-global` run beside a server. Before each turn the server checks
+  whether the store or global memory changed on disk (file sizes and times, the CURRENT pointer) and, if so,
+  reopens them: an answer never reads a stale or half-written store.
 
 Everything returns the same JSON as the CLI's `--json` and raises the same LogoErrors (the HTTP layer turns
 them into status codes).
@@ -14,35 +22,40 @@ them into status codes).
 
 from __future__ import annotations
 
+import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from .. import __version__, global_memory
-from ..answers import ANSWER_TYPES, AnswerType
-from ..ask import Asker, GenerationOptions, Question
+from ..cancel import Cancelled
 from ..config import Settings
-from ..errors import BadRecord, UsageError
+from ..errors import BadRecord, Denied, UsageError
 from ..local_memory.locking import store_lock
-from ..mediator import checked_options
-from ..questions import Defaults, QuestionLine, parse_question
-from ..records import parse_time
+from ..records import parse_time, parse_user
+from ..tokens import Grant
+from .queue import LONG, QUICK, Scheduler, Ticket
 
-ASK_OPTIONS = {  # request field -> (type, default): the same defaults as `logo ask`
-    "memory": (str, "logo"),
-    "local": (str, "rag"),
-    "local_k": (int, 4),
-    "global_k": (int, 3),
-    "cold_start_max": (int, 3),
-    "biased_min_history": (int, 20),
-    "biased_max_diversity": (float, 0.7),
-    "max_tokens": (int, 160),
-    "temperature": (float, 0.0),
-    "seed": (int, 0),
-}
+if TYPE_CHECKING:
+    from ..request import QuestionRequest
+
+ADMIN = Grant(id="no-auth", user=None, admin=True, created=0.0, note="--no-auth: every request is the admin's")
+BATCH_HINT = "Fix the line and send the batch again: nothing of it was answered."
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the server bounds, and its defaults (`logo serve --help`, docs/commands.md)."""
+
+    max_tokens: int = 512  # an open answer's longest; the 135M model writes ~80 tokens/s on 2 cores
+    time_limit: float = 60.0  # seconds one answer (one batch question, one ingest) may run once it has its turn
+    max_waiting: int = 16  # requests that may wait for a turn; one more is 503 at once
+    max_body: int = 8 << 20  # bytes of a request body, checked before it is read
 
 
 @dataclass
@@ -51,30 +64,46 @@ class Stats:
     requests: int = 0
     answers: int = 0
     reloads: int = 0
+    cancelled: int = 0
+    timed_out: int = 0
 
 
 class Service:
-    def __init__(self, settings: Settings, wait: float | None = None) -> None:
+    def __init__(self, settings: Settings, wait: float | None = None, limits: Limits | None = None) -> None:
+        from ..request import Askers
+
         self.settings = settings
-        self.wait = wait  # how long a request waits for a CLI process that holds the store
+        self.wait = wait  # how long a turn waits for a CLI process that holds the store
+        self.limits = limits or Limits()
         self.stats = Stats()
-        self._askers: dict[tuple[Any, ...], Asker] = {}
+        self.queue = Scheduler(
+            max_waiting=self.limits.max_waiting, max_wait=self.limits.time_limit, time_limit=self.limits.time_limit
+        )
+        self._askers = Askers(settings)
         self._seen: tuple[Any, ...] | None = None
-        self._busy = threading.Lock()
+        self._alone = threading.Lock()  # belt and braces: the scheduler already runs one turn at a time
+        self._counting = threading.Lock()
 
     # ----- the rules
     @contextmanager
-    def turn(self) -> Iterator[None]:
-        """One request's turn: the service to itself, the store lock, and memory as it is on disk now."""
-        with self._busy, store_lock(self.settings.home, self.wait):
-            self.stats.requests += 1
-            now = self._fingerprint()
-            if now != self._seen:
-                if self._seen is not None:
-                    self.stats.reloads += 1
-                self._drop()
-                self._seen = now
-            yield
+    def turn(self, ticket: Ticket, lane: str | None = None) -> Iterator[None]:
+        """One turn: the service to itself, the store lock, and memory as it is on disk now. A cancelled turn
+        is counted (a gone client, a time limit)."""
+        try:
+            with self.queue.turn(ticket, lane), self._alone, store_lock(self.settings.home, self.wait):
+                self.stats.requests += 1
+                now = self._fingerprint()
+                if now != self._seen:
+                    if self._seen is not None:
+                        self.stats.reloads += 1
+                    self._drop()
+                    self._seen = now
+                yield
+        except Cancelled as exc:
+            with self._counting:  # a ticket cancelled while it waited holds no turn
+                self.stats.cancelled += 1
+                self.stats.timed_out += exc.timed_out
+            raise
 
     def _fingerprint(self) -> tuple[Any, ...]:
         """What changes when another process writes the store or builds global memory."""
@@ -106,145 +135,198 @@ class Service:
         generator_for(self.settings)
         self._seen = self._fingerprint()  # what is on disk at start: a write after it is a change
 
-    # ----- requests
-    def _asker(self, body: dict[str, Any]) -> Asker:
-        values: dict[str, Any] = {}
-        for name, (kind, default) in ASK_OPTIONS.items():
-            value = body.get(name, default)
-            if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise UsageError(f"`{name}` must be {kind.__name__}, not {value!r}.")
-            values[name] = value
-        options = checked_options(
-            memory=values["memory"],
-            local_mode=values["local"],
-            local_k=values["local_k"],
-            global_k=values["global_k"],
-            cold_start_max=values["cold_start_max"],
-            biased_min_history=values["biased_min_history"],
-            biased_max_diversity=values["biased_max_diversity"],
-        )
-        generation = GenerationOptions(values["max_tokens"], values["temperature"], values["seed"])
-        key = (repr(options), repr(generation))
-        if key not in self._askers:
-            self._askers[key] = Asker(self.settings, options, generation)
-        return self._askers[key]
+    # ----- reading requests: every check before any work
+    def read_question(self, body: Any, grant: Grant) -> QuestionRequest:
+        """A `POST /ask` body as the typed request, for this grant's user. UsageError (400) or Denied (403)."""
+        from ..request import BatchDefaults, read_line
 
-    def question(self, body: dict[str, Any], defaults: Defaults | None = None) -> Question:
+        defaults = BatchDefaults(user=grant.user) if grant.user else None
         try:
-            line: QuestionLine = parse_question(body, defaults or Defaults())
+            request = read_line(body, defaults, user_hint=False)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        return Question(line.user, line.query, line.id, line.at, line.candidates, line.answer_type, line.count)
+        self._check(request, grant)
+        return request
 
-    def ask(self, body: dict[str, Any]) -> dict[str, Any]:
-        question = self.question(body)
-        with self.turn():
-            answer = self._asker(body).answer(question)
-        self.stats.answers += 1
-        return answer.to_json(include_prompt=bool(body.get("show_prompt")))
+    def read_batch(self, body: Any, grant: Grant) -> list[QuestionRequest]:
+        """Every question of a batch, checked before any is answered: a bad line is an error (422, its line
+        number), another user's line a Denied (403), and nothing is answered."""
+        from pydantic import ValidationError
 
-    def ask_stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """{"token": text} for each piece of an open answer as it is generated, then {"answer": the JSON}."""
-        import queue
+        from ..request import BatchDefaults, invalid, read_line
 
-        question = self.question(body)
-        pieces: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        failure: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                with self.turn():
-                    answer = self._asker(body).answer(question, on_token=lambda t: pieces.put({"token": t}))
-                self.stats.answers += 1
-                pieces.put({"answer": answer.to_json(include_prompt=bool(body.get("show_prompt")))})
-            except BaseException as exc:  # reported to the client as the stream's last line
-                failure.append(exc)
-            finally:
-                pieces.put(None)
-
-        worker = threading.Thread(target=work, daemon=True)
-        worker.start()
-        while (piece := pieces.get()) is not None:
-            yield piece
-        worker.join()
-        if failure:
-            raise failure[0]
-
-    def batch(self, lines: list[Any], defaults: dict[str, Any]) -> list[tuple[Question, dict[str, Any]]]:
-        """Every question of a batch checked before any is answered: a bad line is an error, not a half batch."""
+        if not isinstance(body, dict) or not isinstance(body.get("questions"), list):
+            raise UsageError('expected {"questions": [...], "defaults": {...}}')
+        unknown = sorted(set(body) - {"questions", "defaults"})
+        if unknown:
+            raise UsageError(f'unknown field `{unknown[0]}`: a batch is {{"questions": [...], "defaults": {{...}}}}')
+        raw = body.get("defaults")
         try:
-            at = parse_time(defaults["at"]) if defaults.get("at") is not None else None
-        except ValueError as exc:
-            raise UsageError(f"`at`: {exc}") from None
-        kind = defaults.get("answer_type", "auto")
-        if kind not in ANSWER_TYPES:
-            raise UsageError(f"`answer_type` must be one of {', '.join(ANSWER_TYPES)}")
-        base = Defaults(user=defaults.get("user"), at=at, answer_type=AnswerType(kind), count=defaults.get("count"))
+            defaults = BatchDefaults.model_validate({} if raw is None else raw)
+        except ValidationError as exc:
+            raise UsageError(f"`defaults`: {invalid(exc)}") from None
+        if grant.user is not None:
+            if defaults.user not in (None, grant.user):
+                raise self._denied(defaults.user or "", grant)
+            defaults = defaults.model_copy(update={"user": grant.user})
         out = []
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(body["questions"], start=1):
             try:
-                parsed = parse_question(line, base)
-            except ValueError as exc:  # as `logo ask -` reports a bad line: exit 3
-                raise BadRecord("<request>", number, str(exc)) from None
-            question = Question(
-                parsed.user, parsed.query, parsed.id, parsed.at, parsed.candidates, parsed.answer_type, parsed.count
-            )
-            out.append((question, {**defaults, **line}))
+                request = read_line(line, defaults, user_hint=False)
+            except ValueError as exc:
+                raise BadRecord("<request>", number, str(exc), BATCH_HINT) from None
+            self._check(request, grant, number)
+            out.append(request)
         return out
 
-    def answer_batch(self, batch: list[tuple[Question, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
-        """Answers, one turn each (a CLI ingest can slip in between two of them)."""
-        for question, options in batch:
-            with self.turn():
-                answer = self._asker(options).answer(question)
-            self.stats.answers += 1
-            yield answer.to_json(include_prompt=bool(options.get("show_prompt")))
+    def _check(self, request: QuestionRequest, grant: Grant, line: int | None = None) -> None:
+        if not grant.may_act_for(request.user):
+            raise self._denied(request.user, grant, line)
+        if request.max_tokens > self.limits.max_tokens:
+            where = f"<request>:{line}: " if line is not None else ""
+            raise UsageError(
+                f"{where}`max_tokens` must be at most {self.limits.max_tokens} on this server, "
+                f"not {request.max_tokens}",
+                "Ask for fewer tokens; the server's cap is `logo serve --max-tokens-limit`.",
+            )
 
-    def ingest(self, stream: BinaryIO, *, skip_invalid: bool = False, batch_size: int = 2048) -> dict[str, Any]:
+    @staticmethod
+    def _denied(user: str, grant: Grant, line: int | None = None) -> Denied:
+        where = f"<request>:{line}: " if line is not None else ""
+        return Denied(
+            f"{where}this token acts only for user {grant.user!r}, not {user!r}.",
+            "Use that user's token, or the admin's for an application backend.",
+        )
+
+    @staticmethod
+    def lane(request: QuestionRequest) -> str:
+        """Long work generates text; everything else is one scoring pass at most."""
+        from ..answers import AnswerType
+
+        return LONG if request.question().resolved_type() == AnswerType.OPEN else QUICK
+
+    # ----- answering (in a worker thread, with a ticket from `queue.admit`)
+    def ask(self, request: QuestionRequest, ticket: Ticket) -> dict[str, Any]:
+        with self.turn(ticket, self.lane(request)):
+            answer = self._askers.get(request).answer(request.question())
+            self.stats.answers += 1
+        return answer.to_json(include_prompt=request.show_prompt)
+
+    def ask_stream(self, request: QuestionRequest, ticket: Ticket, on_token: Callable[[str], None]) -> dict[str, Any]:
+        """The answer, with each piece of an open answer given to `on_token` as it is generated."""
+        with self.turn(ticket, self.lane(request)):
+            answer = self._askers.get(request).answer(request.question(), on_token=on_token)
+            self.stats.answers += 1
+        return answer.to_json(include_prompt=request.show_prompt)
+
+    def answer_batch(self, batch: list[QuestionRequest], ticket: Ticket) -> Iterator[dict[str, Any]]:
+        """Answers, one turn each: other requests (and a CLI ingest) get turns between them."""
+        for request in batch:
+            with self.turn(ticket, self.lane(request)):
+                answer = self._askers.get(request).answer(request.question())
+                self.stats.answers += 1
+            yield answer.to_json(include_prompt=request.show_prompt)
+
+    def read_ingest(self, data: bytes, params: dict[str, str], grant: Grant) -> tuple[bytes, bool, int]:
+        """The body (a user's records only, theirs implied where a record names nobody) and the options."""
+        from pydantic import ValidationError
+
+        from ..request import IngestParams, invalid
+
+        try:
+            options = IngestParams.model_validate(params, strict=False)
+        except ValidationError as exc:
+            raise UsageError(invalid(exc)) from None
+        if grant.user is not None:
+            data = own_records(data, grant.user)
+        return data, options.skip_invalid, options.batch_size
+
+    def ingest(self, data: bytes, skip_invalid: bool, batch_size: int, ticket: Ticket) -> dict[str, Any]:
         from ..embed import load_embedder
-        from ..local_memory.ingest import ingest
+        from ..local_memory.ingest import IngestStopped, IngestSummary, ingest
         from ..local_memory.store import store_for
 
         invalid: list[str] = []
-        with self.turn():
+        stopped = [False]
+
+        def between_batches(_: IngestSummary) -> None:
+            if not stopped[0]:  # once: the ingest then settles the batch in flight and reports what it stored
+                try:
+                    ticket.check()
+                except Cancelled:
+                    stopped[0] = True
+                    raise
+
+        with self.turn(ticket, LONG):
             embedder = load_embedder(self.settings.embedder_spec())
             try:
                 summary = ingest(
-                    [("<request>", stream)],
+                    [("<request>", io.BytesIO(data))],
                     store_for(self.settings),
                     embedder,
                     skip_invalid=skip_invalid,
                     batch_size=batch_size,
+                    on_batch=between_batches,
                     on_invalid=lambda line: invalid.append(str(line)),
                 )
+            except IngestStopped as exc:
+                if isinstance(exc.cause, Cancelled):
+                    exc.hint = "What was stored stays; send the rest again (a re-run adds only what is missing)."
+                raise
             finally:  # our own writes: open it all again (an answer made before may have found no store)
                 self._drop()
                 self._seen = self._fingerprint()
         return {**summary.to_json(), "skipped": invalid}
 
-    def users(self) -> list[dict[str, Any]]:
+    @staticmethod
+    def read_users(grant: Grant) -> Grant:
+        """Only the admin's grant lists everybody."""
+        if not grant.admin:
+            raise Denied("Only the admin's token lists every user.", "A user's token reads its own /profile.")
+        return grant
+
+    def users(self, grant: Grant, ticket: Ticket) -> list[dict[str, Any]]:
         from ..status import users
 
-        with self.turn():
+        self.read_users(grant)
+        with self.turn(ticket):
             return users(self.settings)
 
-    def profile(self, user: str, at: str | None, **thresholds: Any) -> dict[str, Any]:
-        from ..mediator import MediatorOptions
-        from ..views import profile_view
+    def read_profile(self, params: dict[str, str], grant: Grant) -> tuple[str, float | None, Any]:
+        from pydantic import ValidationError
 
+        from ..request import Thresholds, invalid
+
+        user = params.get("user") or grant.user
+        if not user:
+            raise UsageError("missing `user`", "For example /profile?user=maya")
+        if not grant.may_act_for(user):
+            raise self._denied(user, grant)
         try:
-            when = parse_time(at) if at is not None else None
+            when = parse_time(params["at"]) if params.get("at") else None
         except ValueError as exc:
             raise UsageError(f"`at`: {exc}") from None
-        with self.turn():
-            return profile_view(self.settings, user, when, MediatorOptions(**thresholds))
+        try:
+            thresholds = Thresholds.model_validate(
+                {k: v for k, v in params.items() if k in Thresholds.model_fields}, strict=False
+            )
+        except ValidationError as exc:
+            raise UsageError(invalid(exc)) from None
+        return user, when, thresholds.mediator()
 
-    def health(self) -> dict[str, Any]:
+    def profile(self, user: str, when: float | None, options: Any, ticket: Ticket) -> dict[str, Any]:
+        from ..views import profile_view
+
+        with self.turn(ticket):
+            return profile_view(self.settings, user, when, options)
+
+    def health(self, grant: Grant | None) -> dict[str, Any]:
+        """Whether it is up, for anyone; where its data is and what it did, for the admin only."""
+        out: dict[str, Any] = {"ok": True, "version": __version__}
+        if grant is None or not grant.admin:
+            return out
         return {
-            "ok": True,
-            "version": __version__,
+            **out,
             "home": str(self.settings.home),
             "store": self.settings.chroma_url or str(self.settings.store_dir),
             "global_memory": global_memory.exists(self.settings.global_dir),
@@ -252,4 +334,42 @@ class Service:
             "requests": self.stats.requests,
             "answers": self.stats.answers,
             "reloads": self.stats.reloads,
+            "cancelled": self.stats.cancelled,
+            "timed_out": self.stats.timed_out,
+            **self.queue.state(),
+            "limits": {
+                "max_tokens": self.limits.max_tokens,
+                "time_limit_s": self.limits.time_limit,
+                "max_waiting": self.limits.max_waiting,
+                "max_body_bytes": self.limits.max_body,
+            },
         }
+
+
+def own_records(data: bytes, user: str) -> bytes:
+    """A user token's ingest body: every record is the user's. A record naming nobody becomes theirs; one
+    naming anyone else refuses the whole body (Denied, nothing stored). Lines are split, decoded and read as
+    the ingest reader does (`records.py`), so a line this skips as unreadable the ingest refuses too."""
+    out = []
+    for number, raw in enumerate(io.BytesIO(data), start=1):
+        line = raw[3:] if number == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
+        try:
+            obj = orjson.loads(line) if line.strip() else None
+        except orjson.JSONDecodeError:
+            obj = None  # the ingest reports it as the bad line it is
+        if not isinstance(obj, dict):
+            out.append(raw)
+            continue
+        try:
+            owner = parse_user(obj)
+        except ValueError:  # names nobody: the token's user
+            obj = {k: v for k, v in obj.items() if k not in ("user", "user_id")} | {"user": user}
+            out.append(orjson.dumps(obj) + (b"\n" if raw.endswith(b"\n") else b""))
+            continue
+        if owner != user:
+            raise Denied(
+                f"<request>:{number}: a record of user {owner!r}; this token writes only {user!r}'s records.",
+                "Nothing was stored. Send only this user's records, or use the admin's token.",
+            )
+        out.append(raw)
+    return b"".join(out)

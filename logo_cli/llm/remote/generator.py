@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...cancel import checkpoint
 from ...errors import ModelError
 from ..base import FAKE_MODEL, REPEAT_PENALTY, STOP, Message, Score, Usage, fit_context
 from ..gguf import check_gguf
@@ -120,14 +121,19 @@ class RemoteGenerator:
             "repeat_penalty": REPEAT_PENALTY,  # llama.cpp servers; others ignore it (or reject it: then dropped)
         }
         reported: dict[str, Any] | None = None
-        for chunk in self.api.post_events("/chat/completions", body):
-            if isinstance(chunk.get("usage"), dict):
-                reported = chunk["usage"]
-            for choice in chunk.get("choices") or []:
-                text = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
-                if text:
-                    usage.completion_tokens += 1
-                    yield str(text)
+        events = self.api.post_events("/chat/completions", body)
+        try:
+            for chunk in events:
+                checkpoint()  # leaving the loop closes the stream, which stops the server's generation
+                if isinstance(chunk.get("usage"), dict):
+                    reported = chunk["usage"]
+                for choice in chunk.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
+                    if text:
+                        usage.completion_tokens += 1
+                        yield str(text)
+        finally:
+            getattr(events, "close", lambda: None)()  # a generator: closing it closes the HTTP stream
         if reported:
             usage.prompt_tokens = int(reported.get("prompt_tokens") or usage.prompt_tokens)
             usage.completion_tokens = int(reported.get("completion_tokens") or usage.completion_tokens)
