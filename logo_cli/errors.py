@@ -54,7 +54,8 @@ MEANING = {
     ExitCode.MODEL: "model: a model file is missing, is not a GGUF, or fails to load; or the `--llm-url` server is "
     "unreachable, fails, or can't score candidates",
     ExitCode.STORE: "store: the store cannot be opened (or the `--chroma-url` server is unreachable), was made by "
-    "another embedder, or by a newer logo",
+    "another embedder, or by a newer logo; or Spark cannot start (`--engine spark`: no pyspark, no Java, an "
+    "unreachable master)",
     ExitCode.BUSY: "busy: another logo process was still using the store when `--wait` ran out, or the `--server` "
     "was too busy (HTTP 503) or its time limit stopped the answer",
     ExitCode.CHECK_FAILED: "a check failed: `logo doctor` found something broken (its output says what)",

@@ -32,6 +32,7 @@ OTHER_TOOLS = {
     "--logits",  # llama-cpp-python's server flag --logits_all (the option pattern stops at the underscore)
     "--py-files",  # spark-submit (docs/beyond-one-machine.md)
     "--conf",  # spark-submit --conf KEY=VALUE
+    "--recursive",  # aws s3 cp --recursive (docs/beyond-one-machine.md)
     "--deploy-mode",  # spark-submit
 }
 BENCH = ROOT / "bench"  # the repo's own benchmark scripts: their options are read from their argparse calls

@@ -115,7 +115,7 @@ def test_snapshot_writes_every_record_once_with_the_stores_stamp(fake_env: Path,
 
 
 def test_the_local_engine_writes_what_the_build_wrote_before_snapshots(fake_env: Path, tmp_path: Path) -> None:
-    """tests/data/global_memory_before.json is the digest of `logo build-global --seed 0` at commit 1a19dbb
+    """tests/data/global_memory_before.json is the digest of `logo build-global --seed 0` at commit 64e85c1
     (which read Chroma directly) on these records. From a snapshot of the same vectors (Chroma's copy: it
     renormalizes them for its cosine index, so they can differ from the embedder's in the last bit), the local
     engine writes the same memory, array for array."""

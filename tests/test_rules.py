@@ -84,8 +84,8 @@ def built(fake_env: Path, population: Path) -> Path:
 @pytest.mark.parametrize(("extra", "message"), BAD)
 def test_a_line_a_request_and_an_eval_line_refuse_alike(built: Path, extra: dict[str, Any], message: str) -> None:
     from logo_cli.config import Settings
-    from logo_cli.server.service import ADMIN, Service
     from logo_cli.questions import read_questions
+    from logo_cli.server.service import ADMIN, Service
 
     line = {"user": "film0", "query": "Recommend 2 films", **extra}
     code, _, err = run("ask", "-", input=json.dumps(line) + "\n")  # `ask -`: the line's own option

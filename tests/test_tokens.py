@@ -4,7 +4,6 @@ revoked at once; and the `logo token` commands."""
 from __future__ import annotations
 
 import json
-import os
 import stat
 import threading
 from pathlib import Path

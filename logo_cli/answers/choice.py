@@ -145,7 +145,7 @@ def choice_reason(pick: OptionScore, options: Sequence[OptionScore], scale_high:
             parts.append(f"like {item.because}, which you rated {item.because_rating:g}")
         elif item.because and item.content > 0:
             parts.append(f"like {item.because}")
-    if pick.features.get("stated", 0.0) > 0:
+    if WEIGHTS["stated"] > 0 and pick.features.get("stated", 0.0) > 0:  # cited only where it counts
         if pick.liked_clause is not None:
             parts.append(f'it fits what you said: "{_short(pick.liked_clause)}"')
         else:

@@ -20,6 +20,7 @@ Spark Connect server `sc://HOST:PORT`. Only this module imports pyspark.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -102,7 +103,8 @@ def session(master: str | None = None) -> Any:
             f"Spark could not start on {url}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
             "Spark needs Java 17 or newer (`java -version`, JAVA_HOME) and, for a cluster, a reachable master.",
         ) from exc
-    spark.sparkContext.setLogLevel("ERROR")
+    with contextlib.suppress(Exception):  # a Spark Connect session has no SparkContext; its server sets its logs
+        spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
