@@ -81,7 +81,7 @@ def session(master: str | None = None) -> Any:
             "--engine spark needs pyspark, which is not installed.", "pip install 'logo-cli[spark]'"
         ) from exc
     active = SparkSession.getActiveSession()
-    if active is not None:
+    if active is not None and (master is None or _master_of(active) == master):  # --master names another: not it
         return active
     if master is None and os.environ.get("PYSPARK_GATEWAY_PORT"):  # launched by spark-submit: its settings hold
         return SparkSession.builder.appName("logo build-global").getOrCreate()
@@ -106,6 +106,13 @@ def session(master: str | None = None) -> Any:
     with contextlib.suppress(Exception):  # a Spark Connect session has no SparkContext; its server sets its logs
         spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def _master_of(spark: Any) -> str | None:
+    try:
+        return str(spark.conf.get("spark.master"))
+    except Exception:
+        return None
 
 
 def _stamp(spark: Any, path: str) -> dict[str, Any]:
@@ -293,13 +300,20 @@ def _assign_udf(centroids: np.ndarray) -> Any:
     return assign
 
 
-def _each(candidates: list[int], score: Any) -> dict[int, float]:
+def _each(spark: Any, candidates: list[int], score: Any) -> dict[int, float]:
     """Score every candidate number of groups, CANDIDATE_JOBS at a time: each k-means is a chain of small
     Spark jobs whose cost on a sample is mostly scheduling, so concurrent jobs fill the executors."""
     from concurrent.futures import ThreadPoolExecutor
 
+    activate = getattr(type(spark), "_set_default_and_active_session", None)
+
+    def in_session(candidate: int) -> float | None:
+        if activate is not None:  # Spark Connect keeps the active session per thread, and MLlib looks it up
+            activate(spark)
+        return score(candidate)  # type: ignore[no-any-return]
+
     with ThreadPoolExecutor(max_workers=CANDIDATE_JOBS) as pool:
-        found = dict(zip(candidates, pool.map(score, candidates), strict=True))
+        found = dict(zip(candidates, pool.map(in_session, candidates), strict=True))
     return {c: s for c, s in found.items() if s is not None}
 
 
@@ -328,7 +342,7 @@ def _fit(spark: Any, sample: Any, subsample: Any, total: int, options: BuildOpti
             predicted = model.transform(subsample)
             return float(evaluator.evaluate(predicted)) if len(model.clusterCenters()) > 1 else None
 
-        scores = _each([c for c in k_candidates(total) if 2 <= c < n], score)
+        scores = _each(spark, [c for c in k_candidates(total) if 2 <= c < n], score)
         subsample.unpersist()
         k = max(scores, key=lambda c: scores[c]) if scores else 1
         selection = {
@@ -620,7 +634,7 @@ def _communities(spark: Any, user_counts: np.ndarray, options: BuildOptions) -> 
                 float(evaluator.evaluate(predicted)) if predicted.select("prediction").distinct().count() > 1 else None
             )
 
-        scores = _each([c for c in community_candidates(len(placed)) if c < len(placed)], score)
+        scores = _each(spark, [c for c in community_candidates(len(placed)) if c < len(placed)], score)
         n_comm = max(scores, key=lambda c: scores[c]) if scores else 1
         selection = {"method": "silhouette", "c": n_comm, "scores": {str(c): round(s, 4) for c, s in scores.items()}}
     model = KMeans(k=n_comm, seed=options.seed, maxIter=KMEANS_ITERATIONS).fit(frame) if n_comm > 1 else None
