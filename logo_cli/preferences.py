@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 PREFERENCE = re.compile(  # a record that states a preference, not one that reports what happened
-    r"\b(prefer|love|hate|avoid|allerg|can't stand|cannot stand|don't like|do not like|favou?rite|"
+    r"\b(prefer|lov(?:e[sd]?|ing)\b|hate|avoid|allerg|can't stand|cannot stand|don't like|do not like|favou?rite|"
     r"vegetarian|vegan|dislike|aversion|rather not|stay away|steer clear|not a fan|enjoy)",
     re.IGNORECASE,
 )

@@ -219,3 +219,29 @@ def test_bad_line_exit_3_names_the_line(home: Path, tmp_path: Path) -> None:
     done = logo(home, "ingest", str(bad))
     assert done.returncode == 3
     assert f"{bad}:3: field `rating`" in done.stderr
+
+
+def test_a_recommendation_stays_on_the_question(home: Path) -> None:
+    """The demo's questions: a dinner question lists dishes (no city a cook once ate in), a film question films.
+    Each listed item's kind is the area of the sample records about it (Sungold tomato is a gardener's)."""
+    areas: dict[str, set[str]] = {}
+    for r in map(json.loads, HISTORIES.read_text().splitlines()):
+        if r.get("item"):
+            areas.setdefault(r["item"], set()).add(r["meta"]["area"])
+    stdin = "".join(
+        json.dumps({"user": user, "query": query, "id": area, "answer_type": "recommend"}) + "\n"
+        for user, query, area in [
+            ("ines", "What's an easy dinner I could cook tonight?", "cooking"),
+            ("hollis", "What should I cook for dinner tonight?", "cooking"),
+            ("maya", "What should I watch this weekend?", "films"),
+        ]
+    )
+    done = logo(home, "ask", "-", input=stdin)
+    assert done.returncode == 0, done.stderr
+    for answer in lines(done.stdout):
+        items = [r["item"] for r in answer["recommendations"]]
+        assert len(items) >= 3, answer["answer"]
+        kinds = [areas[item] for item in items]
+        assert sum(k == {answer["id"]} for k in kinds) >= 3, answer["answer"]
+        near = {"cooking": {"cooking", "gardening"}, "films": {"films"}}[answer["id"]]  # a tomato one grows: near
+        assert all(k <= near for k in kinds), answer["answer"]

@@ -14,7 +14,8 @@ Terms of item i, each 0..1:
                 (TOPIC_SPREAD below it counts 0); averaged with the weight of the question's words among the
                 words of the item's own records (tf-idf; `drama` finds films tagged Drama, `pasta` in "isn't
                 pasta" rules items out). Items TOPIC_CUT below the best, in a cluster CLUSTER_CUT below the
-                question's best cluster, or without the question's words when memory holds LEXICAL_DEPTH x
+                question's best cluster (CLUSTER_CUT_UNNAMED when none of the question's words is among the
+                item's own words), or without the question's words when memory holds LEXICAL_DEPTH x
                 count (and at least LEXICAL_MIN_ITEMS) items with them, are never listed: a dinner question
                 gets no city, and a request memory holds too few fitting items for gets a shorter list (the
                 answer's note says so). An item's own name is not among its words ("Star Wars" is no war film).
@@ -57,6 +58,7 @@ TOPIC_SPREAD = 0.25  # all-MiniLM cosine, after the generic request's share is t
 TOPIC_WEIGHT = 0.3
 TOPIC_CUT = 0.3
 CLUSTER_CUT = 0.25  # an item whose cluster is this far below the question's best cluster is another kind of thing
+CLUSTER_CUT_UNNAMED = 0.15  # ...and this far, when none of the question's words is among the item's own words
 LEXICAL_WEIGHT = 1.0
 LEXICAL_MIN_SHARE = 0.01  # a question word counts when at least this share of the items' records use it
 LEXICAL_DEPTH = 1.0  # share of the count asked for that items with the question's words must reach to be the only ones
@@ -216,7 +218,9 @@ def _topic(
     topic = np.clip(1.0 + fit / TOPIC_SPREAD, 0.0, 1.0)
     wanted, unwanted = _lexical(table, request.query)
     lexical = wanted[rows]
-    on_topic = (fit >= -TOPIC_CUT) & (cluster_fit >= -CLUSTER_CUT) & ~(unwanted[rows] > 0)
+    # a Western may sit in the drama cluster, but a city the question's words do not describe is no dinner
+    cut = np.where(lexical > 0, CLUSTER_CUT, CLUSTER_CUT_UNNAMED)
+    on_topic = (fit >= -TOPIC_CUT) & (cluster_fit >= -cut) & ~(unwanted[rows] > 0)
     if lexical.max() > 0:  # the question names what items' own records say: those items come first...
         topic = (topic + LEXICAL_WEIGHT * lexical / lexical.max()) / (1.0 + LEXICAL_WEIGHT)
         if int((on_topic & (lexical > 0)).sum()) >= max(LEXICAL_MIN_ITEMS, LEXICAL_DEPTH * count):
