@@ -46,6 +46,8 @@ demo: setup
 	@echo; echo "== regular user maya asks for films, then how she would rate one =="
 	@$(LOGO) ask --explain --user maya "What should I watch this weekend?"
 	@$(LOGO) ask --explain --user maya "How would I rate Dune: Part Two?"
+	@echo; echo "== maya picks among three films: memory's estimate for her picks, not the model's taste =="
+	@$(LOGO) ask --explain --user maya "Which should I watch tonight? options: Barbie, Get Out, Conclave"
 	@echo; echo "== an open question is generated text, cut at the first repetition loop =="
 	@$(LOGO) ask --user gus_h --max-tokens 80 "How should I start exercising at 52 with a bad knee?"
 
