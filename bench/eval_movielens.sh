@@ -2,13 +2,10 @@
 # Reproduces the MovieLens figures of docs/evaluation.md: convert ml-latest-small, ingest, build global
 # memory, then the protocol. Everything scored is what `logo ask` answers (`logo eval` calls the same code).
 #
-# Ratings: a selection run (seed 1, 40 per bucket) where the way a rating is read (head, mean or median) was
-#   chosen by bench/rating_select.py's fixed rule; the reported run (seed 3, 150 per bucket) was run once,
-#   afterwards.
-# Recommendations: users are split in two halves by crc32(user) % 2. recommend.py's constants were chosen on
-#   half 0 (bench/recommend_select.py, no model needed); the reported run is `logo eval` on half 1, once.
+# Users are split in two halves by crc32(user) % 2: every constant was chosen on half 0, and each reported run
+# is `logo eval` on half 1, once (ratings: seed 3, 150 per bucket; recommendations; choices).
 #
-# Here (2 cores) the two rating evals took about 25 and 60 minutes, the recommend ones a few minutes, and
+# Here (2 cores) each rating or choice eval takes 20-40 minutes, the recommend one about 10, and
 # ingesting these 72,533 records about 5. Run nothing else meanwhile: two llama.cpp processes on 2 cores slow
 # each other down badly.
 #
@@ -28,22 +25,34 @@ export LOGO_HOME="$OUT/home"
 "$LOGO" ingest "$OUT/data/records.jsonl"
 "$LOGO" build-global
 
-common=(--biased-max-diversity 0.55 --json)
-# ratings
-"$LOGO" eval "$OUT/data/eval.jsonl" --per-bucket "${SELECT_PER_BUCKET:-40}" --scan 4000 --seed 1 "${common[@]}" \
+common=(--json)
+half() {  # half N FILE: the lines of users whose crc32(user) % 2 is N
+    "$PYTHON" -c 'import sys, zlib, json
+for line in open(sys.argv[2]):
+    if line.strip() and zlib.crc32(json.loads(line)["user"].encode()) % 2 == int(sys.argv[1]): sys.stdout.write(line)' "$1" "$2"
+}
+for f in eval recommend choice; do
+    half 0 "$OUT/data/$f.jsonl" > "$OUT/data/$f-half0.jsonl"
+    half 1 "$OUT/data/$f.jsonl" > "$OUT/data/$f-half1.jsonl"
+done
+
+# ratings: how the number is read was chosen on a selection run of half 0; the reported run is half 1, once
+"$LOGO" eval "$OUT/data/eval-half0.jsonl" --per-bucket "${SELECT_PER_BUCKET:-40}" --scan 4000 --seed 1 "${common[@]}" \
     --predictions "$OUT/selection.jsonl" > "$OUT/selection.json"
 "$PYTHON" "$BENCH/rating_select.py" "$OUT/selection.jsonl"
-"$LOGO" eval "$OUT/data/eval.jsonl" --per-bucket "${PER_BUCKET:-150}" --scan 0 --seed 3 "${common[@]}" \
-    --predictions "$OUT/reported.jsonl" --plot "$OUT/eval_movielens.png" > "$OUT/reported.json"
+"$LOGO" eval "$OUT/data/eval-half1.jsonl" --per-bucket "${PER_BUCKET:-150}" --scan 0 --seed 3 --methods logo,local \
+    "${common[@]}" --predictions "$OUT/reported.jsonl" > "$OUT/reported.json"
 "$PYTHON" "$BENCH/eval_compare.py" "$OUT/reported.jsonl" --table
 
-# recommendations: choose on half 0, report on half 1
-"$PYTHON" "$BENCH/recommend_select.py" "$OUT/data/recommend.jsonl" --half 0 --per-bucket 1000 \
-    --biased-max-diversity 0.55
-"$PYTHON" -c 'import sys, zlib, json
-for line in open(sys.argv[1]):
-    if zlib.crc32(json.loads(line)["user"].encode()) % 2 == 1: sys.stdout.write(line)' \
-    "$OUT/data/recommend.jsonl" > "$OUT/data/recommend-half1.jsonl"
+# recommendations: choose on half 0 (no model runs), report on half 1
+"$PYTHON" "$BENCH/recommend_select.py" "$OUT/data/recommend.jsonl" --half 0 --per-bucket 1000 --methods logo
 "$LOGO" eval "$OUT/data/recommend-half1.jsonl" "${common[@]}" --predictions "$OUT/recommend.jsonl" \
     > "$OUT/recommend.json"
-"$PYTHON" "$BENCH/eval_compare.py" "$OUT/recommend.jsonl" --table
+"$PYTHON" "$BENCH/eval_compare.py" "$OUT/recommend.jsonl" --metric hit,ndcg --table
+
+# choices: the weights were fitted on half 0 (with PrefEval's half 0: bench/choice_select.py); report half 1
+"$LOGO" eval "$OUT/data/choice-half0.jsonl" --methods logo "${common[@]}" --predictions "$OUT/choice-selection.jsonl" \
+    > "$OUT/choice-selection.json"
+"$PYTHON" "$BENCH/choice_select.py" "$OUT/choice-selection.jsonl"
+"$LOGO" eval "$OUT/data/choice-half1.jsonl" "${common[@]}" --predictions "$OUT/choice.jsonl" > "$OUT/choice.json"
+"$PYTHON" "$BENCH/eval_compare.py" "$OUT/choice.jsonl" --table
