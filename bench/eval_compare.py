@@ -7,7 +7,8 @@ that excludes 0 is a difference that this sample can tell apart from noise.
 
 Metrics: rating questions: `answer`, the absolute error of the number `logo ask` prints (the product), and
 each rating head's expected value (`anchored`, `model`, `calibrated`: component figures); recommend
-questions: `hit` (HR@k), `ndcg` and `recall`, higher is better.
+questions: `hit` (HR@k), `ndcg` and `recall`, higher is better; choice questions: `correct` (1 when the
+printed option is the gold one; the mean is the accuracy).
 
 `--questions FILE --split FIELD` breaks each bucket down by a field of the questions (for MovieLens
 recommend questions, `variant`: `any` film, or films of the user's least-seen `genre`, which is the nearest
@@ -43,6 +44,8 @@ def load(path: Path, split: dict[str, str] | None = None) -> dict[tuple[str, str
             values |= {h: abs(float(v) - gold) for h, v in row["heads"].items()}
         elif "hit" in row:
             values = {m: float(row[m]) for m in ("hit", "ndcg", "recall")}
+        elif row.get("answer_type") == "choice" and row.get("score") is not None:
+            values = {"correct": float(row["score"])}
         if values:
             bucket = row["bucket"]
             if split is not None:
@@ -94,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("predictions", type=Path)
     parser.add_argument(
-        "--metric", default="answer,anchored,model,calibrated,hit,ndcg", help="metrics, comma-separated"
+        "--metric", default="answer,anchored,model,calibrated,hit,ndcg,correct", help="metrics, comma-separated"
     )
     parser.add_argument(
         "--against", default="local,global,none,popularity,item-knn", help="methods to compare logo with"
