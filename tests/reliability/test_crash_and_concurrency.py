@@ -114,9 +114,13 @@ def test_wait_gives_up_with_exit_7(tmp_path: Path) -> None:
 
 def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    records = big_file(tmp_path, 400, 50)  # 20,000 records: still running when the signal comes
+    records = big_file(tmp_path, 400, 200)  # 80,000 records: still running when the signal comes
     proc = logo_process(home, "ingest", "--batch-size", "100", str(records))
-    time.sleep(2.5)
+    deadline = time.monotonic() + 60
+    while not (home / "store").exists() and time.monotonic() < deadline:  # writing, not still importing
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None, "ingest ended before the signal: make the file bigger"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
