@@ -115,7 +115,15 @@ def test_wait_gives_up_with_exit_7(tmp_path: Path) -> None:
 def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
     home = tmp_path / "home"
     records = big_file(tmp_path, 400, 200)  # 80,000 records: still running when the signal comes
-    proc = logo_process(home, "ingest", "--batch-size", "100", str(records))
+    # a shell that starts `make test` in the background makes its children ignore SIGINT; a terminal's does not
+    proc = logo_process(
+        home,
+        "ingest",
+        "--batch-size",
+        "100",
+        str(records),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     while not (home / "store").exists() and time.monotonic() < deadline:  # writing, not still importing
         time.sleep(0.05)
