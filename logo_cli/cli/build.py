@@ -19,6 +19,7 @@ from .options import (
 from .output import (
     emit,
     stderr,
+    terminal_status,
 )
 from .state import CliState
 
@@ -113,33 +114,19 @@ def build_global_cli(
 
         describer = Describer(settings)
     store = store_for(settings)
-    with locked(run, settings, wait):
-        if console.is_terminal:
-            with console.status("building global memory") as status:
-                memory = build_global(
-                    store,
-                    embed_model.id,
-                    embed_model.dim,
-                    settings.global_dir,
-                    options,
-                    progress=lambda msg: status.update(msg),
-                    describe=describer,
-                    engine=engine,
-                    master=master,
-                    snapshot=snapshot,
-                )
-        else:
-            memory = build_global(
-                store,
-                embed_model.id,
-                embed_model.dim,
-                settings.global_dir,
-                options,
-                describe=describer,
-                engine=engine,
-                master=master,
-                snapshot=snapshot,
-            )
+    with locked(run, settings, wait), terminal_status(console, "building global memory") as status:
+        memory = build_global(
+            store,
+            embed_model.id,
+            embed_model.dim,
+            settings.global_dir,
+            options,
+            progress=status,
+            describe=describer,
+            engine=engine,
+            master=master,
+            snapshot=snapshot,
+        )
     if memory.drift.get("rebuild_advised"):
         console.print(
             "[yellow]Advice:[/] the data has drifted from the clusters "
@@ -176,16 +163,12 @@ def snapshot_cli(
     embed_model = load_embedder(settings.embedder_spec())
     console = stderr(run)
     store = store_for(settings)
-    with locked(run, settings, wait):
-        if console.is_terminal:
-            with console.status("writing the snapshot") as status:
-                summary = write_snapshot(
-                    store,
-                    embed_model.id,
-                    embed_model.dim,
-                    out_dir,
-                    progress=lambda n: status.update(f"writing the snapshot: {n} records"),
-                )
-        else:
-            summary = write_snapshot(store, embed_model.id, embed_model.dim, out_dir)
+    with locked(run, settings, wait), terminal_status(console, "writing the snapshot") as status:
+        summary = write_snapshot(
+            store,
+            embed_model.id,
+            embed_model.dim,
+            out_dir,
+            progress=None if status is None else lambda n: status(f"writing the snapshot: {n} records"),
+        )
     emit(summary.to_json())

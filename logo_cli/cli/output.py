@@ -4,7 +4,7 @@ terminal, progress bars. Commands call these; nothing here computes what it show
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -59,6 +59,16 @@ def progress(run: CliState, label: str, total: int | None = None) -> Iterator[Up
             bar.update(task, completed=done, total=total)  # a None total leaves it as it was
 
         yield update
+
+
+@contextmanager
+def terminal_status(console: Any, label: str) -> Iterator[Callable[[str], None] | None]:
+    """A spinner with `label` on a terminal, yielding what updates its text; nothing (None) elsewhere."""
+    if not console.is_terminal:
+        yield None
+        return
+    with console.status(label) as status:
+        yield lambda message: status.update(message)
 
 
 def rows_out(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:

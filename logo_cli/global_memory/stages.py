@@ -173,12 +173,20 @@ def _scores(scores: dict[int, float]) -> dict[str, float]:
     return {str(c): round(s, 4) for c, s in scores.items()}
 
 
+def forced_k(options: BuildOptions, total: int) -> tuple[int, dict[str, Any]] | None:
+    """--clusters, checked against the number of records, and its selection record; None when k is chosen."""
+    if options.clusters is None:
+        return None
+    if not 1 <= options.clusters <= total:
+        raise UsageError(f"--clusters must be between 1 and the number of records ({total}).")
+    return options.clusters, {"clusters": {"method": "forced", "k": options.clusters}}
+
+
 def fit_centroids(sample: FitSample, total: int, options: BuildOptions, say: Say) -> Fit:
     """k forced or chosen by silhouette, and the k-means centroids of the fit sample."""
-    if options.clusters is not None:
-        if not 1 <= options.clusters <= total:
-            raise UsageError(f"--clusters must be between 1 and the number of records ({total}).")
-        k, selection = options.clusters, {"clusters": {"method": "forced", "k": options.clusters}}
+    forced = forced_k(options, total)
+    if forced is not None:
+        k, selection = forced
     else:
         say("choosing the number of clusters")
         k, scores = choose_k(sample.subsample, k_candidates(total), options.seed)

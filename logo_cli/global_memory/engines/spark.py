@@ -58,6 +58,7 @@ from ..stages import (
     Say,
     communities_from,
     community_candidates,
+    forced_k,
     group_communities,
     k_candidates,
     measure_drift,
@@ -323,12 +324,9 @@ def _fit(spark: Any, sample: Any, subsample: Any, total: int, options: BuildOpti
     from pyspark.ml.clustering import KMeans
     from pyspark.ml.evaluation import ClusteringEvaluator
 
-    from ...errors import UsageError
-
-    if options.clusters is not None:
-        if not 1 <= options.clusters <= total:
-            raise UsageError(f"--clusters must be between 1 and the number of records ({total}).")
-        k, selection = options.clusters, {"clusters": {"method": "forced", "k": options.clusters}}
+    forced = forced_k(options, total)
+    if forced is not None:
+        k, selection = forced
     else:
         say("choosing the number of clusters")
         subsample = subsample.coalesce(1).persist()  # at most SAMPLE_SIZE rows: one task, not one per file
