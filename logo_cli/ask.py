@@ -98,6 +98,7 @@ class Answer:
     usage: Usage
     timings_ms: dict[str, float] = field(default_factory=dict)
     global_version: str | None = None
+    privacy: dict[str, Any] | None = None  # what protects the population statistics the answer read
     answer_type: AnswerType = AnswerType.OPEN
     rating: RatingAnswer | None = None
     choice: ChoiceAnswer | None = None
@@ -172,6 +173,7 @@ class Answer:
             "evidence": ctx.evidence,
             "models": self.models,
             "global_version": self.global_version,
+            "privacy": self.privacy,
             "tokens": {"prompt": self.usage.prompt_tokens, "completion": self.usage.completion_tokens},
             "timings_ms": self.timings_ms,
         }
@@ -349,6 +351,7 @@ class Asker:
             models={"llm": None, "embedder": None},
             usage=Usage(),
             global_version=self.memory.version if self.memory else None,
+            privacy=self.memory.privacy(brief=True) if self.memory else None,
             answer_type=kind,
         )
         clock = time.perf_counter()

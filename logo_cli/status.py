@@ -71,7 +71,8 @@ def stats(settings: Settings) -> dict[str, Any]:
             "communities": len(memory.communities),
             "users": len(memory.users),
             "records": memory.records,
-            "stale": memory.records != records,
+            "stale": sum(p.history for p in memory.users.values()) != records,  # exact: the operator's view
+            "privacy": memory.privacy(brief=True),
             "bytes": _size(settings.global_dir),
         }
     return out
@@ -188,5 +189,18 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
     check("embedder loads and embeds", embedder)
     check("llama.cpp loads the model and generates on this CPU", llm)
     check("store opens", store)
+    def privacy() -> str:
+        if not global_memory.exists(settings.global_dir):
+            return "no global memory yet"
+        released = global_memory.load(settings.global_dir).privacy()
+        if released.get("exact"):
+            return "exact population statistics (built with --epsilon inf): they protect nobody"
+        return (
+            f"differentially private population statistics: epsilon {released['epsilon']:g} per record, "
+            f"{released['epsilon_spent']:g} spent at most by any record over {len(released['ledger'])} build(s) "
+            "(ledger: `logo global --json`)"
+        )
+
     check("global memory loads", memory)
+    check("population statistics are private", privacy)
     return checks

@@ -61,11 +61,12 @@ def cluster_row(cluster: Cluster, community: int | None = None) -> dict[str, Any
 
 def cluster_rows(memory: GlobalMemory, cluster_id: int | None = None) -> list[dict[str, Any]]:
     owners = cluster_community(memory)
+    epsilon = memory.privacy(brief=True)["epsilon"]  # "inf" when the statistics are exact
     if cluster_id is not None:
         if not 0 <= cluster_id < len(memory.clusters):
             raise NotFound(f"No cluster {cluster_id}: there are {len(memory.clusters)} (0-{len(memory.clusters) - 1}).")
-        return [cluster_row(memory.clusters[cluster_id], owners.get(cluster_id))]
-    return [cluster_row(c, owners.get(c.id)) for c in memory.clusters]
+        return [cluster_row(memory.clusters[cluster_id], owners.get(cluster_id)) | {"epsilon": epsilon}]
+    return [cluster_row(c, owners.get(c.id)) | {"epsilon": epsilon} for c in memory.clusters]
 
 
 def profile_view(settings: Settings, user: str, at: float | None, options: MediatorOptions) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,12 @@ def population(tmp_path: Path) -> Path:
     users |= {f"trav{i}": ("travel", 12) for i in range(4)}
     users |= {"narrow": ("films", 30), "newbie": ("cooking", 1)}
     return write_jsonl(tmp_path / "pop.jsonl", make_records(users))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Most tests check exact statistics: they build with --epsilon inf. The privacy release is tested with the
+    # default budget where it matters (tests/test_release.py, the demo in tests/test_end_to_end.py).
+    os.environ["LOGO_EPSILON"] = "inf"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,6 +1,6 @@
 """`logo build-global`: everyone's records -> global memory; `logo snapshot`: the store -> Parquet files."""
 
-
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -55,6 +55,23 @@ def build_global_cli(
             "--update", help="Keep the clusters, assign new records to them and refresh every statistic (fast)."
         ),
     ] = False,
+    epsilon: Annotated[
+        str,
+        typer.Option(
+            "--epsilon",
+            envvar="LOGO_EPSILON",
+            help="Differential privacy budget: the most the statistics everyone sees reveal about one record "
+            "(a rating). Smaller protects more and adds more noise. 'inf': exact statistics, research only.",
+        ),
+    ] = "3",
+    period_days: Annotated[
+        float,
+        typer.Option(
+            "--period-days",
+            min=1,
+            help="Length of the periods statistics are released in: `--at` sees the periods ended by then.",
+        ),
+    ] = 365.0,
     describe: Annotated[
         bool, typer.Option("--describe", help="Ask the model for a one-line description of each cluster (cached).")
     ] = False,
@@ -106,7 +123,14 @@ def build_global_cli(
     embed_model = load_embedder(settings.embedder_spec())
     console = stderr(run)
     options = BuildOptions(
-        clusters=clusters, communities=communities, seed=seed, min_users=min_users, segments=segments, update=update
+        clusters=clusters,
+        communities=communities,
+        seed=seed,
+        min_users=min_users,
+        segments=segments,
+        update=update,
+        epsilon=parse_epsilon(epsilon),
+        period_days=period_days,
     )
     describer = None
     if describe:
@@ -135,6 +159,17 @@ def build_global_cli(
             "run `logo build-global` without --update to re-cluster."
         )
     emit(memory.summary())
+
+
+def parse_epsilon(text: str) -> float | None:
+    """--epsilon: a positive number, or inf (None) for exact statistics."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value <= 0:
+        raise UsageError(f"--epsilon must be a positive number or inf, not {text!r}.", "The default is 3.")
+    return None if math.isinf(value) else value
 
 
 @app.command(

@@ -35,7 +35,8 @@ from .state import CliState
     "global",
     epilog=(
         "Example: logo global\n\nExample: logo global --cluster 3\n\n"
-        "Example: logo global --plot map.png\n\nExample: logo global --json | jq -r '.keywords | join(\" \")'"
+        "Example: logo global --plot map.png\n\nExample: logo global --json | jq -r '.keywords | join(\" \")'\n\n"
+        "Example: logo global --ledger | jq .epsilon_spent"
     ),
 )
 def global_cli(
@@ -43,17 +44,25 @@ def global_cli(
     cluster: Annotated[int | None, typer.Option("--cluster", "-c", help="Show one cluster in full.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Draw the clusters as a 2-D map into this PNG.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines even on a terminal.")] = False,
+    ledger: Annotated[
+        bool,
+        typer.Option("--ledger", help="Print the privacy budget and the ledger of every release, as one JSON object."),
+    ] = False,
     at: AtOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Show global memory: interest clusters with keywords, users, shared items, ratings and trend.
 
-    A table on a terminal, one JSON object per cluster otherwise (or with --json).
+    A table on a terminal, one JSON object per cluster otherwise (or with --json). Every figure is released
+    with differential privacy (each row's `epsilon`); --ledger shows what was released with which budget.
     """
     run = CliState.of(ctx)
     from ..views import cluster_rows, load_memory, plot_map
 
     memory = load_memory(settings_for(run, home), parse_at(at))
+    if ledger:
+        emit(memory.privacy())
+        return
     rows = cluster_rows(memory, cluster)
     if plot is not None:
         plot_map(memory, plot)

@@ -230,6 +230,14 @@ def print_clusters(rows: list[dict[str, Any]], memory: Any, *, detailed: bool) -
             "" if row["community"] is None else str(row["community"]),
         )
     console.print(table)
+    privacy = memory.privacy(brief=True)
+    if privacy.get("exact"):
+        console.print("[yellow]Exact figures[/] (built with --epsilon inf): they protect nobody.")
+    else:
+        console.print(
+            f"Figures carry differential privacy noise (epsilon {privacy['epsilon']:g} per record); "
+            "`logo global --ledger` shows the budget."
+        )
 
 
 def format_when(ts: float) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from ..errors import GlobalMemoryMissing, StoreError, UsageError
 from ..local_memory.store import Store
-from . import versions
+from . import release, versions
 from .model import Cluster, GlobalMemory
 from .snapshot import Snapshot, write_snapshot
 from .stages import Baseline, BuildOptions, Fit, Kept, Say
@@ -82,8 +82,13 @@ def build_global(
 
                 memory = local.build(Snapshot(Path(path)).check(embedder_id, dim), options, kept, say)
     finish(memory, say, describe)
+    if not options.exact:
+        assert options.epsilon is not None
+        say(f"releasing population statistics with differential privacy (epsilon {options.epsilon:g} per record)")
+        previous = versions.load_release(home)
+        memory.release = release.release(memory, options.epsilon, options.period_days, previous, memory.built_at)
     versions.save(memory, home)
-    return memory
+    return release.apply(memory, memory.release) if memory.release is not None else memory
 
 
 def finish(memory: GlobalMemory, say: Say, describe: Callable[[Cluster], str] | None = None) -> GlobalMemory:

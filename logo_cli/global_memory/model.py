@@ -132,6 +132,7 @@ class ItemTable:
     term_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # CSR by item: its terms...
     term_weights: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # ...their tf-idf...
     term_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # ...sliced per item
+    release: Any = field(default=None, repr=False)  # the differentially private release (`release.Release`)
     rows: dict[str, int] = field(default_factory=dict, repr=False)
     _term_index: dict[str, int] = field(default_factory=dict, repr=False)
     _by_name: dict[str, list[int]] = field(default_factory=dict, repr=False)
@@ -169,6 +170,10 @@ class ItemTable:
         end = when if when is not None else self.latest
         if end is None:
             return np.zeros(len(self.names), dtype=np.int64)
+        if self.release is not None:  # at the release's resolution: the periods ended in the window
+            users = self.release.values("item_users", end) - self.release.values("item_users", end - window)
+            recent: np.ndarray = np.maximum(users, 0).round().astype(np.int64)
+            return recent
         keep = (self.user_ts < end) & (self.user_ts >= end - window)
         cum = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
         counts: np.ndarray = cum[self.user_offsets[1:]] - cum[self.user_offsets[:-1]]
@@ -203,6 +208,8 @@ class ItemTable:
             counts: np.ndarray = cum[offsets[1:]] - cum[offsets[:-1]]
             return counts
 
+        if self.release is not None:
+            return self._released_snapshot(when, min_users)
         users = count(self.user_ts, self.user_offsets)
         ratings = count(self.rating_ts, self.offsets)
         raters = count(self.rater_ts, self.rater_offsets)
@@ -215,12 +222,38 @@ class ItemTable:
             snap.community_users = count(self.user_ts, self.user_offsets, self.user_community == community)
         return snap
 
+    def _released_snapshot(self, when: float | None, min_users: int) -> ItemSnapshot:
+        """The snapshot from the differentially private release: noisy counts, thresholds on them. Users of
+        one community are not released (None)."""
+        rel = self.release
+        users = np.maximum(rel.values("item_users", when), 0).round().astype(np.int64)
+        ratings = np.maximum(rel.values("item_ratings", when), 0).round().astype(np.int64)
+        low, high = self._scale()
+        mean = rel.mean(rel.values("item_rating_sum", when), ratings, low, high)
+        shown = (ratings >= min_users) & (users >= min_users)
+        return ItemSnapshot(
+            users=users, public=users >= min_users, ratings=ratings, rating_mean=np.where(shown, mean, np.nan)
+        )
+
+    def _scale(self) -> tuple[float, float]:
+        rel = self.release
+        return rel.low, rel.high
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray) and not k.startswith("_")}
 
     def rating(self, row: int, when: float | None, min_users: int) -> tuple[float, int] | None:
         """(mean rating, ratings) of one item from ratings strictly before `when` (all if None); None while
         fewer than min_users people had rated it: a rarely rated item is as private as a small cluster."""
+        if self.release is not None:
+            from .release import value
+
+            n = max(0, round(value(self.release, "item_ratings", row, when)))
+            if n < min_users or value(self.release, "item_users", row, when) < min_users:
+                return None
+            low, high = self._scale()
+            total = value(self.release, "item_rating_sum", row, when)
+            return float(self.release.mean(np.array([total]), np.array([n]), low, high)[0]), n
         lo, hi = int(self.offsets[row]), int(self.offsets[row + 1])
         n = hi - lo
         raters = int(self.rater_offsets[row + 1] - self.rater_offsets[row])
@@ -319,6 +352,7 @@ class GlobalMemory:
     timeline: Timeline | None = None
     items: ItemTable | None = None  # absent in memories built before it existed
     neighbours: ItemNeighbours | None = None  # the items' collaborative neighbours as built (`collaborative`)
+    release: Any = None  # the differentially private release every view reads (`release`); None: exact
 
     @property
     def min_users(self) -> int:
@@ -382,6 +416,12 @@ class GlobalMemory:
         """
         if self.timeline is None:
             raise StoreError("This global memory has no timeline.", "Run `logo build-global` again.")
+        if self.release is not None:
+            from .release import released_clusters
+
+            clusters = released_clusters(self, self.release, when)
+            records = sum(c.size for c in clusters)
+            return replace(self, clusters=clusters, as_of_time=when, records=records, neighbours=None)
         tl = self.timeline
         started = [edge for edge in self.segments[:-1] if edge < when]  # periods begun by `when`
         edges = np.minimum(np.asarray([*started, self.segments[len(started)]]), when) if started else None
@@ -437,7 +477,19 @@ class GlobalMemory:
             "embedder": self.embedder,
             "selection": self.selection,
             "drift": self.drift,
+            "privacy": self.privacy(),
         }
+
+    def privacy(self, brief: bool = False) -> dict[str, Any]:
+        """What protects the population statistics this memory shows: its release's budget (and ledger)."""
+        from .release import EXACT_SUMMARY
+
+        if self.release is None:
+            return dict(EXACT_SUMMARY)
+        summary: dict[str, Any] = self.release.summary()
+        if brief:
+            summary.pop("ledger")
+        return summary
 
 
 def _count_before(first_ts: np.ndarray, offsets: np.ndarray, cid: int, when: float) -> int:

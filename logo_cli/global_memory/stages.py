@@ -46,6 +46,13 @@ class BuildOptions:
     segments: int = 4
     page_size: int = 5000
     update: bool = False  # keep the previous clusters, refresh every statistic
+    epsilon: float | None = 3.0  # differential privacy budget per record (release.DEFAULT_EPSILON); None: inf
+    period_days: float = 365.0  # the release's periods (release.DEFAULT_PERIOD_DAYS)
+
+    @property
+    def exact(self) -> bool:
+        """--epsilon inf: the statistics are released exact (research only)."""
+        return self.epsilon is None or math.isinf(self.epsilon)
 
 
 @dataclass

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 from ..errors import GlobalMemoryMissing, StoreError
+from . import release
 from .model import Cluster, Community, GlobalMemory, ItemNeighbours, ItemTable, Timeline, UserProfile
 
 FORMAT_VERSION = 2
@@ -36,8 +37,8 @@ def new_version() -> str:
 
 def _to_json(memory: GlobalMemory) -> bytes:
     # asdict deep-copies arrays: the item table and its neighbours go to their own .npz files
-    payload = asdict(replace(memory, items=None, neighbours=None))
-    for key in ("centroids", "community_centroids", "timeline", "as_of_time", "items", "neighbours"):
+    payload = asdict(replace(memory, items=None, neighbours=None, release=None))
+    for key in ("centroids", "community_centroids", "timeline", "as_of_time", "items", "neighbours", "release"):
         payload.pop(key)
     payload["format"] = FORMAT_VERSION
     payload["item_first_ts"] = memory.timeline.item_first_ts if memory.timeline else {}
@@ -67,6 +68,8 @@ def save(memory: GlobalMemory, home: Path) -> Path:
         np.savez(tmp / "items.npz", **memory.items.arrays())  # type: ignore[arg-type]
     if memory.neighbours is not None:
         np.savez(tmp / "neighbours.npz", **memory.neighbours.arrays())  # type: ignore[arg-type]
+    if memory.release is not None:
+        release.save(memory.release, tmp)
     for file in tmp.iterdir():
         _fsync(file)
     os.replace(tmp, final)
@@ -85,7 +88,26 @@ def exists(home: Path) -> bool:
     return (home / POINTER).is_file()
 
 
+def load_release(home: Path) -> release.Release | None:
+    """The current version's differentially private release (None: exact, or no global memory yet)."""
+    pointer = home / POINTER
+    if not pointer.is_file():
+        return None
+    try:
+        return release.load(home / pointer.read_text().strip())
+    except (OSError, ValueError, KeyError) as exc:
+        raise StoreError(f"{home}: the privacy release is unreadable: {exc}", "Run `logo build-global` again.") from exc
+
+
 def load(home: Path) -> GlobalMemory:
+    """The current version, as everyone sees it: its statistics from its privacy release when it has one."""
+    memory = load_exact(home)
+    released = load_release(home)
+    return release.apply(memory, released) if released is not None else memory
+
+
+def load_exact(home: Path) -> GlobalMemory:
+    """The current version with the exact statistics the build computed (the operator's; never shown)."""
     pointer = home / POINTER
     if not pointer.is_file():
         raise GlobalMemoryMissing()

@@ -1,0 +1,519 @@
+"""The differentially private release of population statistics (OpenDP), over time.
+
+What everyone's answers read about the population (item and cluster counts, rating means, trends, label
+counts, community sizes) comes from here, not from the exact arrays the build keeps for the operator.
+
+- **Unit**: one record (a rating, and the item and cluster it counts in). `--epsilon E` bounds what all the
+  releases that contain one record say about it: its privacy loss is at most E (see `SHARES`).
+- **Periods**: records fall into fixed calendar periods of `period_days` (counted from 1970, the same for
+  every build and store); undated records into one more, "undated", which only the latest view reads.
+- **Cells**: each statistic (a `Family`) is a table of cells, one per key (an item, a cluster...) and
+  period, holding the exact value and its noisy release. Every cell of the grid is released, zeros too:
+  skipping a zero would tell that nobody was there.
+- **Never redrawn**: a build releases a cell once: with noise on its exact value when it is new, or noise on
+  the change since its last release while its period is still open (the one a build happens in, and
+  "undated"). A closed period's cells, once released, are final: the next build, `--update`, `--at` and the
+  other engine all read the same stored noisy numbers. A rating enters exactly one noisy increment.
+- **Views** are sums of released cells: `--at T` reads the periods that ended at or before T; the latest view
+  reads them all. Thresholds (min_users) apply to the noisy counts, which costs no budget.
+- **Ledger**: every build appends what it released, with which epsilon, noise scale and sensitivity.
+
+Noise comes from OpenDP's discrete Laplace mechanism on integer cells (rating sums count rating steps,
+centred on the middle of the scale). OpenDP's samplers take no seed on purpose (a seed that reproduces the
+noise removes it), so the stored releases are what makes the numbers reproducible.
+
+A flat sum of per-period increments adds noise as sqrt(periods); a binary tree as log(periods)^1.5. At the
+default period (one year) a store needs over a thousand periods before a tree wins (docs/privacy.md shows the
+measurement), so increments are flat.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+DEFAULT_EPSILON = 3.0
+DEFAULT_PERIOD_DAYS = 365
+UNDATED = np.iinfo(np.int64).max  # the period key of undated records
+TOTAL = UNDATED  # families without time (labels, communities) have this one, always open, column
+DAY = 86_400.0
+
+# The share of epsilon each statistic gets. One record counts in one cell of each, so its loss is their sum:
+# epsilon. The item rating sum gets the most (it is what a difference attack reads); clusters are large, so
+# their figures bear noise well.
+SHARES: dict[str, float] = {
+    "item_rating_sum": 1 / 4,
+    "item_ratings": 1 / 6,
+    "item_users": 1 / 6,
+    "cluster_records": 1 / 12,
+    "cluster_users": 1 / 12,
+    "cluster_rated": 1 / 12,
+    "cluster_rating_sum": 1 / 12,
+    "cluster_labels": 1 / 24,
+    "communities": 1 / 24,
+}
+CLUSTER_FAMILIES = ("cluster_records", "cluster_users", "cluster_rated", "cluster_rating_sum", "cluster_labels")
+ITEM_FAMILIES = ("item_users", "item_ratings", "item_rating_sum")
+
+
+@dataclass
+class Family:
+    """One released statistic: cells keyed by (key, period), exact and noisy, K x P int64."""
+
+    name: str
+    keys: list[str]
+    periods: np.ndarray  # int64, sorted; UNDATED (or TOTAL) last
+    exact: np.ndarray
+    noisy: np.ndarray
+    _cum: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def cumulative(self) -> np.ndarray:
+        if self._cum is None:
+            self._cum = np.cumsum(self.noisy, axis=1, dtype=np.float64) if self.noisy.size else self.noisy * 1.0
+        return self._cum
+
+    def at(self, columns: int | None) -> np.ndarray:
+        """Each key's noisy total over the first `columns` periods (all when None), as floats."""
+        if columns is None:
+            columns = len(self.periods)
+        if columns <= 0 or not len(self.keys):
+            return np.zeros(len(self.keys))
+        out: np.ndarray = self.cumulative[:, columns - 1]
+        return out
+
+
+@dataclass
+class Release:
+    """Every family of one global-memory version, with the settings they were drawn under and the ledger."""
+
+    epsilon: float
+    period_days: float
+    step: float  # rating step the sums count in (0.5 for half stars)
+    center: int  # rating sums are of (rating / step - center)
+    sensitivity: int  # the most one rating moves a rating sum, in steps
+    built_at: float
+    families: dict[str, Family]
+    ledger: list[dict[str, Any]]
+    centroids_digest: str  # the clusters the cluster families count in; another clustering starts afresh
+    low: float = 1.0  # the rating scale means are clipped to
+    high: float = 5.0
+
+    @property
+    def width(self) -> float:
+        return self.period_days * DAY
+
+    def columns(self, family: Family, when: float | None) -> int | None:
+        """How many of the family's periods a view at `when` reads: those that ended at or before it."""
+        if when is None:
+            return None
+        dated = family.periods[family.periods != UNDATED]
+        ends = (dated.astype(np.float64) + 1.0) * self.width
+        return int(np.searchsorted(ends, when, side="right"))
+
+    def values(self, name: str, when: float | None) -> np.ndarray:
+        family = self.families[name]
+        return family.at(self.columns(family, when))
+
+    def mean(self, sums: np.ndarray, counts: np.ndarray, low: float, high: float) -> np.ndarray:
+        """Noisy rating means from noisy centred sums (in steps) and counts, within the scale."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            raw = (self.center + sums / np.maximum(counts, 1.0)) * self.step
+        out: np.ndarray = np.clip(raw, low, high)
+        return out
+
+    def spent(self) -> float:
+        """The most privacy loss any one record has had over the builds in the ledger: what it paid when it was
+        first released, plus every later build's re-release of old records."""
+        worst = 0.0
+        for i, entry in enumerate(self.ledger):
+            later = sum(e["epsilon_old_records"] for e in self.ledger[i + 1 :])
+            worst = max(worst, entry["epsilon_new_records"] + later)
+        return round(worst, 6)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "epsilon": self.epsilon,
+            "unit": "one record (a rating, with the item and cluster it counts in)",
+            "period_days": self.period_days,
+            "epsilon_spent": self.spent(),
+            "mechanism": "discrete Laplace (OpenDP)",
+            "ledger": self.ledger,
+        }
+
+
+EXACT_SUMMARY = {
+    "epsilon": "inf",
+    "exact": True,
+    "note": "built with --epsilon inf: population statistics are exact and protect nobody (research only)",
+}
+
+
+# ------------------------------------------------------------------------------------------ the release
+
+
+def period_of(ts: np.ndarray, width: float) -> np.ndarray:
+    undated = ~np.isfinite(ts) | (ts >= 1e299)
+    out = np.full(len(ts), UNDATED, dtype=np.int64)
+    out[~undated] = np.floor(ts[~undated] / width).astype(np.int64)
+    return out
+
+
+@dataclass
+class Cells:
+    """Exact cells of one family before release: per-entry key rows, periods and values."""
+
+    keys: list[str]
+    rows: np.ndarray
+    periods: np.ndarray
+    values: np.ndarray
+    sensitivity: int
+
+
+def rating_scale(memory: Any) -> tuple[float, int, int, float, float]:
+    """(step, center, sensitivity, low, high) of the rating sums: ratings in steps, centred on the scale."""
+    step = float(memory.rating_step or 1.0)
+    low, high = memory.rating_range or (1.0, 5.0)
+    center = int(round((low + high) / 2 / step))
+    sensitivity = max(1, int(math.ceil(max(center - low / step, high / step - center))))
+    return step, center, sensitivity, float(low), float(high)
+
+
+def _steps(values: np.ndarray, step: float, center: int, low: float, high: float) -> np.ndarray:
+    out: np.ndarray = np.round(np.clip(values, low, high) / step).astype(np.int64) - center
+    return out
+
+
+def _slice_values(cum: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per-entry values from running sums that restart at each slice of `offsets`."""
+    values = np.diff(np.concatenate([[0.0], cum.astype(np.float64)]))
+    starts = offsets[:-1][offsets[:-1] < offsets[1:]]
+    values[starts] = cum[starts]
+    return values
+
+
+def _owner(offsets: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+
+def exact_cells(memory: Any, width: float) -> dict[str, Cells]:
+    """Every family's exact per-entry contributions, from the finished memory (either engine's)."""
+    step, center, sens, low, high = rating_scale(memory)
+    cells: dict[str, Cells] = {}
+    items = memory.items
+    if items is not None:
+        names = list(items.names)
+        ones = np.ones(len(items.user_ts), dtype=np.int64)
+        cells["item_users"] = Cells(names, _owner(items.user_offsets), period_of(items.user_ts, width), ones, 1)
+        ratings = _slice_values(items.rating_cum, items.offsets)
+        rows, periods = _owner(items.offsets), period_of(items.rating_ts, width)
+        cells["item_ratings"] = Cells(names, rows, periods, np.ones(len(rows), dtype=np.int64), 1)
+        cells["item_rating_sum"] = Cells(names, rows, periods, _steps(ratings, step, center, low, high), sens)
+    tl = memory.timeline
+    if tl is not None:
+        clusters = [str(c.id) for c in memory.clusters]
+        rows, periods = _owner(tl.record_offsets), period_of(tl.record_ts, width)
+        rated = np.round(_slice_values(tl.rated_cum, tl.record_offsets)).astype(np.int64)
+        ratings = _slice_values(tl.rating_cum, tl.record_offsets)
+        csum = np.where(rated > 0, _steps(ratings, step, center, low, high), 0)
+        cells["cluster_records"] = Cells(clusters, rows, periods, np.ones(len(rows), dtype=np.int64), 1)
+        cells["cluster_rated"] = Cells(clusters, rows, periods, rated, 1)
+        cells["cluster_rating_sum"] = Cells(clusters, rows, periods, csum, sens)
+        urows, uperiods = _owner(tl.user_offsets), period_of(tl.user_first_ts, width)
+        cells["cluster_users"] = Cells(clusters, urows, uperiods, np.ones(len(urows), dtype=np.int64), 1)
+    label_keys = [f"{c.id}\t{label}" for c in memory.clusters for label in c.labels]
+    label_counts = np.array([n for c in memory.clusters for n in c.labels.values()], dtype=np.int64)
+    n = len(label_keys)
+    cells["cluster_labels"] = Cells(label_keys, np.arange(n), np.full(n, TOTAL), label_counts, 1)
+    sizes = np.array([c.size for c in memory.communities], dtype=np.int64)
+    m = len(sizes)
+    # a record can move its user from one community to another: two sizes change by one
+    cells["communities"] = Cells([str(c.id) for c in memory.communities], np.arange(m), np.full(m, TOTAL), sizes, 2)
+    return cells
+
+
+def _grid(cells: dict[str, Cells]) -> np.ndarray:
+    """The periods every family is released over: each from the first dated period to the last, and undated."""
+    dated = np.concatenate([c.periods[c.periods != UNDATED] for c in cells.values()] or [np.zeros(0, np.int64)])
+    if not len(dated):
+        return np.array([UNDATED], dtype=np.int64)
+    return np.concatenate([np.arange(dated.min(), dated.max() + 1, dtype=np.int64), [UNDATED]])
+
+
+def _matrix(cell: Cells, periods: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(cell.keys), len(periods)), dtype=np.int64)
+    if len(cell.rows):
+        np.add.at(out, (cell.rows, np.searchsorted(periods, cell.periods)), cell.values)
+    return out
+
+
+def laplace(values: np.ndarray, sensitivity: int, epsilon: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """Integer values plus discrete Laplace noise calibrated by OpenDP to `epsilon` for one record moving the
+    vector by `sensitivity` (L1), and what the measurement states."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    scale = sensitivity / epsilon
+    measurement = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=scale)
+    stated = float(measurement.map(sensitivity))
+    noisy = np.asarray(measurement(values.astype(np.int64).tolist()), dtype=np.int64) if len(values) else values
+    return noisy.astype(np.int64), {"scale": round(scale, 6), "sensitivity": sensitivity, "epsilon": stated}
+
+
+def release(memory: Any, epsilon: float, period_days: float, previous: Release | None, now: float) -> Release:
+    """This build's release: every family's cells, reusing what `previous` released that is final (see the
+    module docstring), with noise from OpenDP on the rest, and the ledger with this build's entry."""
+    width = period_days * DAY
+    step, center, sens, low, high = rating_scale(memory)
+    digest = centroids_digest(memory.centroids)
+    cells = exact_cells(memory, width)
+    grid = _grid(cells)
+    usable = previous if previous is not None and previous.period_days == period_days else None
+    same_scale = usable is not None and (usable.step, usable.center) == (step, center)
+    same_clusters = usable is not None and usable.centroids_digest == digest
+    families: dict[str, Family] = {}
+    entries = []
+    for name, cell in cells.items():
+        periods = grid if name not in ("cluster_labels", "communities") else np.array([TOTAL], dtype=np.int64)
+        exact = _matrix(cell, periods)
+        before = usable.families.get(name) if usable is not None else None
+        reusable = before is not None and name != "communities"
+        if name in CLUSTER_FAMILIES and not same_clusters:
+            reusable = False
+        if name.endswith("rating_sum") and not same_scale:
+            reusable = False
+        share = SHARES[name] * epsilon
+        kept = before if reusable else None
+        released_at = usable.built_at if usable is not None else 0.0
+        family, entry = _release_family(name, cell, periods, exact, kept, share, released_at, width)
+        entry["released_old_records_again"] = previous is not None and not reusable
+        families[name] = family
+        entries.append(entry)
+    ledger = list(previous.ledger) if previous is not None else []
+    # Records first released this build pay epsilon; records released before pay again only where a family
+    # could not keep its cells (a new clustering, a new rating scale, community sizes every build).
+    again = [e["epsilon"] for e in entries if e["released_old_records_again"]]
+    ledger.append(
+        {
+            "built_at": now,
+            "epsilon": epsilon,
+            "period_days": period_days,
+            "epsilon_new_records": round(sum(e["epsilon"] for e in entries), 6),
+            "epsilon_old_records": round(sum(again), 6) if previous is not None else 0.0,
+            "releases": entries,
+        }
+    )
+    return Release(epsilon, period_days, step, center, sens, now, families, ledger, digest, low, high)
+
+
+def _release_family(
+    name: str,
+    cell: Cells,
+    periods: np.ndarray,
+    exact: np.ndarray,
+    before: Family | None,
+    epsilon: float,
+    released_at: float,
+    width: float,
+) -> tuple[Family, dict[str, Any]]:
+    noisy = np.zeros_like(exact)
+    stored = exact.copy()
+    frozen = np.zeros(exact.shape, dtype=bool)
+    delta = exact.copy()
+    seen = np.zeros(exact.shape, dtype=bool)
+    if before is not None and len(before.keys) and len(cell.keys):
+        old_rows = {k: i for i, k in enumerate(before.keys)}
+        rows = np.array([old_rows.get(k, -1) for k in cell.keys])
+        cols = np.searchsorted(before.periods, periods)
+        col_ok = (cols < len(before.periods)) & (before.periods[np.minimum(cols, len(before.periods) - 1)] == periods)
+        r_ok = rows >= 0
+        if r_ok.any() and col_ok.any():
+            rr, cc = np.ix_(np.flatnonzero(r_ok), np.flatnonzero(col_ok))
+            old_exact = before.exact[rows[rr], cols[cc]]
+            old_noisy = before.noisy[rows[rr], cols[cc]]
+            closed = (periods[cc] != UNDATED) & ((periods[cc].astype(np.float64) + 1) * width <= released_at)
+            seen[rr, cc] = True
+            frozen[rr, cc] = np.broadcast_to(closed, old_exact.shape)
+            noisy[rr, cc] = old_noisy
+            stored[rr, cc] = np.where(frozen[rr, cc], old_exact, exact[rr, cc])
+            delta[rr, cc] = exact[rr, cc] - old_exact
+    todo = ~frozen
+    drawn, stated = laplace(delta[todo], cell.sensitivity, epsilon) if todo.any() else (delta[todo], {})
+    noisy[todo] = np.where(seen[todo], noisy[todo] + drawn, drawn)
+    family = Family(name, list(cell.keys), periods, stored, noisy)
+    entry = {
+        "statistic": name,
+        "epsilon": round(epsilon, 6),
+        "scale": stated.get("scale", round(cell.sensitivity / epsilon, 6)),
+        "sensitivity": cell.sensitivity,
+        "epsilon_stated_by_opendp": stated.get("epsilon"),
+        "cells": int(exact.size),
+        "cells_released": int(todo.sum()),
+        "cells_final_reused": int(frozen.sum()),
+    }
+    return family, entry
+
+
+def centroids_digest(centroids: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(centroids, dtype=np.float32).tobytes()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------- the views
+
+
+def value(rel: Release, name: str, row: int, when: float | None) -> float:
+    """One key's noisy total as of `when` (all periods when None)."""
+    family = rel.families[name]
+    columns = rel.columns(family, when)
+    columns = len(family.periods) if columns is None else columns
+    return float(family.cumulative[row, columns - 1]) if columns > 0 else 0.0
+
+
+def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any]:
+    """The clusters as everyone sees them: sizes, users, rating means, labels, trends and shared items from
+    the release as of `when` (the latest view when None); examples (people's own words) are never shown."""
+    from dataclasses import replace
+
+    from .records import TOP_ITEMS
+
+    sizes = np.maximum(rel.values("cluster_records", when), 0).round().astype(np.int64)
+    users = np.maximum(rel.values("cluster_users", when), 0).round().astype(np.int64)
+    rated = np.maximum(rel.values("cluster_rated", when), 0)
+    means = rel.mean(rel.values("cluster_rating_sum", when), rated, rel.low, rel.high)
+    labels: dict[int, dict[str, int]] = {}
+    if when is None:
+        counts = rel.values("cluster_labels", None)
+        for key, n in zip(rel.families["cluster_labels"].keys, counts, strict=True):
+            cid, label = key.split("\t", 1)
+            if n >= 1:
+                labels.setdefault(int(cid), {})[label] = int(round(n))
+    top = _top_items(memory, rel, when)
+    trends = _trends(memory, rel, when)
+    out = []
+    for c in memory.clusters:
+        i = c.id
+        private = bool(users[i] < memory.min_users)
+        has_mean = rated[i] >= memory.min_users and not private
+        out.append(
+            replace(
+                c,
+                size=int(sizes[i]),
+                users=int(users[i]),
+                top_items=top.get(i, [])[:TOP_ITEMS],
+                rating_mean=round(float(means[i]), 3) if has_mean else None,
+                rating_count=int(round(rated[i])) if has_mean else 0,
+                labels=dict(sorted(labels.get(i, {}).items(), key=lambda kv: -kv[1])[:10]),
+                examples=[],
+                trend=trends[i] if trends else [],
+                private=private,
+            )
+        )
+    return out
+
+
+def _top_items(memory: Any, rel: Release, when: float | None) -> dict[int, list[tuple[str, int]]]:
+    """Each cluster's most shared public items: items belong to the cluster nearest their vector."""
+    items = memory.items
+    if items is None or not len(items.names) or not len(memory.centroids):
+        return {}
+    users = np.maximum(rel.values("item_users", when), 0).round().astype(np.int64)
+    owner = np.argmax(items.vectors @ memory.centroids.T.astype(items.vectors.dtype), axis=1)
+    out: dict[int, list[tuple[str, int]]] = {}
+    for row in np.argsort(-users, kind="stable"):
+        if users[row] < memory.min_users:
+            break
+        out.setdefault(int(owner[row]), []).append((items.names[row], int(users[row])))
+    return out
+
+
+def _trends(memory: Any, rel: Release, when: float | None) -> list[list[float]]:
+    """Each cluster's share of the records of each of the last `segments` released periods (as of `when`)."""
+    segments = int(memory.options.get("segments", 4))
+    family = rel.families["cluster_records"]
+    columns = rel.columns(family, when)
+    take = np.flatnonzero(family.periods != UNDATED)[: columns if columns is not None else None][-segments:]
+    if segments <= 0 or len(take) < 2:
+        return []
+    per = np.maximum(family.noisy[:, take], 0).astype(np.float64)
+    totals = per.sum(axis=0)
+    return [[round(float(m / t), 4) if t else 0.0 for m, t in zip(row, totals, strict=True)] for row in per]
+
+
+def apply(memory: Any, rel: Release) -> Any:
+    """The memory as everyone sees it: every population statistic from the release."""
+    from dataclasses import replace
+
+    clusters = released_clusters(memory, rel, None)
+    sizes = np.maximum(rel.values("communities", None), 0).round().astype(np.int64)
+    communities = [replace(c, size=int(sizes[i])) for i, c in enumerate(memory.communities)]
+    if memory.items is not None:
+        memory.items.release = rel
+    return replace(
+        memory, clusters=clusters, communities=communities, records=int(sum(c.size for c in clusters)), release=rel
+    )
+
+
+# -------------------------------------------------------------------------------------------- storage
+
+
+def save(rel: Release, folder: Any) -> None:
+    import orjson
+
+    arrays: dict[str, np.ndarray] = {}
+    for name, family in rel.families.items():
+        arrays[f"{name}.keys"] = np.asarray(family.keys, dtype=str)
+        arrays[f"{name}.periods"] = family.periods
+        arrays[f"{name}.exact"] = family.exact
+        arrays[f"{name}.noisy"] = family.noisy
+    np.savez(folder / "release.npz", **arrays)  # type: ignore[arg-type]
+    settings = {
+        "epsilon": rel.epsilon,
+        "period_days": rel.period_days,
+        "step": rel.step,
+        "center": rel.center,
+        "sensitivity": rel.sensitivity,
+        "built_at": rel.built_at,
+        "centroids_digest": rel.centroids_digest,
+        "low": rel.low,
+        "high": rel.high,
+        "families": list(rel.families),
+        "ledger": rel.ledger,
+    }
+    (folder / "ledger.json").write_bytes(orjson.dumps(settings, option=orjson.OPT_INDENT_2))
+
+
+def load(folder: Any) -> Release | None:
+    import orjson
+
+    if not (folder / "ledger.json").is_file():
+        return None
+    settings = orjson.loads((folder / "ledger.json").read_bytes())
+    with np.load(folder / "release.npz") as arrays:
+        families = {
+            name: Family(
+                name,
+                [str(k) for k in arrays[f"{name}.keys"]],
+                arrays[f"{name}.periods"],
+                arrays[f"{name}.exact"],
+                arrays[f"{name}.noisy"],
+            )
+            for name in settings["families"]
+        }
+    return Release(
+        settings["epsilon"],
+        settings["period_days"],
+        settings["step"],
+        settings["center"],
+        settings["sensitivity"],
+        settings["built_at"],
+        families,
+        settings["ledger"],
+        settings["centroids_digest"],
+        settings["low"],
+        settings["high"],
+    )

@@ -1,0 +1,208 @@
+"""The differentially private release of population statistics (global_memory/release.py), attacked the way
+the issue describes: a difference of two views, through `logo ask --at` and across builds. With the fake
+embedder and model; the suite builds with --epsilon inf (conftest), so every build here names its budget."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from logo_cli import global_memory
+from logo_cli.global_memory import release
+
+from .helpers import lines, make_records, run, write_jsonl
+
+W = release.DEFAULT_PERIOD_DAYS * release.DAY
+PERIOD_A = 53  # 2023: the five first raters; 2024 (PERIOD_A + 1): the newcomer
+FILMS = 150
+
+
+def film(i: int) -> str:
+    return f"Quiet Harbor {i} part{i}"  # two tokens of its own: the fake embedder finds it among the others
+
+
+def first_raters(films: int) -> list[dict]:
+    """Five people rate every film in period A; filler users give the clusters their topics."""
+    rows = make_records({f"cook{i}": ("cooking", 10) for i in range(4)} | {f"trav{i}": ("travel", 10) for i in range(4)})
+    for u, pattern in enumerate([3.0, 4.0, 2.0, 5.0, 3.0]):
+        for i in range(films):
+            rows.append(
+                {
+                    "user": f"early{u}",
+                    "id": f"early{u}-{i}",
+                    "text": f"Watched the film {film(i)} at the cinema, the director and the actors made a tense movie",
+                    "item": film(i),
+                    "rating": pattern if i % 2 else 6.0 - pattern,
+                    "timestamp": (PERIOD_A + 0.3) * W + 60 * (u * films + i),
+                }
+            )
+    return rows
+
+
+def newcomer(films: int, when: float) -> list[dict]:
+    """One more person rates each film: 1, 2, 3, 4, 5, 1, ... (what the attacker wants to learn)."""
+    return [
+        {
+            "user": "p9",
+            "id": f"p9-{i}",
+            "text": f"Rewatched the movie {film(i)}, a film with a great director, cast and cinema score",
+            "item": film(i),
+            "rating": float(1 + i % 5),
+            "timestamp": when + i,
+        }
+        for i in range(films)
+    ]
+
+
+def seen(films: int, at: float | None) -> dict[str, tuple[float, int] | None]:
+    """What an attacker reads from `logo ask --json`: each film's population mean and ratings (None: hidden)."""
+    questions = "".join(
+        json.dumps({"user": "attacker", "query": f"How would I rate the film {film(i)} at the cinema?", **({"at": at} if at else {})}) + "\n"
+        for i in range(films)
+    )
+    code, out, err = run("ask", "-", "--json", input=questions)
+    assert code == 0, err
+    found: dict[str, tuple[float, int] | None] = {}
+    for answer, i in zip(lines(out), range(films), strict=True):
+        items = {e["item"]: e for e in (answer["evidence"] or {}).get("items", [])}
+        hit = items.get(film(i))
+        ok = hit is not None and hit["rating_mean"] is not None
+        found[film(i)] = (hit["rating_mean"], hit["ratings"]) if ok else None
+        assert answer["privacy"]["epsilon"] in (3.0, "inf")
+    return found
+
+
+def attack(before: dict, after: dict, films: int) -> np.ndarray:
+    """The attacker's guess of the newcomer's rating of each film: the difference of the two views' sums
+    (a guess of 3 where either view hides the film), against the truth: absolute errors."""
+    errors = []
+    for i in range(films):
+        a, b = before[film(i)], after[film(i)]
+        guess = 3.0 if a is None or b is None else float(np.clip(np.round(b[0] * b[1] - a[0] * a[1]), 1, 5))
+        errors.append(abs(guess - (1 + i % 5)))
+    return np.asarray(errors)
+
+
+def build(*args: str) -> dict:
+    shape = () if "--update" in args else ("--clusters", "3")
+    code, out, err = run("build-global", "--seed", "0", *shape, *args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def attacked(fake_env: Path, tmp_path: Path) -> Path:
+    rows = first_raters(FILMS) + newcomer(FILMS, (PERIOD_A + 1.3) * W)
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows)))[0] == 0
+    return fake_env
+
+
+def test_without_privacy_the_difference_attack_reads_the_rating_exactly(attacked: Path) -> None:
+    build("--epsilon", "inf")
+    before, after = seen(FILMS, (PERIOD_A + 1) * W + 10), seen(FILMS, (PERIOD_A + 2) * W + 10)
+    assert before[film(0)] == (2.6, 5) and after[film(0)] == (pytest.approx(2.333, abs=1e-3), 6)
+    assert attack(before, after, FILMS).mean() == 0.0  # the issue's attack: exact, for every film
+
+
+def test_the_difference_attack_through_ask_at_recovers_no_more_than_a_guess(attacked: Path) -> None:
+    errors = []
+    for _ in range(2):  # two independent releases (a fresh global memory each): more samples of the noise
+        shutil.rmtree(attacked / "global", ignore_errors=True)
+        summary = build("--epsilon", "3")
+        assert summary["privacy"]["epsilon"] == 3.0
+        errors.append(attack(seen(FILMS, (PERIOD_A + 1) * W + 10), seen(FILMS, (PERIOD_A + 2) * W + 10), FILMS))
+    mae = float(np.concatenate(errors).mean())
+    assert mae >= 1.0, mae  # a guess of 3 on 1..5 errs by 1.2; the attack reads 0.0 without privacy
+
+
+def test_the_difference_attack_across_builds_recovers_no_more_than_a_guess(fake_env: Path, tmp_path: Path) -> None:
+    assert run("ingest", str(write_jsonl(tmp_path / "first.jsonl", first_raters(FILMS))))[0] == 0
+    build("--epsilon", "3")
+    before = seen(FILMS, None)
+    # the newcomer rates in the open period (now): the next build releases the change as a new increment
+    assert run("ingest", str(write_jsonl(tmp_path / "p9.jsonl", newcomer(FILMS, time.time() - 3600))))[0] == 0
+    summary = build("--epsilon", "3", "--update")
+    after = seen(FILMS, None)
+    mae = float(attack(before, after, FILMS).mean())
+    assert mae >= 1.0, mae
+    ledger = summary["privacy"]["ledger"]
+    assert len(ledger) == 2 and ledger[1]["epsilon_old_records"] == pytest.approx(3.0 / 24)  # community sizes
+
+
+def test_the_ledger_adds_up_and_past_releases_are_never_redrawn(attacked: Path, tmp_path: Path) -> None:
+    first = build("--epsilon", "3")["privacy"]
+    entry = first["ledger"][0]
+    assert sum(r["epsilon"] for r in entry["releases"]) == pytest.approx(3.0)
+    assert entry["epsilon_new_records"] == pytest.approx(3.0) and first["epsilon_spent"] == pytest.approx(3.0)
+    for r in entry["releases"]:
+        assert r["scale"] == pytest.approx(r["sensitivity"] / r["epsilon"])
+        if r["cells_released"]:
+            assert r["epsilon_stated_by_opendp"] == pytest.approx(r["epsilon"])  # OpenDP's own accounting
+    old = global_memory.versions.load_release(attacked / "global")
+    at = (PERIOD_A + 2) * W + 10
+    view = global_memory.load(attacked / "global").as_of(at)
+    assert view.items is not None
+    snap = view.items.snapshot(at, 3)
+
+    more = make_records({f"late{i}": ("travel", 10) for i in range(4)}, start=int(time.time()) - 86_400 * 20)
+    assert run("ingest", str(write_jsonl(tmp_path / "more.jsonl", more)))[0] == 0
+    second = build("--epsilon", "3", "--update")["privacy"]
+    assert len(second["ledger"]) == 2
+    # an update keeps the clusters: only community sizes are drawn again for the records already released
+    assert second["epsilon_spent"] == pytest.approx(3.0 + 3.0 / 24)
+    new = global_memory.versions.load_release(attacked / "global")
+    assert old is not None and new is not None
+    for name, family in old.families.items():
+        closed = (family.periods != release.UNDATED) & ((family.periods + 1) * W <= old.built_at)
+        rows = [new.families[name].keys.index(k) for k in family.keys]
+        cols = np.searchsorted(new.families[name].periods, family.periods[closed])
+        assert np.array_equal(new.families[name].noisy[np.ix_(rows, cols)], family.noisy[:, closed]), name
+    after = global_memory.load(attacked / "global").as_of(at)
+    assert after.items is not None
+    again = after.items.snapshot(at, 3)
+    assert np.array_equal(snap.users, again.users) and np.allclose(snap.rating_mean, again.rating_mean, equal_nan=True)
+    assert [c.size for c in after.clusters] == [c.size for c in view.clusters]
+
+    code, out, _ = run("global", "--ledger")
+    assert code == 0 and json.loads(out)["epsilon_spent"] == pytest.approx(3.0 + 3.0 / 24)
+    code, out, _ = run("doctor", "--json")
+    assert "epsilon 3 per record" in out
+
+
+def test_epsilon_inf_releases_the_exact_figures_and_says_so(attacked: Path) -> None:
+    summary = build("--epsilon", "inf")
+    assert summary["privacy"]["epsilon"] == "inf" and summary["privacy"]["exact"] is True
+    memory = global_memory.load(attacked / "global")
+    exact = global_memory.versions.load_exact(attacked / "global")
+    assert memory.release is None and [c.size for c in memory.clusters] == [c.size for c in exact.clusters]
+    assert memory.items is not None
+    assert memory.items.rating(memory.items.rows[film(0)], None, 3) == (pytest.approx(14 / 6), 6)
+    answer = lines(run("ask", "--user", "p9", "--json", f"How would I rate {film(0)}?")[1])[0]
+    assert answer["privacy"]["epsilon"] == "inf" and "protect nobody" in answer["privacy"]["note"]
+    code, out, _ = run("global", "--json")
+    assert code == 0 and all(row["epsilon"] == "inf" for row in lines(out))
+
+
+def test_thresholds_read_the_noisy_counts_and_examples_are_never_shown(attacked: Path) -> None:
+    build("--epsilon", "3")
+    memory = global_memory.load(attacked / "global")
+    assert memory.items is not None and memory.release is not None
+    snap = memory.items.snapshot(None, 3)
+    users = np.maximum(memory.release.values("item_users", None), 0).round()
+    assert np.array_equal(snap.public, users >= 3)
+    assert np.isnan(snap.rating_mean[~snap.public]).all()
+    assert all(c.examples == [] for c in memory.clusters)
+    exact = global_memory.versions.load_exact(attacked / "global")
+    assert any(c.examples for c in exact.clusters)  # kept for the operator's files, never in a view
+    assert [c.size for c in memory.clusters] != [c.size for c in exact.clusters]  # noise, not the exact counts
+
+
+def test_epsilon_must_be_positive(attacked: Path) -> None:
+    for bad in ("0", "-1", "lots"):
+        code, _, err = run("build-global", "--epsilon", bad)
+        assert code == 2 and "--epsilon" in err
