@@ -267,3 +267,39 @@ def test_spark_updates_a_memory_the_local_engine_built(spark: Any, fake_env: Pat
     assert after.selection["update"] is True and after.selection["engine"] == "spark"
     assert [c.size for c in after.clusters] == [c.size for c in before.clusters]
     assert {u: p.community for u, p in after.users.items()} == {u: p.community for u, p in before.users.items()}
+
+
+def test_spark_releases_the_private_statistics_the_local_engine_released(
+    spark: Any, fake_env: Path, tmp_path: Path
+) -> None:
+    """Privacy parity: on the same clusters, Spark computes the same exact cells (what gets noise), and its
+    release reads the local build's stored noisy cells, so every view is the same; the ledgers agree."""
+    from logo_cli.global_memory import release, versions
+
+    ingest(fake_env, population_rows())
+    assert run("build-global", "--seed", "0", "--epsilon", "3")[0] == 0
+    local_exact = release.exact_cells(versions.load_exact(fake_env / "global"), release.DEFAULT_PERIOD_DAYS * 86_400)
+    local = global_memory.load(fake_env / "global")
+    code, _, err = run("build-global", "--update", "--epsilon", "3", "--engine", "spark", "--master", "local[2]")
+    assert code == 0, err
+    spark_exact = release.exact_cells(versions.load_exact(fake_env / "global"), release.DEFAULT_PERIOD_DAYS * 86_400)
+    remote = global_memory.load(fake_env / "global")
+    assert local.release is not None and remote.release is not None
+    grid = release._grid(local_exact)
+    for name, cells in local_exact.items():
+        assert cells.keys == spark_exact[name].keys, name
+        assert np.array_equal(release._matrix(cells, grid), release._matrix(spark_exact[name], grid)), name
+        if name != "communities":  # drawn afresh every build, by design
+            ours, theirs = local.release.families[name], remote.release.families[name]
+            closed = ours.periods != release.UNDATED
+            assert np.array_equal(ours.noisy[:, closed], theirs.noisy[:, closed]), name
+    when = float(np.max(local.items.user_ts)) + 400 * 86_400  # after every dated period closed
+    a, b = local.as_of(when), remote.as_of(when)
+    assert [c.size for c in a.clusters] == [c.size for c in b.clusters]
+    assert [c.rating_mean for c in a.clusters] == [c.rating_mean for c in b.clusters]
+    sa, sb = a.items.snapshot(when, 3), b.items.snapshot(when, 3)
+    assert np.array_equal(sa.users, sb.users) and np.allclose(sa.rating_mean, sb.rating_mean, equal_nan=True)
+    first, second = remote.release.ledger
+    assert [(r["statistic"], r["epsilon"], r["scale"], r["cells"]) for r in first["releases"]] == [
+        (r["statistic"], r["epsilon"], r["scale"], r["cells"]) for r in second["releases"]
+    ]

@@ -170,6 +170,11 @@ def explain(run: CliState, answer: dict[str, Any], *, always: bool = False) -> N
     for rec in answer.get("recommendations") or []:
         terms = " ".join(f"{k} {v:.2f}" for k, v in rec["terms"].items())
         lines.append(f"  item   {rec['score']:.2f}  {rec['item']} via {'+'.join(rec['sources']) or 'rank'} ({terms})")
+    privacy = answer.get("privacy") or {}
+    if privacy.get("exact"):
+        lines.append("  privacy: exact population figures (--epsilon inf): they protect nobody")
+    elif privacy:
+        lines.append(f"  privacy: population figures carry differential privacy noise (epsilon {privacy['epsilon']:g})")
     t, tokens = answer["timings_ms"], answer["tokens"]
     phases = ", ".join(f"{k} {v:.0f} ms" for k, v in t.items() if k != "total")
     lines.append(
