@@ -34,9 +34,7 @@ def tree(periods: int, epsilon: float, draws: int, branching: int) -> np.ndarray
     dp.enable_features("contrib")
     domain, metric = dp.vector_domain(dp.atom_domain(T="i32")), dp.l1_distance(T="i32")
     shape = dp.t.make_b_ary_tree(domain, metric, leaf_count=periods, branching_factor=branching)
-    scale = dp.binary_search_param(
-        lambda s: shape >> dp.m.then_laplace(scale=s), d_in=1, d_out=epsilon, T=float
-    )
+    scale = dp.binary_search_param(lambda s: shape >> dp.m.then_laplace(scale=s), d_in=1, d_out=epsilon, T=float)
     meas = shape >> dp.m.then_laplace(scale=scale)
     consistent = dp.t.make_consistent_b_ary_tree(branching_factor=branching, TIA="i32", TOA="f64")
     leaves = np.array([consistent(meas([0] * periods))[:periods] for _ in range(draws)], dtype=np.float64)
@@ -60,7 +58,8 @@ def main() -> None:
     dp.enable_features("contrib")
 
     print(f"epsilon {args.epsilon} per record; RMS error of a view (a count), {args.draws} draws each")
-    print(f"{'periods':>8} {'flat: any':>10} {'flat: all':>10} {'b':>4} {'tree: any':>10} {'tree: all':>10} {'tree/flat':>10}")
+    heads = ("periods", "flat: any", "flat: all", "b", "tree: any", "tree: all", "tree/flat")
+    print(" ".join(f"{h:>{4 if h == 'b' else 10 if h != 'periods' else 8}}" for h in heads))
     for periods in [int(p) for p in args.periods.split(",")]:
         f_any, f_all = rms(flat(periods, args.epsilon, args.draws))
         for b in args.branching.split(","):

@@ -28,7 +28,9 @@ def film(i: int) -> str:
 
 def first_raters(films: int) -> list[dict]:
     """Five people rate every film in period A; filler users give the clusters their topics."""
-    rows = make_records({f"cook{i}": ("cooking", 10) for i in range(4)} | {f"trav{i}": ("travel", 10) for i in range(4)})
+    rows = make_records(
+        {f"cook{i}": ("cooking", 10) for i in range(4)} | {f"trav{i}": ("travel", 10) for i in range(4)}
+    )
     for u, pattern in enumerate([3.0, 4.0, 2.0, 5.0, 3.0]):
         for i in range(films):
             rows.append(
@@ -62,7 +64,14 @@ def newcomer(films: int, when: float) -> list[dict]:
 def seen(films: int, at: float | None) -> dict[str, tuple[float, int] | None]:
     """What an attacker reads from `logo ask --json`: each film's population mean and ratings (None: hidden)."""
     questions = "".join(
-        json.dumps({"user": "attacker", "query": f"How would I rate the film {film(i)} at the cinema?", **({"at": at} if at else {})}) + "\n"
+        json.dumps(
+            {
+                "user": "attacker",
+                "query": f"How would I rate the film {film(i)} at the cinema?",
+                **({"at": at} if at else {}),
+            }
+        )
+        + "\n"
         for i in range(films)
     )
     code, out, err = run("ask", "-", "--json", input=questions)

@@ -17,6 +17,11 @@ import numpy as np
 from ..errors import StoreError
 
 MIN_HISTORY_FOR_COMMUNITY = 3  # fewer records cannot place a user; they are placed at ask time
+EXACT_SUMMARY = {
+    "epsilon": "inf",
+    "exact": True,
+    "note": "built with --epsilon inf: population statistics are exact and protect nobody (research only)",
+}
 
 
 @dataclass
@@ -246,13 +251,12 @@ class ItemTable:
         """(mean rating, ratings) of one item from ratings strictly before `when` (all if None); None while
         fewer than min_users people had rated it: a rarely rated item is as private as a small cluster."""
         if self.release is not None:
-            from .release import value
-
-            n = max(0, round(value(self.release, "item_ratings", row, when)))
-            if n < min_users or value(self.release, "item_users", row, when) < min_users:
+            rel = self.release
+            n = max(0, round(rel.value("item_ratings", row, when)))
+            if n < min_users or rel.value("item_users", row, when) < min_users:
                 return None
             low, high = self._scale()
-            total = value(self.release, "item_rating_sum", row, when)
+            total = rel.value("item_rating_sum", row, when)
             return float(self.release.mean(np.array([total]), np.array([n]), low, high)[0]), n
         lo, hi = int(self.offsets[row]), int(self.offsets[row + 1])
         n = hi - lo
@@ -417,9 +421,7 @@ class GlobalMemory:
         if self.timeline is None:
             raise StoreError("This global memory has no timeline.", "Run `logo build-global` again.")
         if self.release is not None:
-            from .release import released_clusters
-
-            clusters = released_clusters(self, self.release, when)
+            clusters = self.release.clusters(self, when)
             records = sum(c.size for c in clusters)
             return replace(self, clusters=clusters, as_of_time=when, records=records, neighbours=None)
         tl = self.timeline
@@ -482,8 +484,6 @@ class GlobalMemory:
 
     def privacy(self, brief: bool = False) -> dict[str, Any]:
         """What protects the population statistics this memory shows: its release's budget (and ledger)."""
-        from .release import EXACT_SUMMARY
-
         if self.release is None:
             return dict(EXACT_SUMMARY)
         summary: dict[str, Any] = self.release.summary()

@@ -125,6 +125,17 @@ class Release:
         out: np.ndarray = np.clip(raw, low, high)
         return out
 
+    def value(self, name: str, row: int, when: float | None) -> float:
+        """One key's noisy total as of `when` (all periods when None)."""
+        family = self.families[name]
+        columns = self.columns(family, when)
+        columns = len(family.periods) if columns is None else columns
+        return float(family.cumulative[row, columns - 1]) if columns > 0 else 0.0
+
+    def clusters(self, memory: Any, when: float | None) -> list[Any]:
+        """The memory's clusters as everyone sees them as of `when` (`released_clusters`)."""
+        return released_clusters(memory, self, when)
+
     def spent(self) -> float:
         """The most privacy loss any one record has had over the builds in the ledger: what it paid when it was
         first released, plus every later build's re-release of old records."""
@@ -143,13 +154,6 @@ class Release:
             "mechanism": "discrete Laplace (OpenDP)",
             "ledger": self.ledger,
         }
-
-
-EXACT_SUMMARY = {
-    "epsilon": "inf",
-    "exact": True,
-    "note": "built with --epsilon inf: population statistics are exact and protect nobody (research only)",
-}
 
 
 # ------------------------------------------------------------------------------------------ the release
@@ -177,8 +181,8 @@ def rating_scale(memory: Any) -> tuple[float, int, int, float, float]:
     """(step, center, sensitivity, low, high) of the rating sums: ratings in steps, centred on the scale."""
     step = float(memory.rating_step or 1.0)
     low, high = memory.rating_range or (1.0, 5.0)
-    center = int(round((low + high) / 2 / step))
-    sensitivity = max(1, int(math.ceil(max(center - low / step, high / step - center))))
+    center = round((low + high) / 2 / step)
+    sensitivity = max(1, math.ceil(max(center - low / step, high / step - center)))
     return step, center, sensitivity, float(low), float(high)
 
 
@@ -244,10 +248,13 @@ def _grid(cells: dict[str, Cells]) -> np.ndarray:
 
 
 def _matrix(cell: Cells, periods: np.ndarray) -> np.ndarray:
-    out = np.zeros((len(cell.keys), len(periods)), dtype=np.int64)
-    if len(cell.rows):
-        np.add.at(out, (cell.rows, np.searchsorted(periods, cell.periods)), cell.values)
-    return out
+    """The exact K x P cells: each entry's value summed into its (key, period)."""
+    shape = (len(cell.keys), len(periods))
+    if not len(cell.rows) or not shape[0]:
+        return np.zeros(shape, dtype=np.int64)
+    flat = cell.rows.astype(np.int64) * len(periods) + np.searchsorted(periods, cell.periods)
+    sums = np.bincount(flat, weights=cell.values.astype(np.float64), minlength=shape[0] * shape[1])
+    return np.round(sums).astype(np.int64).reshape(shape)
 
 
 def laplace(values: np.ndarray, sensitivity: int, epsilon: float) -> tuple[np.ndarray, dict[str, Any]]:
@@ -258,7 +265,7 @@ def laplace(values: np.ndarray, sensitivity: int, epsilon: float) -> tuple[np.nd
     dp.enable_features("contrib")
     scale = sensitivity / epsilon
     measurement = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=scale)
-    stated = float(measurement.map(sensitivity))
+    stated = float(measurement.map(sensitivity))  # type: ignore[no-untyped-call]
     noisy = np.asarray(measurement(values.astype(np.int64).tolist()), dtype=np.int64) if len(values) else values
     return noisy.astype(np.int64), {"scale": round(scale, 6), "sensitivity": sensitivity, "epsilon": stated}
 
@@ -366,14 +373,6 @@ def centroids_digest(centroids: np.ndarray) -> str:
 # ------------------------------------------------------------------------------------------- the views
 
 
-def value(rel: Release, name: str, row: int, when: float | None) -> float:
-    """One key's noisy total as of `when` (all periods when None)."""
-    family = rel.families[name]
-    columns = rel.columns(family, when)
-    columns = len(family.periods) if columns is None else columns
-    return float(family.cumulative[row, columns - 1]) if columns > 0 else 0.0
-
-
 def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any]:
     """The clusters as everyone sees them: sizes, users, rating means, labels, trends and shared items from
     the release as of `when` (the latest view when None); examples (people's own words) are never shown."""
@@ -391,7 +390,7 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
         for key, n in zip(rel.families["cluster_labels"].keys, counts, strict=True):
             cid, label = key.split("\t", 1)
             if n >= 1:
-                labels.setdefault(int(cid), {})[label] = int(round(n))
+                labels.setdefault(int(cid), {})[label] = round(n)
     top = _top_items(memory, rel, when)
     trends = _trends(memory, rel, when)
     out = []
@@ -406,7 +405,7 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
                 users=int(users[i]),
                 top_items=top.get(i, [])[:TOP_ITEMS],
                 rating_mean=round(float(means[i]), 3) if has_mean else None,
-                rating_count=int(round(rated[i])) if has_mean else 0,
+                rating_count=round(rated[i]) if has_mean else 0,
                 labels=dict(sorted(labels.get(i, {}).items(), key=lambda kv: -kv[1])[:10]),
                 examples=[],
                 trend=trends[i] if trends else [],
