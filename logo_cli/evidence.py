@@ -6,7 +6,9 @@ Built once per question from the memory the question may read (global memory as 
 memory's item table it gives:
 
     population_i  the item's mean rating shrunk toward its cluster's: (n_i mean_i + ITEM_PRIOR cluster_c) /
-                  (n_i + ITEM_PRIOR); an item rated by fewer than min_users people counts with n_i = 0
+                  (n_i + ITEM_PRIOR); an item rated by fewer than min_users people counts with n_i = 0. Under
+                  privacy the mean's weight also falls with the variance v_i its noise adds:
+                  1 / (1 + ITEM_PRIOR / n_i + ITEM_PRIOR v_i)
     offset_u      how this user rates compared with everyone: the sum over the user's rated records of
                   (rating - that record's population rating) / (records + OFFSET_PRIOR)
     neighbours_ui the user's own ratings of the items the same people have (global memory's collaborative
@@ -159,7 +161,12 @@ class UserEvidence:
         prior = self._cluster_means(memory.assign(memory.items.vectors[rows]))
         n = np.where(np.isnan(snap.rating_mean[rows]), 0, snap.ratings[rows]).astype(np.float64)
         mean = np.nan_to_num(snap.rating_mean[rows])
-        shrunk = (n * mean + ITEM_PRIOR * np.nan_to_num(prior)) / (n + ITEM_PRIOR)
+        # the weight of the item's own mean, n / (n + ITEM_PRIOR) when exact: 1 / (1 + ITEM_PRIOR/n + noise),
+        # where privacy noise of variance v counts as ITEM_PRIOR * v (ratings of variance about 1 star^2)
+        noise = np.zeros(len(rows)) if snap.mean_noise is None else snap.mean_noise[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own = np.where(n > 0, 1.0 / (1.0 + ITEM_PRIOR / np.maximum(n, 1e-9) + ITEM_PRIOR * noise), 0.0)
+        shrunk = own * mean + (1.0 - own) * np.nan_to_num(prior)
         out: np.ndarray = np.where(np.isnan(prior), np.where(n > 0, mean, np.nan), shrunk)
         return out
 

@@ -215,3 +215,31 @@ def test_epsilon_must_be_positive(attacked: Path) -> None:
     for bad in ("0", "-1", "lots"):
         code, _, err = run("build-global", "--epsilon", bad)
         assert code == 2 and "--epsilon" in err
+
+
+def small_release(cluster_sums: list[int], cluster_rated: list[int], variance: float) -> release.Release:
+    """A release of two clusters over one period, with a stated noise variance per cell."""
+
+    def family(name: str, values: list[int]) -> release.Family:
+        noisy = np.array(values, dtype=np.int64)[:, None]
+        return release.Family(name, ["0", "1"], np.array([60], dtype=np.int64), noisy, noisy, np.array([variance]))
+
+    families = {
+        "cluster_rating_sum": family("cluster_rating_sum", cluster_sums),
+        "cluster_rated": family("cluster_rated", cluster_rated),
+        "item_rating_sum": family("item_rating_sum", cluster_sums),
+        "item_ratings": family("item_ratings", cluster_rated),
+    }
+    return release.Release(3.0, 365, 1.0, 3, 2, 0.0, families, [], "", 1.0, 5.0)
+
+
+def test_noisy_means_are_pulled_toward_the_population_by_their_noise() -> None:
+    # cluster 0: 4 ratings averaging 1.5 (sum of rating - 3 is -6); cluster 1: 400 ratings averaging 4.5
+    sums, rated = np.array([-6.0, 600.0]), np.array([4.0, 400.0])
+    exact = release._shrunk_cluster_means(small_release([-6, 600], [4, 400], 0.0), sums, rated, None)
+    noisy = release._shrunk_cluster_means(small_release([-6, 600], [4, 400], 500.0), sums, rated, None)
+    assert exact == pytest.approx([1.5, 4.5], abs=0.01)  # no noise: the means as they are
+    assert noisy[0] > 4.0 and noisy[1] == pytest.approx(4.5, abs=0.05)  # 4 noisy ratings say little
+    rel = small_release([-6, 600], [4, 400], 500.0)
+    spread = rel.mean_noise(np.array([1.5, 4.5]), rated, None)
+    assert spread[0] > 100 * spread[1] > 0  # an item mean's noise falls with its ratings

@@ -111,6 +111,7 @@ class ItemSnapshot:
     ratings: np.ndarray  # number of ratings
     rating_mean: np.ndarray  # NaN while fewer than min_users people had rated it
     community_users: np.ndarray | None = None  # distinct people of one community, when asked for
+    mean_noise: np.ndarray | None = None  # the variance privacy noise adds to each rating mean (None: exact)
 
 
 @dataclass
@@ -237,7 +238,11 @@ class ItemTable:
         mean = rel.mean(rel.values("item_rating_sum", when), ratings, low, high)
         shown = (ratings >= min_users) & (users >= min_users)
         return ItemSnapshot(
-            users=users, public=users >= min_users, ratings=ratings, rating_mean=np.where(shown, mean, np.nan)
+            users=users,
+            public=users >= min_users,
+            ratings=ratings,
+            rating_mean=np.where(shown, mean, np.nan),
+            mean_noise=rel.mean_noise(mean, ratings, when),
         )
 
     def _scale(self) -> tuple[float, float]:

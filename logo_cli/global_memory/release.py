@@ -68,7 +68,12 @@ class Family:
     periods: np.ndarray  # int64, sorted; UNDATED (or TOTAL) last
     exact: np.ndarray
     noisy: np.ndarray
+    variance: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per period: its noise's variance
     _cum: np.ndarray | None = field(default=None, repr=False)
+
+    def noise_variance(self, columns: int | None) -> float:
+        """The variance of the noise in a key's total over the first `columns` periods (all when None)."""
+        return float(self.variance[: len(self.periods) if columns is None else max(columns, 0)].sum())
 
     @property
     def cumulative(self) -> np.ndarray:
@@ -117,6 +122,18 @@ class Release:
     def values(self, name: str, when: float | None) -> np.ndarray:
         family = self.families[name]
         return family.at(self.columns(family, when))
+
+    def noise_variance(self, name: str, when: float | None) -> float:
+        family = self.families[name]
+        return family.noise_variance(self.columns(family, when))
+
+    def mean_noise(self, means: np.ndarray, counts: np.ndarray, when: float | None) -> np.ndarray:
+        """The variance (in rating units squared) the noise adds to item rating means: the sum's noise, and
+        the count's, which moves a mean in proportion to its distance from the scale's centre."""
+        sums = self.noise_variance("item_rating_sum", when) * self.step**2
+        count = self.noise_variance("item_ratings", when)
+        out: np.ndarray = (sums + (means - self.center * self.step) ** 2 * count) / np.maximum(counts, 1.0) ** 2
+        return out
 
     def mean(self, sums: np.ndarray, counts: np.ndarray, low: float, high: float) -> np.ndarray:
         """Noisy rating means from noisy centred sums (in steps) and counts, within the scale."""
@@ -350,7 +367,14 @@ def _release_family(
     todo = ~frozen
     drawn, stated = laplace(delta[todo], cell.sensitivity, epsilon) if todo.any() else (delta[todo], {})
     noisy[todo] = np.where(seen[todo], noisy[todo] + drawn, drawn)
-    family = Family(name, list(cell.keys), periods, stored, noisy)
+    variance = np.zeros(len(periods))
+    if before is not None and len(before.variance):
+        cols = np.searchsorted(before.periods, periods)
+        hit = (cols < len(before.periods)) & (before.periods[np.minimum(cols, len(before.periods) - 1)] == periods)
+        variance[hit] = before.variance[cols[hit]]
+    if todo.any():
+        variance += np.where(todo.any(axis=0), laplace_variance(cell.sensitivity / epsilon), 0.0)
+    family = Family(name, list(cell.keys), periods, stored, noisy, variance)
     entry = {
         "statistic": name,
         "epsilon": round(epsilon, 6),
@@ -362,6 +386,12 @@ def _release_family(
         "cells_final_reused": int(frozen.sum()),
     }
     return family, entry
+
+
+def laplace_variance(scale: float) -> float:
+    """The variance of discrete Laplace noise of this scale (about 2 scale^2)."""
+    q = math.exp(-1.0 / scale)
+    return 2 * q / (1 - q) ** 2
 
 
 def centroids_digest(centroids: np.ndarray) -> str:
@@ -383,7 +413,7 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
     sizes = np.maximum(rel.values("cluster_records", when), 0).round().astype(np.int64)
     users = np.maximum(rel.values("cluster_users", when), 0).round().astype(np.int64)
     rated = np.maximum(rel.values("cluster_rated", when), 0)
-    means = rel.mean(rel.values("cluster_rating_sum", when), rated, rel.low, rel.high)
+    means = _shrunk_cluster_means(rel, rel.values("cluster_rating_sum", when), rated, when)
     labels: dict[int, dict[str, int]] = {}
     if when is None:
         counts = rel.values("cluster_labels", None)
@@ -412,6 +442,25 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
                 private=private,
             )
         )
+    return out
+
+
+def _shrunk_cluster_means(rel: Release, sums: np.ndarray, rated: np.ndarray, when: float | None) -> np.ndarray:
+    """Cluster rating means, each pulled toward the population's by its noise (empirical Bayes: a small
+    cluster's noisy mean says little). Post-processing of the release: it costs no budget."""
+    raw = rel.mean(sums, rated, rel.low, rel.high)
+    total = float(np.maximum(rated, 0).sum())
+    if total <= 0 or not len(raw):
+        return raw
+    overall = float(np.clip((rel.center + sums.sum() / total) * rel.step, rel.low, rel.high))
+    noise = (
+        rel.noise_variance("cluster_rating_sum", when) * rel.step**2
+        + (raw - rel.center * rel.step) ** 2 * rel.noise_variance("cluster_rated", when)
+    ) / np.maximum(rated, 1.0) ** 2
+    weights = rated / total
+    spread = float((weights * (raw - overall) ** 2).sum() - (weights * noise).sum())  # between clusters
+    spread = max(spread, 0.01)
+    out: np.ndarray = overall + spread / (spread + noise) * (raw - overall)
     return out
 
 
@@ -469,6 +518,7 @@ def save(rel: Release, folder: Any) -> None:
         arrays[f"{name}.periods"] = family.periods
         arrays[f"{name}.exact"] = family.exact
         arrays[f"{name}.noisy"] = family.noisy
+        arrays[f"{name}.variance"] = family.variance
     np.savez(folder / "release.npz", **arrays)  # type: ignore[arg-type]
     settings = {
         "epsilon": rel.epsilon,
@@ -500,6 +550,7 @@ def load(folder: Any) -> Release | None:
                 arrays[f"{name}.periods"],
                 arrays[f"{name}.exact"],
                 arrays[f"{name}.noisy"],
+                arrays[f"{name}.variance"] if f"{name}.variance" in arrays else np.zeros(0),
             )
             for name in settings["families"]
         }
