@@ -20,7 +20,8 @@ Terms of item i, each 0..1:
                 gets no city, and a request memory holds too few fitting items for gets a shorter list (the
                 answer's note says so). An item's own name is not among its words ("Star Wars" is no war film).
     popular_i, recent_i, community_i   how many people have it: everyone, the RECENT_DAYS before the
-                question, the user's community (`evidence`, log scale over the most shared item)
+                question (under privacy: the last released period), the user's community (not released
+                under privacy: 0) (`evidence`, log scale over the most shared item)
     together_i  how strongly the user's liked items point at it in global memory's collaborative neighbours
                 (item-item cosine over who has what, fitted with `implicit`; `evidence`), over the best
     content_i   its similarity to the user's liked records (`evidence`), over the best

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_EPSILON = 3.0
-DEFAULT_PERIOD_DAYS = 365
+DEFAULT_EPSILON = 3.0  # per record; `logo build-global --epsilon` says the same
+DEFAULT_PERIOD_DAYS = 365.0
 UNDATED = np.iinfo(np.int64).max  # the period key of undated records
 TOTAL = UNDATED  # families without time (labels, communities) have this one, always open, column
 DAY = 86_400.0
@@ -122,6 +122,18 @@ class Release:
     def values(self, name: str, when: float | None) -> np.ndarray:
         family = self.families[name]
         return family.at(self.columns(family, when))
+
+    def last_period(self, name: str, when: float | None) -> np.ndarray:
+        """Each key's noisy value in the last dated period ended by `when` (the newest when None): what is
+        recent at the release's resolution."""
+        family = self.families[name]
+        columns = self.columns(family, when)
+        if columns is None:
+            columns = int((family.periods != UNDATED).sum())
+        if columns <= 0:
+            return np.zeros(len(family.keys))
+        out: np.ndarray = family.noisy[:, columns - 1].astype(np.float64)
+        return out
 
     def noise_variance(self, name: str, when: float | None) -> float:
         family = self.families[name]

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import UsageError
 from .model import MIN_HISTORY_FOR_COMMUNITY, Community
 from .records import unit_rows
+from .release import DEFAULT_EPSILON, DEFAULT_PERIOD_DAYS
 from .snapshot import Snapshot
 
 FULL_KMEANS_MAX = 50_000  # below this, exact k-means on all vectors is affordable and finds better optima
@@ -46,8 +47,8 @@ class BuildOptions:
     segments: int = 4
     page_size: int = 5000
     update: bool = False  # keep the previous clusters, refresh every statistic
-    epsilon: float | None = 3.0  # differential privacy budget per record (release.DEFAULT_EPSILON); None: inf
-    period_days: float = 365.0  # the release's periods (release.DEFAULT_PERIOD_DAYS)
+    epsilon: float | None = DEFAULT_EPSILON  # differential privacy budget per record; None: inf (exact)
+    period_days: float = DEFAULT_PERIOD_DAYS  # the periods population statistics are released in
 
     @property
     def exact(self) -> bool:
