@@ -44,8 +44,9 @@ def run(*args: str, input: str | bytes | None = None) -> tuple[int, str, str]:
 def logo(
     home: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """A real `logo` process on LOGO_HOME=home, with no other LOGO_* variable but those in `env`."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGO_")}
+    """A real `logo` process on LOGO_HOME=home, with no other LOGO_* variable but those in `env` and the
+    suite's LOGO_EPSILON (conftest: exact figures unless a test passes --epsilon)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGO_") or k == "LOGO_EPSILON"}
     clean |= {"LOGO_HOME": str(home), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "logo_cli", *args],

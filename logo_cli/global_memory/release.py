@@ -40,6 +40,7 @@ DEFAULT_PERIOD_DAYS = 365.0
 UNDATED = np.iinfo(np.int64).max  # the period key of undated records
 TOTAL = UNDATED  # families without time (labels, communities) have this one, always open, column
 DAY = 86_400.0
+UNDATED_SIGMAS = 2.0  # the latest view counts the undated period where it is this far above its noise
 
 # The share of epsilon each statistic gets. One record counts in one cell of each, so its loss is their sum:
 # epsilon. The item rating sum gets the most (it is what a difference attack reads); clusters are large, so
@@ -82,10 +83,18 @@ class Family:
         return self._cum
 
     def at(self, columns: int | None) -> np.ndarray:
-        """Each key's noisy total over the first `columns` periods (all when None), as floats."""
+        """Each key's noisy total over the first `columns` periods, as floats. All of them when None: then the
+        undated period counts only where it stands out of its noise (UNDATED_SIGMAS standard deviations), so a
+        store with no undated record does not pay that period's noise in every figure (post-processing)."""
+        if not len(self.keys):
+            return np.zeros(0)
         if columns is None:
+            if len(self.periods) and self.periods[-1] == UNDATED and len(self.variance) == len(self.periods):
+                dated = self.at(len(self.periods) - 1)
+                undated = self.noisy[:, -1].astype(np.float64)
+                return dated + np.where(undated > UNDATED_SIGMAS * math.sqrt(self.variance[-1]), undated, 0.0)
             columns = len(self.periods)
-        if columns <= 0 or not len(self.keys):
+        if columns <= 0:
             return np.zeros(len(self.keys))
         out: np.ndarray = self.cumulative[:, columns - 1]
         return out
@@ -157,9 +166,10 @@ class Release:
     def value(self, name: str, row: int, when: float | None) -> float:
         """One key's noisy total as of `when` (all periods when None)."""
         family = self.families[name]
+        if when is None:
+            return float(family.at(None)[row])
         columns = self.columns(family, when)
-        columns = len(family.periods) if columns is None else columns
-        return float(family.cumulative[row, columns - 1]) if columns > 0 else 0.0
+        return float(family.cumulative[row, columns - 1]) if columns else 0.0
 
     def clusters(self, memory: Any, when: float | None) -> list[Any]:
         """The memory's clusters as everyone sees them as of `when` (`released_clusters`)."""
