@@ -198,7 +198,7 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
         return (
             f"differentially private population statistics: epsilon {released['epsilon']:g} per record, "
             f"{released['epsilon_spent']:g} spent at most by any record over {len(released['ledger'])} build(s) "
-            "(ledger: `logo global --json`)"
+            "(ledger: `logo global --ledger`)"
         )
 
     check("global memory loads", memory)
