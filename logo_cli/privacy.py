@@ -48,7 +48,7 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     store.delete(ids)
     version = None
     if has_global and store.count():
-        previous = global_memory.load(settings.global_dir)
+        previous = global_memory.versions.load_exact(settings.global_dir)  # its options; no release needed
         options = BuildOptions(**{**previous.options, "update": True})
         embedder = load_embedder(settings.embedder_spec())
         version = build_global(store, embedder.id, embedder.dim, settings.global_dir, options).version

@@ -91,3 +91,17 @@ ASK_OPTIONS: dict[str, Rule] = {  # a question's options, by the name a request 
     "temperature": TEMPERATURE,
     "seed": SEED,
 }
+
+# ----- building global memory (logo build-global): the differential privacy of population figures
+EPSILON = Rule(
+    3.0,
+    help="Differential privacy budget: the most the statistics everyone sees reveal about one record "
+    "(a rating). Smaller protects more and adds more noise. 'inf': exact statistics, research only.",
+    kind=float,
+)
+PERIOD_DAYS = Rule(
+    365.0,
+    1,
+    help="Length of the periods statistics are released in: `--at` sees the periods ended by then.",
+    kind=float,
+)

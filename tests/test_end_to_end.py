@@ -222,16 +222,29 @@ def test_bad_line_exit_3_names_the_line(home: Path, tmp_path: Path) -> None:
     assert f"{bad}:3: field `rating`" in done.stderr
 
 
-def test_a_recommendation_stays_on_the_question(home: Path) -> None:
-    """The demo's questions: a dinner question lists dishes (no city a cook once ate in), a film question films.
-    Each listed item's kind is the area of the sample records about it (Sungold tomato is a gardener's)."""
+def item_areas() -> dict[str, set[str]]:
+    """Each item of the sample histories -> the areas of the records about it."""
     areas: dict[str, set[str]] = {}
     for r in map(json.loads, HISTORIES.read_text().splitlines()):
         if r.get("item"):
             areas.setdefault(r["item"], set()).add(r["meta"]["area"])
-    stdin = "".join(
+    return areas
+
+
+def recommend_batch(questions: list[tuple[str, str, str]]) -> str:
+    """`ask -` lines asking each (user, question) for a recommendation, with the expected area as its id."""
+    return "".join(
         json.dumps({"user": user, "query": query, "id": area, "answer_type": "recommend"}) + "\n"
-        for user, query, area in [
+        for user, query, area in questions
+    )
+
+
+def test_a_recommendation_stays_on_the_question(home: Path) -> None:
+    """The demo's questions: a dinner question lists dishes (no city a cook once ate in), a film question films.
+    Each listed item's kind is the area of the sample records about it (Sungold tomato is a gardener's)."""
+    areas = item_areas()
+    stdin = recommend_batch(
+        [
             ("ines", "What's an easy dinner I could cook tonight?", "cooking"),
             ("hollis", "What should I cook for dinner tonight?", "cooking"),
             ("maya", "What should I watch this weekend?", "films"),
@@ -261,13 +274,9 @@ def test_the_demo_under_privacy_still_answers_on_the_question(home: Path, tmp_pa
     done = logo(private, "build-global", "--seed", "0", "--epsilon", "3")  # the default, as `make demo` runs
     assert done.returncode == 0, done.stderr
     assert lines(done.stdout)[0]["privacy"]["epsilon"] == 3.0
-    areas: dict[str, set[str]] = {}
-    for r in map(json.loads, HISTORIES.read_text().splitlines()):
-        if r.get("item"):
-            areas.setdefault(r["item"], set()).add(r["meta"]["area"])
-    stdin = "".join(
-        json.dumps({"user": user, "query": query, "id": area, "answer_type": "recommend"}) + "\n"
-        for user, query, area in [
+    areas = item_areas()
+    stdin = recommend_batch(
+        [
             ("ines", "What's an easy dinner I could cook tonight?", "cooking"),
             ("maya", "What should I watch this weekend?", "films"),
         ]

@@ -243,3 +243,14 @@ def test_noisy_means_are_pulled_toward_the_population_by_their_noise() -> None:
     rel = small_release([-6, 600], [4, 400], 500.0)
     spread = rel.mean_noise(np.array([1.5, 4.5]), rated, None)
     assert spread[0] > 100 * spread[1] > 0  # an item mean's noise falls with its ratings
+
+
+def test_figures_without_time_are_read_whole(attacked: Path) -> None:
+    """Community sizes and label counts have one column and no dated period: the latest view reads it as
+    released, with no threshold (that is for the undated period of a time-indexed figure)."""
+    build("--epsilon", "3")
+    memory = global_memory.load(attacked / "global")
+    assert memory.release is not None and memory.communities
+    released = memory.release.families["communities"].noisy[:, 0]
+    assert np.array_equal(memory.release.values("communities", None), released)
+    assert [c.size for c in memory.communities] == np.maximum(released, 0).tolist()

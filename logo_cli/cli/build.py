@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from .. import rules
 from ..errors import UsageError
 from .app import app
 from .options import (
@@ -56,22 +57,11 @@ def build_global_cli(
         ),
     ] = False,
     epsilon: Annotated[
-        str,
-        typer.Option(
-            "--epsilon",
-            envvar="LOGO_EPSILON",
-            help="Differential privacy budget: the most the statistics everyone sees reveal about one record "
-            "(a rating). Smaller protects more and adds more noise. 'inf': exact statistics, research only.",
-        ),
-    ] = "3",
+        str, typer.Option("--epsilon", envvar="LOGO_EPSILON", help=rules.EPSILON.help)
+    ] = f"{rules.EPSILON.default:g}",
     period_days: Annotated[
-        float,
-        typer.Option(
-            "--period-days",
-            min=1,
-            help="Length of the periods statistics are released in: `--at` sees the periods ended by then.",
-        ),
-    ] = 365.0,
+        float, typer.Option("--period-days", min=rules.PERIOD_DAYS.ge, help=rules.PERIOD_DAYS.help)
+    ] = rules.PERIOD_DAYS.default,
     describe: Annotated[
         bool, typer.Option("--describe", help="Ask the model for a one-line description of each cluster (cached).")
     ] = False,
@@ -168,7 +158,9 @@ def parse_epsilon(text: str) -> float | None:
     except ValueError:
         value = float("nan")
     if value != value or value <= 0:
-        raise UsageError(f"--epsilon must be a positive number or inf, not {text!r}.", "The default is 3.")
+        raise UsageError(
+            f"--epsilon must be a positive number or inf, not {text!r}.", f"The default is {rules.EPSILON.default:g}."
+        )
     return None if math.isinf(value) else value
 
 

@@ -147,7 +147,7 @@ def _snapshot_for(
 def keep_previous(home: Path, embedder_id: str) -> Kept:
     if not versions.exists(home):
         raise GlobalMemoryMissing()
-    previous = versions.load(home)
+    previous = versions.load_exact(home)  # the build's own figures, not the release everyone reads
     if previous.embedder != embedder_id:
         raise StoreError(f"Global memory was built with {previous.embedder}, not {embedder_id}.")
     drift = previous.drift

@@ -35,8 +35,10 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_EPSILON = 3.0  # per record; `logo build-global --epsilon` says the same
-DEFAULT_PERIOD_DAYS = 365.0
+from .. import rules
+
+DEFAULT_EPSILON = float(rules.EPSILON.default)  # per record
+DEFAULT_PERIOD_DAYS = float(rules.PERIOD_DAYS.default)
 UNDATED = np.iinfo(np.int64).max  # the period key of undated records
 TOTAL = UNDATED  # families without time (labels, communities) have this one, always open, column
 DAY = 86_400.0
@@ -71,6 +73,18 @@ class Family:
     noisy: np.ndarray
     variance: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per period: its noise's variance
     _cum: np.ndarray | None = field(default=None, repr=False)
+    _latest: np.ndarray | None = field(default=None, repr=False)
+
+    def _latest_totals(self) -> np.ndarray:
+        # Only a time-indexed family with dated periods thresholds its undated one: families without time
+        # (labels, communities) and a store with no dated record have nothing else to count.
+        timed = len(self.periods) > 1 and self.periods[-1] == UNDATED and len(self.variance) == len(self.periods)
+        if not timed:
+            return self.at(len(self.periods))
+        undated = self.noisy[:, -1].astype(np.float64)
+        kept = np.where(undated > UNDATED_SIGMAS * math.sqrt(self.variance[-1]), undated, 0.0)
+        out: np.ndarray = self.at(len(self.periods) - 1) + kept
+        return out
 
     def noise_variance(self, columns: int | None) -> float:
         """The variance of the noise in a key's total over the first `columns` periods (all when None)."""
@@ -89,11 +103,9 @@ class Family:
         if not len(self.keys):
             return np.zeros(0)
         if columns is None:
-            if len(self.periods) and self.periods[-1] == UNDATED and len(self.variance) == len(self.periods):
-                dated = self.at(len(self.periods) - 1)
-                undated = self.noisy[:, -1].astype(np.float64)
-                return dated + np.where(undated > UNDATED_SIGMAS * math.sqrt(self.variance[-1]), undated, 0.0)
-            columns = len(self.periods)
+            if self._latest is None:
+                self._latest = self._latest_totals()
+            return self._latest
         if columns <= 0:
             return np.zeros(len(self.keys))
         out: np.ndarray = self.cumulative[:, columns - 1]
