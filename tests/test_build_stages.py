@@ -17,6 +17,7 @@ from logo_cli.global_memory import records as gbr
 from logo_cli.global_memory import stages as gb
 from logo_cli.global_memory.build import keep_previous
 from logo_cli.global_memory.records import (
+    KEYWORD_WORDS_PER_RECORD,
     UNDATED,
     Records,
     assign_records,
@@ -34,6 +35,7 @@ from logo_cli.global_memory.stages import (
     FitSample,
     choose_k,
     community_candidates,
+    count_keyword_people,
     draw_sample,
     fit_centroids,
     group_communities,
@@ -208,12 +210,27 @@ def test_vocabulary_gives_each_cluster_the_words_of_its_own_texts() -> None:
     films = ["cinema director actors screenplay", "cinema film actors", "screenplay cinema director"]
     vectors = np.repeat(np.eye(2, dtype=np.float32), 3, axis=0)
     sample = FitSample([f"r{i}" for i in range(6)], cooking + films, vectors, np.arange(6), whole=True)
-    keywords = learn_keywords(sample, np.eye(2, dtype=np.float32))
+    candidates = learn_keywords(sample, np.eye(2, dtype=np.float32), min_users=1)
+    keywords = [list(c) for c in candidates]
     assert keywords[0][0] == "garlic" and set(keywords[0]) <= set(" ".join(cooking).split())
     assert keywords[1][0] == "cinema" and set(keywords[1]) <= set(" ".join(films).split())
+    assert candidates[0]["garlic"] == 3 and candidates[1]["cinema"] == 3  # each record its own person here
+    # a keyword needs min_users distinct people: three texts by one person name nothing
+    alone = FitSample(sample.uids, sample.texts, vectors, np.arange(6), whole=True, users=["p"] * 3 + ["q"] * 3)
+    assert learn_keywords(alone, np.eye(2, dtype=np.float32), min_users=2) == [{}, {}]
     # texts of nothing but stop words still give a vocabulary (and no keyword of weight 0)
     empty = FitSample(["a", "b"], ["the and", "of the"], vectors[:2], np.arange(2), whole=True)
-    assert learn_keywords(empty, np.eye(2, dtype=np.float32)) == [["the", "and", "of"], []]
+    assert learn_keywords(empty, np.eye(2, dtype=np.float32), min_users=1) == [{"the": 2, "and": 1, "of": 1}, {}]
+
+
+def test_a_record_counts_its_person_for_at_most_two_keywords() -> None:
+    """The sensitivity of the keyword release: one record adds its person to at most
+    KEYWORD_WORDS_PER_RECORD candidates (its best-ranked), however many it names."""
+    candidates = [["garlic", "basil", "oven", "sauce"]]
+    words = [["sauce", "oven", "basil", "garlic"], ["sauce"], ["sauce"]]
+    people = count_keyword_people(candidates, np.zeros(3, dtype=np.int64), words, ["a", "b", "b"])
+    assert KEYWORD_WORDS_PER_RECORD == 2
+    assert people == [{"garlic": 1, "basil": 1, "sauce": 1}]  # b's two records count b once
 
 
 # ---------------------------------------------------------------------------------------------- assign
@@ -366,11 +383,13 @@ def test_clusters_describe_sizes_users_items_ratings_labels_and_privacy() -> Non
     recs.texts = {"r0": "first", "r3": "same user", "r2": "second", "r1": "x" * 300}
     segments = time_segments(recs.ts, 2)
     assert segments == pytest.approx([1.0, 3.0, 5.0])
-    clusters = describe_clusters(recs, build_timeline(recs), [["film"], ["trip"]], segments, min_users=3)
+    words = [{"film": 3}, {"trip": 2}]
+    clusters = describe_clusters(recs, build_timeline(recs), words, segments, min_users=3)
     first, second = clusters
     assert (first.size, first.users, first.private) == (4, 3, False)
     assert first.top_items == [("X", 3)] and first.rating_mean == 3.0 and first.rating_count == 3
     assert first.labels == {"neg": 3, "pos": 1} and second.labels == {"pos": 1} and first.keywords == ["film"]
+    assert first.keyword_people == {"film": 3}
     assert first.examples == ["first", "second"]  # one per user
     assert (second.size, second.users, second.private) == (2, 2, True)
     assert second.top_items == [] and second.rating_mean is None and second.rating_count == 0

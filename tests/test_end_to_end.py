@@ -265,8 +265,9 @@ def test_the_demo_under_privacy_still_answers_on_the_question(home: Path, tmp_pa
     """`make demo` builds with the default budget. Noise hides some items of a 48-person store (a count of 3-5
     people can read 2) and drops the community term that kept maya's "watch this weekend" list on films, so
     cities (whose records say "weekend") and books take places in it (docs/evaluation.md: in 8 private
-    builds, 1 to 3 of 5). What holds: a dinner list stays dishes, the film list still holds films, and both
-    say the figures are private."""
+    builds, 1 to 3 of 5; in 1 of 13 no film was public near the question, and the answer fell back to open
+    text). What holds: a dinner list stays dishes, a film list holds films, and both say the figures are
+    private."""
     import shutil
 
     private = tmp_path / "home"
@@ -285,6 +286,10 @@ def test_the_demo_under_privacy_still_answers_on_the_question(home: Path, tmp_pa
     assert done.returncode == 0, done.stderr
     for answer in lines(done.stdout):
         assert answer["privacy"]["epsilon"] == 3.0
+        if answer["id"] == "films" and "recommendations" not in answer:
+            # noise can read most films' 3-4 people as fewer than 3: no public film is near the question
+            assert "no shared item in memory fits" in answer["note"] and answer["answer"], answer
+            continue
         items = [r["item"] for r in answer["recommendations"]]
         assert items, answer["answer"]
         fits = [areas[item] <= {answer["id"], "gardening"} for item in items]

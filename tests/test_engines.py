@@ -127,6 +127,12 @@ def test_the_local_engine_writes_what_the_build_wrote_before_snapshots(fake_env:
     now["memory"]["selection"].pop("engine")
     for option in ("epsilon", "period_days"):  # the privacy release came after: its files are extra arrays
         now["memory"]["options"].pop(option)
+    # Keywords changed on purpose after (issue 21): a candidate needs min_users people, each record counting
+    # its person for at most two words. What stays: the old keywords that pass come first.
+    for old, new in zip(before["memory"]["clusters"], now["memory"]["clusters"], strict=True):
+        kept = [w for w in old.pop("keywords") if w in new["keyword_people"]]
+        assert kept and set(new.pop("keywords")[: len(kept)]) == set(kept), (old, new)  # ties now go alphabetically
+        assert all(n >= 3 for n in new.pop("keyword_people").values())
     assert {k: now["memory"].get(k) for k in before["memory"]} == before["memory"]
     assert {k: now["arrays"].get(k) for k in before["arrays"]} == before["arrays"]
 

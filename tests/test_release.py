@@ -140,7 +140,8 @@ def test_the_difference_attack_across_builds_recovers_no_more_than_a_guess(fake_
     mae = float(attack(before, after, FILMS).mean())
     assert mae >= 1.0, mae
     ledger = summary["privacy"]["ledger"]
-    assert len(ledger) == 2 and ledger[1]["epsilon_old_records"] == pytest.approx(3.0 / 24)  # community sizes
+    # community sizes and keywords are drawn afresh each build
+    assert len(ledger) == 2 and ledger[1]["epsilon_old_records"] == pytest.approx(2 * 3.0 / 24)
 
 
 def test_the_ledger_adds_up_and_past_releases_are_never_redrawn(attacked: Path, tmp_path: Path) -> None:
@@ -162,8 +163,8 @@ def test_the_ledger_adds_up_and_past_releases_are_never_redrawn(attacked: Path, 
     assert run("ingest", str(write_jsonl(tmp_path / "more.jsonl", more)))[0] == 0
     second = build("--epsilon", "3", "--update")["privacy"]
     assert len(second["ledger"]) == 2
-    # an update keeps the clusters: only community sizes are drawn again for the records already released
-    assert second["epsilon_spent"] == pytest.approx(3.0 + 3.0 / 24)
+    # an update keeps the clusters: only community sizes and keywords are drawn again for records already released
+    assert second["epsilon_spent"] == pytest.approx(3.0 + 2 * 3.0 / 24)
     new = global_memory.versions.load_release(attacked / "global")
     assert old is not None and new is not None
     for name, family in old.families.items():
@@ -178,7 +179,7 @@ def test_the_ledger_adds_up_and_past_releases_are_never_redrawn(attacked: Path, 
     assert [c.size for c in after.clusters] == [c.size for c in view.clusters]
 
     code, out, _ = run("global", "--ledger")
-    assert code == 0 and json.loads(out)["epsilon_spent"] == pytest.approx(3.0 + 3.0 / 24)
+    assert code == 0 and json.loads(out)["epsilon_spent"] == pytest.approx(3.0 + 2 * 3.0 / 24)
     code, out, _ = run("doctor", "--json")
     assert "epsilon 3 per record" in out
 
@@ -254,3 +255,43 @@ def test_figures_without_time_are_read_whole(attacked: Path) -> None:
     released = memory.release.families["communities"].noisy[:, 0]
     assert np.array_equal(memory.release.values("communities", None), released)
     assert [c.size for c in memory.communities] == np.maximum(released, 0).tolist()
+
+
+def test_keywords_need_enough_people_counted_with_noise(fake_env: Path, tmp_path: Path) -> None:
+    """A word one person repeats is never a keyword; the others are shown by their noisy count of people, in
+    every view, and the JSON carries those noisy counts, not the exact ones."""
+    solo = [
+        {
+            "user": "solo",
+            "id": f"solo-{i}",
+            "text": f"Watched {film(i)} at the cinema: zanzibarique, zanzibarique cinema",
+            "item": film(i),
+            "rating": 3.0,
+            "timestamp": (PERIOD_A + 0.5) * W + i,
+        }
+        for i in range(20)
+    ]
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", first_raters(20) + solo)))[0] == 0
+    build("--epsilon", "3")
+    exact = global_memory.versions.load_exact(fake_env / "global")
+    assert all("zanzibarique" not in c.keyword_people for c in exact.clusters)
+    assert all(n >= 3 for c in exact.clusters for n in c.keyword_people.values())
+    memory = global_memory.load(fake_env / "global")
+    assert memory.release is not None
+    family = memory.release.families["cluster_keywords"]
+    assert family.keys == [f"{c.id}\t{w}" for c in exact.clusters for w in c.keyword_people]
+    assert np.any(family.noisy != family.exact)  # noise, not the exact counts
+    (entry,) = [r for r in memory.release.ledger[0]["releases"] if r["statistic"] == "cluster_keywords"]
+    assert entry["sensitivity"] == 2 and entry["epsilon"] == pytest.approx(3.0 / 24)
+    noisy = dict(zip(family.keys, family.noisy[:, 0].tolist(), strict=True))
+    shown = 0
+    for c, e in zip(memory.clusters, exact.clusters, strict=True):
+        assert c.keywords == list(c.keyword_people)[:6] and set(c.keyword_people) <= set(e.keyword_people)
+        assert [w for w in e.keyword_people if noisy[f"{c.id}\t{w}"] >= 3] == list(c.keyword_people)
+        assert all(n == noisy[f"{c.id}\t{w}"] for w, n in c.keyword_people.items())
+        shown += len(c.keywords)
+    assert shown  # the film and travel clusters name some of their many people's words
+    code, out, _ = run("global", "--json")
+    assert code == 0 and [r["keywords"] for r in lines(out)] == [c.keywords for c in memory.clusters]
+    past = memory.as_of((PERIOD_A + 2) * W)
+    assert [c.keywords for c in past.clusters] == [c.keywords for c in memory.clusters]

@@ -81,31 +81,38 @@ def build_global(
                 from .engines import local
 
                 memory = local.build(Snapshot(Path(path)).check(embedder_id, dim), options, kept, say)
-    finish(memory, say, describe)
+    finish(memory, say)
     if not options.exact:
         assert options.epsilon is not None
         say(f"releasing population statistics with differential privacy (epsilon {options.epsilon:g} per record)")
         previous = versions.load_release(home)
         memory.release = release.release(memory, options.epsilon, options.period_days, previous, memory.built_at)
+    if describe is not None:
+        write_descriptions(memory, describe, say)
     versions.save(memory, home)
     return release.apply(memory, memory.release) if memory.release is not None else memory
 
 
-def finish(memory: GlobalMemory, say: Say, describe: Callable[[Cluster], str] | None = None) -> GlobalMemory:
-    """The finishing steps both engines share, on the driver, before the version is saved: whatever reads the
-    finished memory as a whole (the item table, the profiles, the clusters), not per-record work. A step
-    added here runs whichever engine built the memory: the items' collaborative neighbours, then the
-    model-written cluster descriptions (--describe)."""
+def finish(memory: GlobalMemory, say: Say) -> GlobalMemory:
+    """The finishing steps both engines share, on the driver, before the release: whatever reads the finished
+    memory as a whole (the item table, the profiles, the clusters), not per-record work. A step added here
+    runs whichever engine built the memory: the items' collaborative neighbours."""
     from .collaborative import fit_neighbours
 
     if memory.items is not None:
         say("finding items the same people have")
         memory.neighbours = fit_neighbours(memory.items, None, memory.min_users)
-    if describe is not None:
-        for cluster in memory.clusters:
-            if not cluster.private:
-                cluster.description = describe(cluster)
     return memory
+
+
+def write_descriptions(memory: GlobalMemory, describe: Callable[[Cluster], str], say: Say) -> None:
+    """The model-written cluster descriptions (--describe), written from the clusters as everyone sees them:
+    under privacy from the released keywords and shared items, never from the exact ones."""
+    say("describing clusters with the model")
+    shown = release.released_clusters(memory, memory.release, None) if memory.release is not None else memory.clusters
+    for cluster, seen in zip(memory.clusters, shown, strict=True):
+        if not seen.private:
+            cluster.description = describe(seen)
 
 
 @contextmanager

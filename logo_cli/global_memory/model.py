@@ -38,6 +38,8 @@ class Cluster:
     trend: list[float]  # share of each time segment's records that fall in this cluster
     private: bool  # fewer than min_users distinct users: never shown to other users
     description: str | None = None  # optional one-line summary written by the model (--describe)
+    # keyword candidates, best first, with the distinct people who used each (>= min_users; noisy when released)
+    keyword_people: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -468,9 +470,7 @@ class GlobalMemory:
             totals = np.sum(per_segment, axis=0)
             for cluster, mine in zip(clusters, per_segment, strict=True):
                 cluster.trend = [round(float(m / t), 4) if t else 0.0 for m, t in zip(mine, totals, strict=True)]
-        return replace(
-            self, clusters=clusters, as_of_time=when, records=sum(c.size for c in clusters), neighbours=None
-        )
+        return replace(self, clusters=clusters, as_of_time=when, records=sum(c.size for c in clusters), neighbours=None)
 
     def summary(self) -> dict[str, Any]:
         return {

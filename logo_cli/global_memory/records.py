@@ -21,6 +21,8 @@ ITEM_TABLE_MAX = 50_000  # most-rated items whose population rating answers "how
 ITEM_TEXTS = 50  # records per item whose words describe it (bounds the build's work on common items)
 ITEM_TERMS = 24  # terms kept per item
 ITEM_CANDIDATES = 20  # items per cluster whose users' first times are kept for as-of views
+KEYWORDS_SHOWN = 6
+KEYWORD_WORDS_PER_RECORD = 2  # a record counts its person for at most this many of its cluster's candidates
 TOP_ITEMS = 5  # shared items named per cluster (<= ITEM_CANDIDATES: they are read from the timeline's)
 UNDATED = 1e300  # JSON has no infinity: undated first times are stored as this, after every real time
 
@@ -383,7 +385,7 @@ def segments_between(first: float | None, last: float | None, segments: int) -> 
 
 
 def describe_clusters(
-    records: Records, timeline: Timeline, keywords: list[list[str]], segments: list[float], min_users: int
+    records: Records, timeline: Timeline, keywords: list[dict[str, int]], segments: list[float], min_users: int
 ) -> list[Cluster]:
     """Each cluster's size, users, keywords, shared items, rating mean (when min_users people rated), labels,
     examples (nearest texts from distinct users), trend over the segments, and privacy."""
@@ -417,12 +419,13 @@ def clusters_from(
     labels: dict[int, dict[str, int]],
     examples: list[list[str]],
     timeline: Timeline,
-    keywords: list[list[str]],
+    keywords: list[dict[str, int]],
     segments: list[float],
     min_users: int,
 ) -> list[Cluster]:
     """The clusters from their aggregates (both engines): sizes and distinct users per cluster, label counts
-    (labels in order of first appearance), up to 3 example texts each, and the timeline."""
+    (labels in order of first appearance), up to 3 example texts each, the timeline, and the keyword candidates
+    with their people (`stages.learn_keywords`)."""
     raters = np.diff(timeline.rater_offsets)
     clusters: list[Cluster] = []
     per_segment = []
@@ -440,7 +443,7 @@ def clusters_from(
                 id=c,
                 size=int(sizes[c]),
                 users=int(users[c]),
-                keywords=keywords[c] if c < len(keywords) else [],
+                keywords=list(keywords[c])[:KEYWORDS_SHOWN] if c < len(keywords) else [],
                 top_items=[(name, len(first)) for name, first in shared if len(first) >= min_users][:TOP_ITEMS],
                 rating_mean=mean,
                 rating_count=n_rated if mean is not None else 0,
@@ -448,6 +451,7 @@ def clusters_from(
                 examples=examples[c] if c < len(examples) else [],
                 trend=[],
                 private=int(users[c]) < min_users,
+                keyword_people=dict(keywords[c]) if c < len(keywords) else {},
             )
         )
     if per_segment:

@@ -51,14 +51,19 @@ SHARES: dict[str, float] = {
     "item_rating_sum": 1 / 4,
     "item_ratings": 1 / 6,
     "item_users": 1 / 6,
-    "cluster_records": 1 / 12,
+    "cluster_records": 1 / 24,
     "cluster_users": 1 / 12,
     "cluster_rated": 1 / 12,
     "cluster_rating_sum": 1 / 12,
     "cluster_labels": 1 / 24,
+    "cluster_keywords": 1 / 24,
     "communities": 1 / 24,
 }
 CLUSTER_FAMILIES = ("cluster_records", "cluster_users", "cluster_rated", "cluster_rating_sum", "cluster_labels")
+# Drawn afresh every build (their old records pay again, in the ledger): a record can move its user to another
+# community; the keyword candidates, and so the words a record counts for, change with the texts.
+REDRAWN = ("communities", "cluster_keywords")
+WITHOUT_TIME = ("cluster_labels", "cluster_keywords", "communities")
 ITEM_FAMILIES = ("item_users", "item_ratings", "item_rating_sum")
 
 
@@ -283,6 +288,13 @@ def exact_cells(memory: Any, width: float) -> dict[str, Cells]:
     label_counts = np.array([n for c in memory.clusters for n in c.labels.values()], dtype=np.int64)
     n = len(label_keys)
     cells["cluster_labels"] = Cells(label_keys, np.arange(n), np.full(n, TOTAL), label_counts, 1)
+    # distinct people per keyword candidate: a record counts its person for at most that many words
+    from .records import KEYWORD_WORDS_PER_RECORD
+
+    word_keys = [f"{c.id}\t{word}" for c in memory.clusters for word in c.keyword_people]
+    people = np.array([n for c in memory.clusters for n in c.keyword_people.values()], dtype=np.int64)
+    n = len(word_keys)
+    cells["cluster_keywords"] = Cells(word_keys, np.arange(n), np.full(n, TOTAL), people, KEYWORD_WORDS_PER_RECORD)
     sizes = np.array([c.size for c in memory.communities], dtype=np.int64)
     m = len(sizes)
     # a record can move its user from one community to another: two sizes change by one
@@ -335,10 +347,10 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
     families: dict[str, Family] = {}
     entries = []
     for name, cell in cells.items():
-        periods = grid if name not in ("cluster_labels", "communities") else np.array([TOTAL], dtype=np.int64)
+        periods = grid if name not in WITHOUT_TIME else np.array([TOTAL], dtype=np.int64)
         exact = _matrix(cell, periods)
         before = usable.families.get(name) if usable is not None else None
-        reusable = before is not None and name != "communities"
+        reusable = before is not None and name not in REDRAWN
         if name in CLUSTER_FAMILIES and not same_clusters:
             reusable = False
         if name.endswith("rating_sum") and not same_scale:
@@ -352,7 +364,7 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
         entries.append(entry)
     ledger = list(previous.ledger) if previous is not None else []
     # Records first released this build pay epsilon; records released before pay again only where a family
-    # could not keep its cells (a new clustering, a new rating scale, community sizes every build).
+    # could not keep its cells (a new clustering, a new rating scale, community sizes and keywords every build).
     again = [e["epsilon"] for e in entries if e["released_old_records_again"]]
     ledger.append(
         {
@@ -442,12 +454,13 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
     the release as of `when` (the latest view when None); examples (people's own words) are never shown."""
     from dataclasses import replace
 
-    from .records import TOP_ITEMS
+    from .records import KEYWORDS_SHOWN, TOP_ITEMS
 
     sizes = np.maximum(rel.values("cluster_records", when), 0).round().astype(np.int64)
     users = np.maximum(rel.values("cluster_users", when), 0).round().astype(np.int64)
     rated = np.maximum(rel.values("cluster_rated", when), 0)
     means = _shrunk_cluster_means(rel, rel.values("cluster_rating_sum", when), rated, when)
+    words = _released_keywords(memory, rel)
     labels: dict[int, dict[str, int]] = {}
     if when is None:
         counts = rel.values("cluster_labels", None)
@@ -467,6 +480,8 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
                 c,
                 size=int(sizes[i]),
                 users=int(users[i]),
+                keywords=list(words.get(i, {}))[:KEYWORDS_SHOWN],
+                keyword_people=words.get(i, {}),
                 top_items=top.get(i, [])[:TOP_ITEMS],
                 rating_mean=round(float(means[i]), 3) if has_mean else None,
                 rating_count=round(rated[i]) if has_mean else 0,
@@ -476,6 +491,23 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
                 private=private,
             )
         )
+    return out
+
+
+def _released_keywords(memory: Any, rel: Release) -> dict[int, dict[str, int]]:
+    """Each cluster's keywords: its candidates (in their c-TF-IDF order) whose noisy count of people reaches
+    min_users, with that count. Keywords have no periods, so every view reads the latest release; a release
+    from before keywords were released shows none."""
+    family = rel.families.get("cluster_keywords")
+    if family is None:
+        return {}
+    noisy = dict(zip(family.keys, family.at(None), strict=True))
+    out: dict[int, dict[str, int]] = {}
+    for c in memory.clusters:
+        for word in c.keyword_people:
+            n = noisy.get(f"{c.id}\t{word}", 0.0)
+            if n >= memory.min_users:
+                out.setdefault(c.id, {})[word] = round(n)
     return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .model import MIN_HISTORY_FOR_COMMUNITY, Community
-from .records import unit_rows
+from .records import KEYWORD_WORDS_PER_RECORD, unit_rows
 from .release import DEFAULT_EPSILON, DEFAULT_PERIOD_DAYS
 from .snapshot import Snapshot
 
@@ -24,6 +24,7 @@ FULL_KMEANS_MAX = 50_000  # below this, exact k-means on all vectors is affordab
 SAMPLE_SIZE = 4_000
 FIT_SAMPLE = 50_000  # large stores: centroids and keywords from this many random records (>= 780 per cluster)
 VOCABULARY = 20_000
+KEYWORD_CANDIDATES = 20  # per cluster: the best c-TF-IDF words, whose people are counted (and, private, released)
 # words people use about anything: they say nothing about a cluster's topic
 _GENERIC = """like just really time good best great year years day days week weeks hours hour got get took use
 used make made new old first last still way thing things lot bit pretty actually maybe much better little love
@@ -96,6 +97,7 @@ class FitSample:
     vectors: np.ndarray
     rows: np.ndarray
     whole: bool
+    users: list[str] | None = None  # whose each record is (None: each record its own person)
 
     @property
     def subsample(self) -> np.ndarray:
@@ -126,7 +128,8 @@ def draw_sample(snapshot: Snapshot, seed: int, say: Say) -> FitSample:
     positions, rows, whole = sample_plan(snapshot.count, seed)
     say(f"reading {snapshot.count} records" if whole else f"sampling {len(positions)} of {snapshot.count} records")
     fit = snapshot.take(positions)
-    return FitSample(uids=fit.uids, texts=fit.embedding_texts(), vectors=fit.vectors, rows=rows, whole=whole)
+    users = [fit.user_names[u] for u in fit.user]
+    return FitSample(fit.uids, fit.embedding_texts(), fit.vectors, rows, whole, users)
 
 
 def silhouette_search(
@@ -222,9 +225,11 @@ def _kmeans_centroids(vectors: np.ndarray, sample: np.ndarray, k: int, seed: int
 # ------------------------------------------------------------------------------------------ 3. vocabulary
 
 
-def learn_keywords(sample: FitSample, centroids: np.ndarray) -> list[list[str]]:
-    """Each cluster's keywords: class-based TF-IDF over the fit sample's texts (every text of a small store),
-    each counted in its nearest cluster, with a vocabulary learnt from the subsample."""
+def learn_keywords(sample: FitSample, centroids: np.ndarray, min_users: int) -> list[dict[str, int]]:
+    """Each cluster's keyword candidates: its KEYWORD_CANDIDATES best words by class-based TF-IDF over the fit
+    sample's texts (every text of a small store), each text counted in its nearest cluster, with a vocabulary
+    learnt from the subsample; kept where at least `min_users` distinct people used them
+    (`count_keyword_people`), in score order, with those counts. The first KEYWORDS_SHOWN are the keywords."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
     vectorizer = CountVectorizer(
@@ -237,30 +242,55 @@ def learn_keywords(sample: FitSample, centroids: np.ndarray) -> list[list[str]]:
         vectorizer.fit(texts)
     except ValueError:  # only stop words in the sample
         vectorizer = CountVectorizer(token_pattern=r"(?u)\b\w+\b").fit([*texts, "empty"])
-    counts = _keyword_counts(vectorizer, sample.texts, sample.vectors, centroids)
-    return _keywords(counts, vectorizer.get_feature_names_out())
+    assigned = _nearest(sample.vectors, centroids)
+    counts = _keyword_counts(vectorizer, sample.texts, assigned, len(centroids))
+    candidates = _keywords(counts, vectorizer.get_feature_names_out(), KEYWORD_CANDIDATES)
+    analyze, vocabulary = vectorizer.build_analyzer(), vectorizer.vocabulary_
+    words = [[w for w in analyze(text) if w in vocabulary] for text in sample.texts]
+    people = count_keyword_people(candidates, assigned, words, sample.users or sample.uids)
+    return [{w: people[c][w] for w in cands if people[c].get(w, 0) >= min_users} for c, cands in enumerate(candidates)]
 
 
-def _keyword_counts(vectorizer: Any, texts: list[str], vectors: np.ndarray, centroids: np.ndarray) -> Any:
-    """k x vocabulary word counts of the texts, each text counted in its nearest cluster."""
+def count_keyword_people(
+    candidates: list[list[str]], clusters: np.ndarray, words: list[list[str]], users: Sequence[str]
+) -> list[dict[str, int]]:
+    """How many distinct people used each cluster's candidate words in records of that cluster. A record
+    counts its person for at most KEYWORD_WORDS_PER_RECORD of them (its best-ranked), so one record moves these
+    counts by at most that much (the sensitivity of their release)."""
+    ranks = [{w: r for r, w in enumerate(cands)} for cands in candidates]
+    seen: list[dict[str, set[str]]] = [{} for _ in candidates]
+    for c, tokens, user in zip(clusters, words, users, strict=True):
+        rank = ranks[int(c)]
+        for r in sorted({rank[t] for t in tokens if t in rank})[:KEYWORD_WORDS_PER_RECORD]:
+            seen[int(c)].setdefault(candidates[int(c)][r], set()).add(user)
+    return [{w: len(who) for w, who in cluster.items()} for cluster in seen]
+
+
+def _nearest(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    if not len(vectors):
+        return np.zeros(0, dtype=np.int64)
+    out: np.ndarray = np.argmax(vectors @ centroids.T, axis=1)
+    return out
+
+
+def _keyword_counts(vectorizer: Any, texts: list[str], assigned: np.ndarray, k: int) -> Any:
+    """k x vocabulary word counts of the texts, each text counted in its `assigned` cluster."""
     from scipy import sparse
 
-    assigned = np.argmax(vectors @ centroids.T, axis=1) if len(vectors) else np.zeros(0, dtype=np.int64)
-    onehot = sparse.csr_matrix(
-        (np.ones(len(assigned)), (assigned, np.arange(len(assigned)))), shape=(len(centroids), len(assigned))
-    )
+    onehot = sparse.csr_matrix((np.ones(len(assigned)), (assigned, np.arange(len(assigned)))), shape=(k, len(assigned)))
     return onehot @ vectorizer.transform(texts)
 
 
-def _keywords(counts: Any, vocabulary: np.ndarray, top: int = 6) -> list[list[str]]:
-    """Class-based TF-IDF (as in BERTopic): frequent in one cluster, rare overall."""
+def _keywords(counts: Any, vocabulary: np.ndarray, top: int) -> list[list[str]]:
+    """Class-based TF-IDF (as in BERTopic): frequent in one cluster, rare overall. Ties go alphabetically (the
+    vocabulary's order), as in the Spark engine."""
     if counts is None or counts.shape[1] == 0:
-        return []
+        return [[] for _ in range(counts.shape[0] if counts is not None else 0)]
     dense = counts.toarray().astype(np.float64)
     tf = dense / np.maximum(dense.sum(axis=1, keepdims=True), 1)
     idf = np.log(1.0 + (dense.sum() / max(len(dense), 1)) / np.maximum(dense.sum(axis=0), 1))
     scores = tf * idf
-    return [[str(vocabulary[i]) for i in np.argsort(-row)[:top] if row[i] > 0] for row in scores]
+    return [[str(vocabulary[i]) for i in np.argsort(-row, kind="stable")[:top] if row[i] > 0] for row in scores]
 
 
 # --------------------------------------------------------------------------------------- 9. communities

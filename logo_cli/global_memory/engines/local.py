@@ -47,7 +47,7 @@ def build(snapshot: Snapshot, options: BuildOptions, kept: Kept | None, say: Say
     total = snapshot.count
     sample = draw_sample(snapshot, options.seed, say)
     fit = kept.fit if kept is not None else fit_centroids(sample, total, options, say)
-    keywords = learn_keywords(sample, fit.centroids)
+    keywords = learn_keywords(sample, fit.centroids, options.min_users)
     texts = dict(zip(sample.uids, sample.texts, strict=True))
     del sample  # the pass below reads the whole snapshot: hold only the fit sample's texts meanwhile
 

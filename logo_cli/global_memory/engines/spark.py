@@ -40,6 +40,7 @@ from ..records import (
     ITEM_CANDIDATES,
     ITEM_TABLE_MAX,
     ITEM_TEXTS,
+    KEYWORD_WORDS_PER_RECORD,
     UNDATED,
     _add_item_terms,
     clusters_from,
@@ -50,6 +51,7 @@ from ..records import (
 from ..stages import (
     COMMUNITY_SILHOUETTE_SAMPLE,
     GENERIC_WORDS,
+    KEYWORD_CANDIDATES,
     VOCABULARY,
     BuildOptions,
     Communities,
@@ -180,7 +182,7 @@ def build(
 
     # 3. vocabulary: c-TF-IDF over the fit sample's texts, each counted in its nearest cluster
     fitted = records if whole else _at(spark, records, positions)
-    keywords = _keywords(spark, fitted, _at(spark, records, positions[rows]), k)
+    keywords = _keywords(spark, fitted, _at(spark, records, positions[rows]), k, options.min_users)
 
     say("describing clusters")
     timeline = _timeline(spark, records, k)
@@ -360,19 +362,22 @@ def _fit(spark: Any, sample: Any, subsample: Any, total: int, options: BuildOpti
     return Fit(unit_rows(np.asarray(model.clusterCenters(), dtype=np.float32)), selection)
 
 
-def _keywords(spark: Any, fitted: Any, subsample: Any, k: int, top: int = 6) -> list[list[str]]:
-    """Class-based TF-IDF in Spark SQL: the vocabulary is the VOCABULARY most frequent words of the subsample
-    (no stop words), counted over the fit sample's texts in their nearest cluster; score = tf * idf with
-    tf = count / the cluster's words, idf = log(1 + mean words per cluster / the word's count)."""
+def _keywords(spark: Any, fitted: Any, subsample: Any, k: int, min_users: int) -> list[dict[str, int]]:
+    """`stages.learn_keywords` in Spark SQL. Class-based TF-IDF: the vocabulary is the VOCABULARY most frequent
+    words of the subsample (no stop words), counted over the fit sample's texts in their nearest cluster;
+    score = tf * idf with tf = count / the cluster's words, idf = log(1 + mean words per cluster / the word's
+    count). Each cluster's KEYWORD_CANDIDATES best, kept where min_users distinct people used them, a record
+    counting its person for at most KEYWORD_WORDS_PER_RECORD of them."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     stop = sorted(ENGLISH_STOP_WORDS | GENERIC_WORDS)
 
-    def words(frame: Any, pattern: str, drop: list[str]) -> Any:
+    def words(frame: Any, pattern: str, drop: list[str], *keep: str) -> Any:
         text = F.lower(_embedding_text())
-        exploded = frame.select("cluster", F.explode(F.regexp_extract_all(text, F.lit(pattern), 0)).alias("word"))
+        found = F.explode(F.regexp_extract_all(text, F.lit(pattern), 0)).alias("word")
+        exploded = frame.select(*keep, "cluster", found)
         return exploded.filter(~F.col("word").isin(drop)) if drop else exploded
 
     pattern = r"\b[a-zA-Z][a-zA-Z]{2,}\b"
@@ -382,8 +387,8 @@ def _keywords(spark: Any, fitted: Any, subsample: Any, k: int, top: int = 6) -> 
     if not vocabulary.limit(1).count():  # only stop words in the sample: every word counts
         pattern, stop = r"\b\w+\b", []
         vocabulary = words(subsample, pattern, stop).groupBy("word").count().limit(VOCABULARY)
-    counts = words(fitted, pattern, stop).join(F.broadcast(vocabulary.select("word")), "word")
-    counts = counts.groupBy("cluster", "word").count()
+    used = words(fitted, pattern, stop, "uid", "user").join(F.broadcast(vocabulary.select("word")), "word")
+    counts = used.groupBy("cluster", "word").count()
     cluster_total = Window.partitionBy("cluster")
     word_total = Window.partitionBy("word")
     grand = counts.agg(F.sum("count")).first()[0] or 0
@@ -396,12 +401,21 @@ def _keywords(spark: Any, fitted: Any, subsample: Any, k: int, top: int = 6) -> 
             * F.log(1.0 + F.lit(grand / max(k, 1)) / F.greatest(F.sum("count").over(word_total), F.lit(1)))
         ).alias("score"),
     ).filter(F.col("score") > 0)
-    ranked = scored.withColumn(
+    candidates = scored.withColumn(
         "rank", F.row_number().over(Window.partitionBy("cluster").orderBy(F.desc("score"), "word"))
-    ).filter(F.col("rank") <= top)
-    out: list[list[str]] = [[] for _ in range(k)]
-    for row in ranked.orderBy("cluster", "rank").collect():
-        out[int(row["cluster"])].append(str(row["word"]))
+    ).filter(F.col("rank") <= KEYWORD_CANDIDATES)
+    per_record = (
+        used.select("uid", "user", "cluster", "word")
+        .distinct()
+        .join(F.broadcast(candidates.select("cluster", "word", "rank")), ["cluster", "word"])
+    )
+    capped = per_record.withColumn("n", F.row_number().over(Window.partitionBy("uid").orderBy("rank"))).filter(
+        F.col("n") <= KEYWORD_WORDS_PER_RECORD
+    )
+    people = capped.groupBy("cluster", "word", "rank").agg(F.countDistinct("user").alias("people"))
+    out: list[dict[str, int]] = [{} for _ in range(k)]
+    for row in people.filter(F.col("people") >= min_users).orderBy("cluster", "rank").collect():
+        out[int(row["cluster"])][str(row["word"])] = int(row["people"])
     return out
 
 
