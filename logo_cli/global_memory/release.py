@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .. import rules
+from .denoise import Priors
 
 DEFAULT_EPSILON = float(rules.EPSILON.default)  # per record
 DEFAULT_PERIOD_DAYS = float(rules.PERIOD_DAYS.default)
@@ -65,6 +66,8 @@ CLUSTER_FAMILIES = ("cluster_records", "cluster_users", "cluster_rated", "cluste
 REDRAWN = ("communities", "cluster_keywords")
 WITHOUT_TIME = ("cluster_labels", "cluster_keywords", "communities")
 ITEM_FAMILIES = ("item_users", "item_ratings", "item_rating_sum")
+# Item figures are read through `denoise`: each cell weighed by the chance its count's cell holds anyone.
+WEIGHED_BY = {"item_users": "item_users", "item_ratings": "item_ratings", "item_rating_sum": "item_ratings"}
 
 
 @dataclass
@@ -77,28 +80,42 @@ class Family:
     exact: np.ndarray
     noisy: np.ndarray
     variance: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per period: its noise's variance
+    weights: np.ndarray | None = None  # K x P: how much each cell counts in a view (`denoise`); None: whole
     _cum: np.ndarray | None = field(default=None, repr=False)
     _latest: np.ndarray | None = field(default=None, repr=False)
 
+    @property
+    def cells(self) -> np.ndarray:
+        """What views sum: the noisy cells, weighed where the family is read through `denoise`."""
+        return self.noisy if self.weights is None else self.noisy * self.weights
+
     def _latest_totals(self) -> np.ndarray:
         # Only a time-indexed family with dated periods thresholds its undated one: families without time
-        # (labels, communities) and a store with no dated record have nothing else to count.
+        # (labels, communities) and a store with no dated record have nothing else to count. A weighed
+        # family's undated cells are weighed like the others.
         timed = len(self.periods) > 1 and self.periods[-1] == UNDATED and len(self.variance) == len(self.periods)
-        if not timed:
+        if not timed or self.weights is not None:
             return self.at(len(self.periods))
         undated = self.noisy[:, -1].astype(np.float64)
         kept = np.where(undated > UNDATED_SIGMAS * math.sqrt(self.variance[-1]), undated, 0.0)
         out: np.ndarray = self.at(len(self.periods) - 1) + kept
         return out
 
-    def noise_variance(self, columns: int | None) -> float:
-        """The variance of the noise in a key's total over the first `columns` periods (all when None)."""
-        return float(self.variance[: len(self.periods) if columns is None else max(columns, 0)].sum())
+    def noise_variance(self, columns: int | None) -> float | np.ndarray:
+        """The variance of the noise in a key's total over the first `columns` periods (all when None): one
+        figure for every key, or each key's where cells are weighed (a cell weighed w keeps w of its noise's
+        variance, about)."""
+        upto = len(self.periods) if columns is None else max(columns, 0)
+        if self.weights is None:
+            return float(self.variance[:upto].sum())
+        out: np.ndarray = (self.weights[:, :upto] * self.variance[:upto]).sum(axis=1)
+        return out
 
     @property
     def cumulative(self) -> np.ndarray:
         if self._cum is None:
-            self._cum = np.cumsum(self.noisy, axis=1, dtype=np.float64) if self.noisy.size else self.noisy * 1.0
+            cells = self.cells
+            self._cum = np.cumsum(cells, axis=1, dtype=np.float64) if cells.size else cells * 1.0
         return self._cum
 
     def at(self, columns: int | None) -> np.ndarray:
@@ -132,6 +149,16 @@ class Release:
     centroids_digest: str  # the clusters the cluster families count in; another clustering starts afresh
     low: float = 1.0  # the rating scale means are clipped to
     high: float = 5.0
+    priors: dict[str, Priors] = field(default_factory=dict)  # count families' priors (`denoise`)
+
+    def __post_init__(self) -> None:
+        from .denoise import presence, scales
+
+        for name, by in WEIGHED_BY.items():
+            family, count, priors = self.families.get(name), self.families.get(by), self.priors.get(by)
+            if family is None or count is None or priors is None or count.noisy.shape != family.noisy.shape:
+                continue
+            family.weights = presence(count.noisy, count.periods, scales(count.variance), priors)
 
     @property
     def width(self) -> float:
@@ -158,10 +185,10 @@ class Release:
             columns = int((family.periods != UNDATED).sum())
         if columns <= 0:
             return np.zeros(len(family.keys))
-        out: np.ndarray = family.noisy[:, columns - 1].astype(np.float64)
+        out: np.ndarray = family.cells[:, columns - 1].astype(np.float64)
         return out
 
-    def noise_variance(self, name: str, when: float | None) -> float:
+    def noise_variance(self, name: str, when: float | None) -> float | np.ndarray:
         family = self.families[name]
         return family.noise_variance(self.columns(family, when))
 
@@ -345,6 +372,7 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
     same_scale = usable is not None and (usable.step, usable.center) == (step, center)
     same_clusters = usable is not None and usable.centroids_digest == digest
     families: dict[str, Family] = {}
+    priors: dict[str, Priors] = {}
     entries = []
     for name, cell in cells.items():
         periods = grid if name not in WITHOUT_TIME else np.array([TOTAL], dtype=np.int64)
@@ -362,6 +390,9 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
         entry["released_old_records_again"] = previous is not None and not reusable
         families[name] = family
         entries.append(entry)
+        if name in WEIGHED_BY.values():
+            old = usable.priors.get(name) if usable is not None and kept is not None else None
+            priors[name] = _priors(family, old, released_at, width)
     ledger = list(previous.ledger) if previous is not None else []
     # Records first released this build pay epsilon; records released before pay again only where a family
     # could not keep its cells (a new clustering, a new rating scale, community sizes and keywords every build).
@@ -376,7 +407,16 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
             "releases": entries,
         }
     )
-    return Release(epsilon, period_days, step, center, sens, now, families, ledger, digest, low, high)
+    return Release(epsilon, period_days, step, center, sens, now, families, ledger, digest, low, high, priors)
+
+
+def _priors(family: Family, kept: Priors | None, released_at: float, width: float) -> Priors:
+    """The family's `denoise` priors: a period closed at the last release keeps the prior it got then (its
+    cells are final, and a view of the past must not move); the others are fitted on this release."""
+    from .denoise import fit, scales
+
+    closed = (family.periods != UNDATED) & ((family.periods.astype(np.float64) + 1) * width <= released_at)
+    return fit(family.noisy, family.periods, scales(family.variance), ~closed, kept)
 
 
 def _release_family(
@@ -585,6 +625,9 @@ def save(rel: Release, folder: Any) -> None:
         arrays[f"{name}.exact"] = family.exact
         arrays[f"{name}.noisy"] = family.noisy
         arrays[f"{name}.variance"] = family.variance
+    for name, p in rel.priors.items():
+        arrays[f"{name}.prior.periods"], arrays[f"{name}.prior.edges"] = p.periods, p.edges
+        arrays[f"{name}.prior.prior"], arrays[f"{name}.prior.fitted"] = p.prior, p.fitted
     np.savez(folder / "release.npz", **arrays)  # type: ignore[arg-type]
     settings = {
         "epsilon": rel.epsilon,
@@ -620,6 +663,11 @@ def load(folder: Any) -> Release | None:
             )
             for name in settings["families"]
         }
+        priors = {
+            name: Priors(*(arrays[f"{name}.prior.{part}"] for part in ("periods", "edges", "prior", "fitted")))
+            for name in settings["families"]
+            if f"{name}.prior.prior" in arrays
+        }
     return Release(
         settings["epsilon"],
         settings["period_days"],
@@ -632,4 +680,5 @@ def load(folder: Any) -> Release | None:
         settings["centroids_digest"],
         settings["low"],
         settings["high"],
+        priors,
     )
