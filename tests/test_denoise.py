@@ -47,7 +47,7 @@ def test_cells_reading_little_count_little_and_large_ones_whole() -> None:
 
 
 def test_a_period_keeps_its_prior_so_views_of_the_past_do_not_move() -> None:
-    exact, noisy = sparse_counts(500, 6)
+    _, noisy = sparse_counts(500, 6)
     periods = np.arange(6, dtype=np.int64)
     scale = np.full(6, 2.0)
     first = denoise.fit(noisy, periods, scale, np.ones(6, dtype=bool), None)

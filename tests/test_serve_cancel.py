@@ -98,7 +98,8 @@ def test_a_client_that_disconnects_stops_its_answer(url: str) -> None:
     answer, seconds = timed(url, RECOMMEND)
     assert answer.status_code == 200 and answer.json()["answer_type"] == "recommend"
     assert seconds < 2, f"a recommendation after a streamed client left took {seconds:.2f} s"
-    # a plain request: the client gives up after 2 s, while the answer is being generated
+    # a plain request: the client gives up after half a second, while the answer is being generated (this
+    # prompt's seeded answer takes under 2 s on 2 cores: the model stops well before max_tokens)
     body = json.dumps(LONG).encode()
     port = int(url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port)) as raw:
@@ -106,7 +107,7 @@ def test_a_client_that_disconnects_stops_its_answer(url: str) -> None:
             b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         )
-        time.sleep(2.0)
+        time.sleep(0.5)
     answer, seconds = timed(url, RECOMMEND)
     assert answer.status_code == 200 and seconds < 2, f"after a plain request's client left: {seconds:.2f} s"
     health = httpx.get(f"{url}/health").json()

@@ -23,7 +23,7 @@ import numpy as np
 
 GROUPS = 10  # tiers of items by their noisy total through the period: popular items' cells are seldom empty
 ITERATIONS = 500  # EM steps of the prior (each on the histogram of noisy values: a few hundred points)
-MAX_SUPPORT = 5_000  # exact counts the prior spans; a cell reading above it is surely not empty
+MAX_SUPPORT = 128  # exact counts the prior spans (higher readings are fitted as this): such a cell is not empty
 
 
 @dataclass
@@ -49,8 +49,8 @@ def scales(variance: np.ndarray) -> np.ndarray:
 
 def fit_prior(values: np.ndarray, scale: float) -> np.ndarray:
     """The NPMLE prior over exact counts 0..S of cells seen with discrete Laplace noise of `scale`."""
-    seen, counts = np.unique(values, return_counts=True)
-    support = min(int(max(seen.max(), 0) + math.ceil(3 * scale)) + 1, MAX_SUPPORT)
+    seen, counts = np.unique(np.minimum(values, MAX_SUPPORT), return_counts=True)
+    support = min(int(max(seen.max(), 0) + math.ceil(3 * scale)) + 1, MAX_SUPPORT + 1)
     likelihood = _likelihood(seen, support, scale)
     share = counts / counts.sum()
     prior = np.full(support, 1.0 / support)

@@ -15,7 +15,8 @@ counts, community sizes) comes from here, not from the exact arrays the build ke
   "undated"). A closed period's cells, once released, are final: the next build, `--update`, `--at` and the
   other engine all read the same stored noisy numbers. A rating enters exactly one noisy increment.
 - **Views** are sums of released cells: `--at T` reads the periods that ended at or before T; the latest view
-  reads them all. Thresholds (min_users) apply to the noisy counts, which costs no budget.
+  reads them all. Item cells count by the chance they hold anyone (`denoise`, with priors kept here per
+  period). Thresholds (min_users) apply to the noisy counts. Both are post-processing: no budget.
 - **Ledger**: every build appends what it released, with which epsilon, noise scale and sensitivity.
 
 Noise comes from OpenDP's discrete Laplace mechanism on integer cells (rating sums count rating steps,
@@ -500,7 +501,7 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
     users = np.maximum(rel.values("cluster_users", when), 0).round().astype(np.int64)
     rated = np.maximum(rel.values("cluster_rated", when), 0)
     means = _shrunk_cluster_means(rel, rel.values("cluster_rating_sum", when), rated, when)
-    words = _released_keywords(memory, rel)
+    words = _released_keywords(memory, rel, users)
     labels: dict[int, dict[str, int]] = {}
     if when is None:
         counts = rel.values("cluster_labels", None)
@@ -534,10 +535,10 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
     return out
 
 
-def _released_keywords(memory: Any, rel: Release) -> dict[int, dict[str, int]]:
+def _released_keywords(memory: Any, rel: Release, users: np.ndarray) -> dict[int, dict[str, int]]:
     """Each cluster's keywords: its candidates (in their c-TF-IDF order) whose noisy count of people reaches
-    min_users, with that count. Keywords have no periods, so every view reads the latest release; a release
-    from before keywords were released shows none."""
+    min_users, with that count (at most the cluster's noisy people). Keywords have no periods, so every view
+    reads the latest release; a release from before keywords were released shows none."""
     family = rel.families.get("cluster_keywords")
     if family is None:
         return {}
@@ -547,7 +548,7 @@ def _released_keywords(memory: Any, rel: Release) -> dict[int, dict[str, int]]:
         for word in c.keyword_people:
             n = noisy.get(f"{c.id}\t{word}", 0.0)
             if n >= memory.min_users:
-                out.setdefault(c.id, {})[word] = round(n)
+                out.setdefault(c.id, {})[word] = min(round(n), max(int(users[c.id]), memory.min_users))
     return out
 
 
