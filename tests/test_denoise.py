@@ -61,3 +61,20 @@ def test_a_period_keeps_its_prior_so_views_of_the_past_do_not_move() -> None:
     assert np.array_equal(after[:500, :5], before[:, :5])
     assert np.array_equal(second.prior[:5, :, : first.prior.shape[2]], first.prior[:5])
     assert second.fitted.all()
+
+
+def test_a_new_item_in_a_closed_period_leaves_that_periods_noise_as_it_was() -> None:
+    """A period's noise variance is one cell's: a new key's first draw in a closed period does not add to it
+    (the old keys' cells there are final), while an open period's cells, drawn again, add theirs."""
+    from logo_cli.global_memory import release
+
+    periods = np.array([10, 11, release.UNDATED], dtype=np.int64)
+    one = release.Cells(["a"], np.array([0]), np.array([10]), np.array([1]), 1)
+    first, _ = release._release_family("item_users", one, periods, release._matrix(one, periods), None, 0.5, 0, 1.0)
+    two = release.Cells(["a", "b"], np.array([0, 1]), np.array([10, 10]), np.array([1, 1]), 1)
+    # the first release was at 11.5: period 10 had closed, 11 was open
+    exact = release._matrix(two, periods)
+    second, _ = release._release_family("item_users", two, periods, exact, first, 0.5, 11.5, 1.0)
+    assert second.noisy[0, 0] == first.noisy[0, 0]  # final
+    assert second.variance[0] == first.variance[0]
+    assert second.variance[1] == pytest.approx(2 * first.variance[1])

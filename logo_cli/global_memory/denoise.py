@@ -86,7 +86,8 @@ def fit(noisy: np.ndarray, periods: np.ndarray, scale: np.ndarray, refit: np.nda
             continue
         edges[j] = np.quantile(through[:, j], np.linspace(0, 1, GROUPS + 1)[1:-1])
         tier = np.searchsorted(edges[j], through[:, j], side="right")
-        fits = [fit_prior(noisy[tier == g, j], scale[j]) if (tier == g).any() else np.ones(1) for g in range(GROUPS)]
+        pooled = fit_prior(noisy[:, j], scale[j])  # for a tier with no item now (a new item may land there later)
+        fits = [fit_prior(noisy[tier == g, j], scale[j]) if (tier == g).any() else pooled for g in range(GROUPS)]
         width = max(len(p) for p in fits)
         priors.append(np.stack([np.pad(p, (0, width - len(p))) for p in fits]))
         fitted[j] = True

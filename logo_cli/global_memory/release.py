@@ -455,12 +455,16 @@ def _release_family(
     drawn, stated = laplace(delta[todo], cell.sensitivity, epsilon) if todo.any() else (delta[todo], {})
     noisy[todo] = np.where(seen[todo], noisy[todo] + drawn, drawn)
     variance = np.zeros(len(periods))
+    known = np.zeros(len(periods), dtype=bool)
     if before is not None and len(before.variance):
         cols = np.searchsorted(before.periods, periods)
-        hit = (cols < len(before.periods)) & (before.periods[np.minimum(cols, len(before.periods) - 1)] == periods)
-        variance[hit] = before.variance[cols[hit]]
+        known = (cols < len(before.periods)) & (before.periods[np.minimum(cols, len(before.periods) - 1)] == periods)
+        variance[known] = before.variance[cols[known]]
     if todo.any():
-        variance += np.where(todo.any(axis=0), laplace_variance(cell.sensitivity / epsilon), 0.0)
+        # a period's variance is one cell's: it grows where cells released before get another draw (an open
+        # period), not where only new keys get their first (a new item in a closed period)
+        drawn = (todo & seen).any(axis=0) | (~known & todo.any(axis=0))
+        variance += np.where(drawn, laplace_variance(cell.sensitivity / epsilon), 0.0)
     family = Family(name, list(cell.keys), periods, stored, noisy, variance)
     entry = {
         "statistic": name,
