@@ -192,13 +192,16 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
     def privacy() -> str:
         if not global_memory.exists(settings.global_dir):
             return "no global memory yet"
-        released = global_memory.load(settings.global_dir).privacy()
+        loaded = global_memory.load(settings.global_dir)
+        released = loaded.privacy()
         if released.get("exact"):
             return "exact population statistics (built with --epsilon inf): they protect nobody"
+        older = loaded.release is not None and "cluster_keywords" not in loaded.release.families
         return (
             f"differentially private population statistics: epsilon {released['epsilon']:g} per record, "
             f"{released['epsilon_spent']:g} spent at most by any record over {len(released['ledger'])} build(s) "
             "(ledger: `logo global --ledger`)"
+            + ("; released before keywords were: clusters show none until `logo build-global`" if older else "")
         )
 
     check("global memory loads", memory)

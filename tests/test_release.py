@@ -296,3 +296,19 @@ def test_keywords_need_enough_people_counted_with_noise(fake_env: Path, tmp_path
     assert code == 0 and [r["keywords"] for r in lines(out)] == [c.keywords for c in memory.clusters]
     past = memory.as_of((PERIOD_A + 2) * W)
     assert [c.keywords for c in past.clusters] == [c.keywords for c in memory.clusters]
+
+
+def test_doctor_says_a_release_from_before_keywords_shows_none(attacked: Path) -> None:
+    build("--epsilon", "3")
+    import orjson
+
+    folder = attacked / "global" / (attacked / "global" / global_memory.POINTER).read_text().strip()
+    settings = orjson.loads((folder / "ledger.json").read_bytes())
+    settings["families"].remove("cluster_keywords")  # as a release saved before keywords were released
+    (folder / "ledger.json").write_bytes(orjson.dumps(settings))
+    memory = global_memory.load(attacked / "global")
+    assert all(c.keywords == [] for c in memory.clusters)  # nothing unreleased is shown
+    out = run("doctor", "--json")[1]
+    assert "clusters show none until `logo build-global`" in out
+    build("--epsilon", "3")
+    assert "until `logo build-global`" not in run("doctor", "--json")[1]
