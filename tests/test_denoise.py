@@ -18,6 +18,14 @@ def sparse_counts(items: int, periods: int, seed: int = 0) -> tuple[np.ndarray, 
     return exact, exact + noise
 
 
+def weighed(noisy: np.ndarray) -> tuple[denoise.Priors, np.ndarray]:
+    """Every period's prior fitted afresh (periods 0..P-1, noise scale 2), and each cell's weight."""
+    periods = np.arange(noisy.shape[1], dtype=np.int64)
+    scale = np.full(noisy.shape[1], 2.0)
+    priors = denoise.fit(noisy, periods, scale, np.ones(noisy.shape[1], dtype=bool), None)
+    return priors, denoise.presence(noisy, periods, scale, priors)
+
+
 def test_the_prior_finds_how_many_cells_are_empty() -> None:
     rng = np.random.default_rng(1)
     exact = np.where(rng.random(5000) < 0.8, 0, rng.poisson(20, 5000))
@@ -29,10 +37,7 @@ def test_the_prior_finds_how_many_cells_are_empty() -> None:
 
 def test_cells_reading_little_count_little_and_large_ones_whole() -> None:
     exact, noisy = sparse_counts(2000, 20)
-    periods = np.arange(20, dtype=np.int64)
-    scale = np.full(20, 2.0)
-    priors = denoise.fit(noisy, periods, scale, np.ones(20, dtype=bool), None)
-    weight = denoise.presence(noisy, periods, scale, priors)
+    _, weight = weighed(noisy)
     assert weight[noisy <= -2].mean() < 0.2 and weight[noisy >= 12].mean() > 0.95
     assert weight[(exact == 0)].mean() < 0.3 < 0.8 < weight[exact >= 5].mean()
     def rms(estimate: np.ndarray, truth: np.ndarray) -> float:
@@ -48,10 +53,7 @@ def test_cells_reading_little_count_little_and_large_ones_whole() -> None:
 
 def test_a_period_keeps_its_prior_so_views_of_the_past_do_not_move() -> None:
     _, noisy = sparse_counts(500, 6)
-    periods = np.arange(6, dtype=np.int64)
-    scale = np.full(6, 2.0)
-    first = denoise.fit(noisy, periods, scale, np.ones(6, dtype=bool), None)
-    before = denoise.presence(noisy, periods, scale, first)
+    first, before = weighed(noisy)
     # a later release: one more period and one more item; periods 0-4 closed, kept
     grown = np.vstack([np.hstack([noisy, np.zeros((500, 1), dtype=np.int64)]), np.arange(7)[None, :] - 3])
     wider = np.arange(7, dtype=np.int64)

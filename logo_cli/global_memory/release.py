@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .. import rules
-from .denoise import Priors
+from .denoise import Priors, fit, presence, scales
 
 DEFAULT_EPSILON = float(rules.EPSILON.default)  # per record
 DEFAULT_PERIOD_DAYS = float(rules.PERIOD_DAYS.default)
@@ -153,8 +153,6 @@ class Release:
     priors: dict[str, Priors] = field(default_factory=dict)  # count families' priors (`denoise`)
 
     def __post_init__(self) -> None:
-        from .denoise import presence, scales
-
         for name, by in WEIGHED_BY.items():
             family, count, priors = self.families.get(name), self.families.get(by), self.priors.get(by)
             if family is None or count is None or priors is None or count.noisy.shape != family.noisy.shape:
@@ -414,8 +412,6 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
 def _priors(family: Family, kept: Priors | None, released_at: float, width: float) -> Priors:
     """The family's `denoise` priors: a period closed at the last release keeps the prior it got then (its
     cells are final, and a view of the past must not move); the others are fitted on this release."""
-    from .denoise import fit, scales
-
     closed = (family.periods != UNDATED) & ((family.periods.astype(np.float64) + 1) * width <= released_at)
     return fit(family.noisy, family.periods, scales(family.variance), ~closed, kept)
 
@@ -463,8 +459,8 @@ def _release_family(
     if todo.any():
         # a period's variance is one cell's: it grows where cells released before get another draw (an open
         # period), not where only new keys get their first (a new item in a closed period)
-        drawn = (todo & seen).any(axis=0) | (~known & todo.any(axis=0))
-        variance += np.where(drawn, laplace_variance(cell.sensitivity / epsilon), 0.0)
+        grown = (todo & seen).any(axis=0) | (~known & todo.any(axis=0))
+        variance += np.where(grown, laplace_variance(cell.sensitivity / epsilon), 0.0)
     family = Family(name, list(cell.keys), periods, stored, noisy, variance)
     entry = {
         "statistic": name,
