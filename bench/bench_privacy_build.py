@@ -1,7 +1,7 @@
 """What the privacy release costs a build: `logo build-global --snapshot DIR` with the default budget against
 `--epsilon inf` (no release), alternated, each a `logo` child process timed from outside.
 
-    python bench/bench_privacy_build.py [--records 1000000] [--rounds 3] [--snapshot DIR]
+    python bench/bench_privacy_build.py [--records 1000000] [--rounds 3] [--snapshot DIR] [--period-days D]
 
 The snapshot is bench/synthetic.py's (written once under /tmp/logo-scale). Prints each build's wall time,
 the medians and the ratio private / exact, and the release's own seconds as the build reports them.
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--snapshot", type=Path)
+    parser.add_argument("--period-days", type=float, help="the release's period (default: logo's)")
     args = parser.parse_args()
     snapshot = args.snapshot or Path(f"/tmp/logo-scale/snap-{args.records}")
     if not (snapshot / "stamp.json").is_file():
@@ -55,6 +56,7 @@ def main() -> None:
                         str(snapshot),
                         "--epsilon",
                         epsilon,
+                        *(["--period-days", str(args.period_days)] if args.period_days else []),
                     ],
                     env=env,
                     capture_output=True,
@@ -79,6 +81,7 @@ def main() -> None:
                 "median_private_s": round(private, 2),
                 "ratio": round(private / exact, 3),
                 "rounds": args.rounds,
+                "period_days": args.period_days,
                 "snapshot": str(snapshot),
             }
         )

@@ -312,3 +312,18 @@ def test_doctor_says_a_release_from_before_keywords_shows_none(attacked: Path) -
     assert "clusters show none until `logo build-global`" in out
     build("--epsilon", "3")
     assert "until `logo build-global`" not in run("doctor", "--json")[1]
+
+
+def test_recent_reads_the_last_released_periods_that_span_the_window() -> None:
+    """A recommendation's "recent" term under privacy: one period is too few people to rank by when periods
+    are short, so it reads as many of the last released ones as span the window (at least one)."""
+    periods = np.array([0, 1, 2, 3, release.UNDATED], dtype=np.int64)
+    noisy = np.array([[1, 2, 4, 8, 100]], dtype=np.int64)
+    users = release.Family("item_users", ["film"], periods, noisy, noisy, np.zeros(5))
+    rel = release.Release(3.0, 30, 1.0, 3, 2, 0.0, {"item_users": users}, [], "", 1.0, 5.0)
+    day = release.DAY
+    assert rel.last_periods("item_users", None)[0] == 8  # no window: the newest dated period
+    assert rel.last_periods("item_users", None, 60 * day)[0] == 12  # two 30-day periods
+    assert rel.last_periods("item_users", None, 70 * day)[0] == 14  # a part of a period takes the period
+    assert rel.last_periods("item_users", 3 * 30 * day, 180 * day)[0] == 7  # as of then: those ended by then
+    assert rel.last_periods("item_users", 10 * day, 180 * day)[0] == 0  # none ended yet

@@ -178,8 +178,9 @@ class ItemTable:
         end = when if when is not None else self.latest
         if end is None:
             return np.zeros(len(self.names), dtype=np.int64)
-        if self.release is not None:  # at the release's resolution: the last period ended by then (the newest)
-            recent: np.ndarray = np.maximum(self.release.last_period("item_users", when), 0).round().astype(np.int64)
+        if self.release is not None:  # at the release's resolution: the last periods ended by then that span it
+            released = self.release.last_periods("item_users", when, window)
+            recent: np.ndarray = np.maximum(released, 0).round().astype(np.int64)
             return recent
         keep = (self.user_ts < end) & (self.user_ts >= end - window)
         cum = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])

@@ -31,6 +31,8 @@ measurement), so increments are flat.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,7 @@ DEFAULT_PERIOD_DAYS = float(rules.PERIOD_DAYS.default)
 UNDATED = np.iinfo(np.int64).max  # the period key of undated records
 TOTAL = UNDATED  # families without time (labels, communities) have this one, always open, column
 DAY = 86_400.0
+DRAW_CHUNK = 50_000  # cells drawn per OpenDP call (parts run on threads)
 UNDATED_SIGMAS = 2.0  # the latest view counts the undated period where it is this far above its noise
 
 # The share of epsilon each statistic gets. One record counts in one cell of each, so its loss is their sum:
@@ -175,16 +178,17 @@ class Release:
         family = self.families[name]
         return family.at(self.columns(family, when))
 
-    def last_period(self, name: str, when: float | None) -> np.ndarray:
-        """Each key's noisy value in the last dated period ended by `when` (the newest when None): what is
-        recent at the release's resolution."""
+    def last_periods(self, name: str, when: float | None, window: float = 0.0) -> np.ndarray:
+        """Each key's noisy value in the last dated periods ended by `when` (the newest when None) that cover
+        `window` seconds (at least one): what is recent at the release's resolution."""
         family = self.families[name]
         columns = self.columns(family, when)
         if columns is None:
             columns = int((family.periods != UNDATED).sum())
         if columns <= 0:
             return np.zeros(len(family.keys))
-        out: np.ndarray = family.cells[:, columns - 1].astype(np.float64)
+        span = max(1, math.ceil(window / self.width - 1e-9))
+        out: np.ndarray = family.cells[:, max(columns - span, 0) : columns].sum(axis=1, dtype=np.float64)
         return out
 
     def noise_variance(self, name: str, when: float | None) -> float | np.ndarray:
@@ -355,8 +359,15 @@ def laplace(values: np.ndarray, sensitivity: int, epsilon: float) -> tuple[np.nd
     scale = sensitivity / epsilon
     measurement = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=scale)
     stated = float(measurement.map(sensitivity))  # type: ignore[no-untyped-call]
-    noisy = np.asarray(measurement(values.astype(np.int64).tolist()), dtype=np.int64) if len(values) else values
-    return noisy.astype(np.int64), {"scale": round(scale, 6), "sensitivity": sensitivity, "epsilon": stated}
+    if not len(values):
+        return values.astype(np.int64), {"scale": round(scale, 6), "sensitivity": sensitivity, "epsilon": stated}
+    # Each cell's noise is independent, so the vector is drawn in parts, on threads: OpenDP's sampler runs
+    # outside the GIL (a few microseconds per cell), and a first build at short periods draws millions.
+    parts = np.array_split(values.astype(np.int64), max(1, len(values) // DRAW_CHUNK))
+    with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1)) as pool:
+        drawn = list(pool.map(lambda part: measurement(part.tolist()), parts))
+    noisy = np.concatenate([np.asarray(d, dtype=np.int64) for d in drawn])
+    return noisy, {"scale": round(scale, 6), "sensitivity": sensitivity, "epsilon": stated}
 
 
 def release(memory: Any, epsilon: float, period_days: float, previous: Release | None, now: float) -> Release:
