@@ -359,15 +359,15 @@ def laplace(values: np.ndarray, sensitivity: int, epsilon: float) -> tuple[np.nd
     scale = sensitivity / epsilon
     measurement = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=scale)
     stated = float(measurement.map(sensitivity))  # type: ignore[no-untyped-call]
+    info = {"scale": round(scale, 6), "sensitivity": sensitivity, "epsilon": stated}
     if not len(values):
-        return values.astype(np.int64), {"scale": round(scale, 6), "sensitivity": sensitivity, "epsilon": stated}
+        return values.astype(np.int64), info
     # Each cell's noise is independent, so the vector is drawn in parts, on threads: OpenDP's sampler runs
     # outside the GIL (a few microseconds per cell), and a first build at short periods draws millions.
     parts = np.array_split(values.astype(np.int64), max(1, len(values) // DRAW_CHUNK))
     with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1)) as pool:
         drawn = list(pool.map(lambda part: measurement(part.tolist()), parts))
-    noisy = np.concatenate([np.asarray(d, dtype=np.int64) for d in drawn])
-    return noisy, {"scale": round(scale, 6), "sensitivity": sensitivity, "epsilon": stated}
+    return np.concatenate([np.asarray(d, dtype=np.int64) for d in drawn]), info
 
 
 def release(memory: Any, epsilon: float, period_days: float, previous: Release | None, now: float) -> Release:
