@@ -100,8 +100,9 @@ EPSILON = Rule(
     kind=float,
 )
 PERIOD_DAYS = Rule(
-    365.0,
+    182.0,
     1,
-    help="Length of the periods statistics are released in: `--at` sees the periods ended by then.",
+    help="Length of the periods statistics are released in: `--at` sees the periods ended by then. "
+    "Default: the store's last release's, else 182 (half a year).",
     kind=float,
 )

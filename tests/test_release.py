@@ -18,7 +18,7 @@ from logo_cli.global_memory import release
 from .helpers import lines, make_records, run, write_jsonl
 
 W = release.DEFAULT_PERIOD_DAYS * release.DAY
-PERIOD_A = 53  # 2023: the five first raters; 2024 (PERIOD_A + 1): the newcomer
+PERIOD_A = int(53 * 365.25 * release.DAY / W)  # in 2023: the five first raters; PERIOD_A + 1: the newcomer
 FILMS = 150
 
 
@@ -182,6 +182,19 @@ def test_the_ledger_adds_up_and_past_releases_are_never_redrawn(attacked: Path, 
     assert code == 0 and json.loads(out)["epsilon_spent"] == pytest.approx(3.0 + 2 * 3.0 / 24)
     code, out, _ = run("doctor", "--json")
     assert "epsilon 3 per record" in out
+
+
+def test_a_store_keeps_its_period_unless_told_otherwise(attacked: Path) -> None:
+    """A new period grid releases every old record again: a build without --period-days keeps the store's, so
+    changing logo's default never spends a store's budget twice."""
+    assert build("--epsilon", "3", "--period-days", "365")["privacy"]["ledger"][0]["period_days"] == 365
+    kept = build("--epsilon", "3", "--update")["privacy"]
+    assert kept["ledger"][1]["period_days"] == 365 and kept["ledger"][1]["epsilon_old_records"] == pytest.approx(
+        2 * 3.0 / 24  # community sizes and keywords, drawn every build
+    )
+    moved = build("--epsilon", "3", "--update", "--period-days", "91")["privacy"]
+    assert moved["ledger"][2]["period_days"] == 91 and moved["ledger"][2]["epsilon_old_records"] == pytest.approx(3.0)
+    assert release.chosen_period(None, None) == release.DEFAULT_PERIOD_DAYS
 
 
 def test_epsilon_inf_releases_the_exact_figures_and_says_so(attacked: Path) -> None:

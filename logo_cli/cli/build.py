@@ -60,8 +60,9 @@ def build_global_cli(
         str, typer.Option("--epsilon", envvar="LOGO_EPSILON", help=rules.EPSILON.help)
     ] = f"{rules.EPSILON.default:g}",
     period_days: Annotated[
-        float, typer.Option("--period-days", min=rules.PERIOD_DAYS.ge, help=rules.PERIOD_DAYS.help)
-    ] = rules.PERIOD_DAYS.default,
+        float | None,
+        typer.Option("--period-days", min=rules.PERIOD_DAYS.ge, help=rules.PERIOD_DAYS.help, show_default=False),
+    ] = None,
     describe: Annotated[
         bool, typer.Option("--describe", help="Ask the model for a one-line description of each cluster (cached).")
     ] = False,

@@ -86,7 +86,8 @@ def build_global(
         assert options.epsilon is not None
         say(f"releasing population statistics with differential privacy (epsilon {options.epsilon:g} per record)")
         previous = versions.load_release(home)
-        memory.release = release.release(memory, options.epsilon, options.period_days, previous, memory.built_at)
+        period_days = release.chosen_period(options.period_days, previous)
+        memory.release = release.release(memory, options.epsilon, period_days, previous, memory.built_at)
     if describe is not None:
         write_descriptions(memory, describe, say)
     versions.save(memory, home)

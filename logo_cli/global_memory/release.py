@@ -24,7 +24,7 @@ centred on the middle of the scale). OpenDP's samplers take no seed on purpose (
 noise removes it), so the stored releases are what makes the numbers reproducible.
 
 A flat sum of per-period increments adds noise as sqrt(periods); a binary tree as log(periods)^1.5. At the
-default period (one year) a store needs over a thousand periods before a tree wins (docs/privacy.md shows the
+default period (half a year) a store needs over a thousand periods before a tree wins (docs/privacy.md shows the
 measurement), so increments are flat.
 """
 
@@ -368,6 +368,14 @@ def laplace(values: np.ndarray, sensitivity: int, epsilon: float) -> tuple[np.nd
     with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1)) as pool:
         drawn = list(pool.map(lambda part: measurement(part.tolist()), parts))
     return np.concatenate([np.asarray(d, dtype=np.int64) for d in drawn]), info
+
+
+def chosen_period(asked: float | None, previous: Release | None) -> float:
+    """The period this build releases in: the one asked for, else the store's last release's (a new period
+    grid releases every old record again, which the ledger charges), else the default."""
+    if asked is not None:
+        return asked
+    return previous.period_days if previous is not None else DEFAULT_PERIOD_DAYS
 
 
 def release(memory: Any, epsilon: float, period_days: float, previous: Release | None, now: float) -> Release:

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import UsageError
 from .model import MIN_HISTORY_FOR_COMMUNITY, Community
 from .records import KEYWORD_WORDS_PER_RECORD, unit_rows
-from .release import DEFAULT_EPSILON, DEFAULT_PERIOD_DAYS
+from .release import DEFAULT_EPSILON
 from .snapshot import Snapshot
 
 FULL_KMEANS_MAX = 50_000  # below this, exact k-means on all vectors is affordable and finds better optima
@@ -49,7 +49,8 @@ class BuildOptions:
     page_size: int = 5000
     update: bool = False  # keep the previous clusters, refresh every statistic
     epsilon: float | None = DEFAULT_EPSILON  # differential privacy budget per record; None: inf (exact)
-    period_days: float = DEFAULT_PERIOD_DAYS  # the periods population statistics are released in
+    # the periods population statistics are released in; None: the last release's, else the default
+    period_days: float | None = None
 
     @property
     def exact(self) -> bool:
