@@ -54,6 +54,7 @@ LIKED_TOP = 3
 RECENT_DAYS = 180.0
 OWN_K = 8  # `local`: the user's most similar rated records that make their own estimate
 STATED_RECORDS = 8  # the user's preference statements most like the question that a choice reads
+QUOTED_MEAN_NOISE = 0.5  # stars: answers quote an item's mean only while its privacy noise's sd is below this
 
 
 @dataclass
@@ -75,6 +76,13 @@ class ItemEvidence:
     because_rating: float | None = None
     weight: float = 1.0  # share among the items a question may name (rating answers)
     similarity: float | None = None  # to the question (rating answers)
+    rating_mean_noise: float | None = None  # the standard deviation privacy noise adds to it (None: exact)
+
+    @property
+    def quoted_mean(self) -> float | None:
+        """The mean as a reason to give: not while privacy noise could move it by more than QUOTED_MEAN_NOISE."""
+        noisy = self.rating_mean_noise is not None and self.rating_mean_noise > QUOTED_MEAN_NOISE
+        return None if noisy else self.rating_mean
 
     def to_json(self) -> dict[str, Any]:
         def r(x: float | None, digits: int = 3) -> float | None:
@@ -95,6 +103,7 @@ class ItemEvidence:
             "because_rating": self.because_rating,
             "weight": r(self.weight, 4),
             "similarity": r(self.similarity, 4),
+            "rating_mean_noise": r(self.rating_mean_noise),
         }
 
 
@@ -298,6 +307,7 @@ class UserEvidence:
                 estimate = self.own_estimate(table.vectors[row])
             record = self.history[int(best[j])] if best[j] >= 0 else None
             public_mean = snap.rating_mean[row]
+            noise = None if snap.mean_noise is None else float(np.sqrt(snap.mean_noise[row]))
             out.append(
                 ItemEvidence(
                     item=table.names[row],
@@ -313,6 +323,7 @@ class UserEvidence:
                     content=float(content[j]),
                     because=(record.item or record.text[:60]) if record is not None else None,
                     because_rating=record.rating if record is not None else None,
+                    rating_mean_noise=noise if self.memory is not None else None,
                 )
             )
         return out

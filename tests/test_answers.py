@@ -357,3 +357,20 @@ def test_a_choice_weighs_memory_against_the_model_and_says_why(monkeypatch: pyte
     unknown = [chooser.OptionScore("X", -1.0, -1.0), chooser.OptionScore("Y", -2.0, -2.0)]
     assert chooser.choice_answer(unknown).reason == "memory knows none of these options: this is the model's reading"
     assert [s["item"] for s in answer.scores] == ["Cats", "Heat", None]
+
+
+def test_a_mean_that_privacy_noise_could_move_by_half_a_star_is_not_quoted() -> None:
+    from logo_cli.answers.recommend import QUOTED_MEAN_NOISE, _quoted_mean
+    from logo_cli.global_memory import ItemSnapshot
+
+    snap = ItemSnapshot(
+        users=np.array([7, 40, 3]),
+        public=np.array([True, True, True]),
+        ratings=np.array([7, 40, 2]),
+        rating_mean=np.array([1.5, 3.6, np.nan]),
+        mean_noise=np.array([1.13**2, 0.2**2, 0.1]),
+    )
+    assert _quoted_mean(snap, 0) is None  # the sample histories' Barbie under privacy
+    assert _quoted_mean(snap, 1) == pytest.approx(3.6) and QUOTED_MEAN_NOISE > 0.2
+    assert _quoted_mean(snap, 2) is None  # private: too few raters
+    assert _quoted_mean(replace(snap, mean_noise=None), 0) == pytest.approx(1.5)  # exact figures are quoted

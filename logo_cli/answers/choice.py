@@ -136,9 +136,9 @@ def choice_reason(pick: OptionScore, options: Sequence[OptionScore], scale_high:
     parts = []
     item = pick.evidence
     if item is not None:
-        if item.rating_mean is not None:
+        if item.quoted_mean is not None:
             high = f"/{scale_high:g}" if scale_high else ""
-            parts.append(f"{item.rating_mean:.1f}{high} from {item.ratings} ratings")
+            parts.append(f"{item.quoted_mean:.1f}{high} from {item.ratings} ratings")
         elif item.raters:
             parts.append(f"{item.raters} people have it in their history")
         if item.because and item.because_rating is not None:

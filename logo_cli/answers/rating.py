@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..evidence import QUOTED_MEAN_NOISE
 from ..modes import Memory
 
 ANCHOR_SD = 1.0  # stars on a 5-star range: how far from memory's estimate a rating may fall and still weigh
@@ -198,7 +199,8 @@ def rating_reason(evidence: dict[str, Any] | None, memory: str, scale: RatingSca
     if not evidence or evidence.get("rating_estimate") is None:
         return "memory holds no ratings like this: this is the model's own reading of the question"
     parts = []
-    items = evidence.get("items") or []
+    # an item's mean is quoted only while privacy noise could not move it by more than QUOTED_MEAN_NOISE
+    items = [i for i in evidence.get("items") or [] if (i.get("rating_mean_noise") or 0.0) <= QUOTED_MEAN_NOISE]
     if items:
         top = items[0]
         parts.append(f"{top['ratings']} ratings of {top['item']} average {top['rating_mean']:.1f}")
