@@ -99,10 +99,11 @@ EPSILON = Rule(
     "(a rating). Smaller protects more and adds more noise. 'inf': exact statistics, research only.",
     kind=float,
 )
+_HALF_A_YEAR = 182.0
 PERIOD_DAYS = Rule(
-    182.0,
+    _HALF_A_YEAR,
     1,
     help="Length of the periods statistics are released in: `--at` sees the periods ended by then. "
-    "Default: the store's last release's, else 182 (half a year).",
+    f"Default: the store's last release's, else {_HALF_A_YEAR:g} (half a year).",
     kind=float,
 )

@@ -360,7 +360,8 @@ def test_a_choice_weighs_memory_against_the_model_and_says_why(monkeypatch: pyte
 
 
 def test_a_mean_that_privacy_noise_could_move_by_half_a_star_is_not_quoted() -> None:
-    from logo_cli.answers.recommend import QUOTED_MEAN_NOISE, _quoted_mean
+    from logo_cli.answers.recommend import _quoted_mean
+    from logo_cli.evidence import QUOTED_MEAN_NOISE
     from logo_cli.global_memory import ItemSnapshot
 
     snap = ItemSnapshot(
@@ -374,3 +375,13 @@ def test_a_mean_that_privacy_noise_could_move_by_half_a_star_is_not_quoted() -> 
     assert _quoted_mean(snap, 1) == pytest.approx(3.6) and QUOTED_MEAN_NOISE > 0.2
     assert _quoted_mean(snap, 2) is None  # private: too few raters
     assert _quoted_mean(replace(snap, mean_noise=None), 0) == pytest.approx(1.5)  # exact figures are quoted
+
+
+def test_a_rating_reason_quotes_the_population_where_an_items_mean_is_noisy() -> None:
+    scale = RatingScale(0.5, 5.0, 0.5)
+    item = {"item": "Barbie", "ratings": 7, "rating_mean": 1.5}
+    evidence = {"rating_estimate": 3.4, "population_rating": 3.6, "items": [item | {"rating_mean_noise": 1.13}]}
+    reason = rating_reason(evidence, "logo", scale)
+    assert "Barbie" not in reason and "people rate things like this 3.6 on average" in reason
+    steady = evidence | {"items": [item | {"rating_mean_noise": 0.2}]}
+    assert "7 ratings of Barbie average 1.5" in rating_reason(steady, "logo", scale)

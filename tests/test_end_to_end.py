@@ -264,8 +264,8 @@ def test_a_recommendation_stays_on_the_question(home: Path) -> None:
 def test_the_demo_under_privacy_still_answers_on_the_question(home: Path, tmp_path: Path) -> None:
     """`make demo` builds with the default budget. Noise hides some items of a 48-person store (a count of 3-5
     people can read 2) and drops the community term that kept maya's "watch this weekend" list on films, so
-    books and cities take places in it (`bench/privacy_demo.py`, 40 builds: 2.8 films of 5 on average, no
-    list without one; in 1 of 13 earlier builds no film was public near the question, and the answer fell
+    books and cities take places in it (`bench/privacy_demo.py`, 80 builds: about 3 films of 5 on average,
+    no list without one; in 1 of 13 earlier builds no film was public near the question, and the answer fell
     back to open text). What holds: a dinner list stays dishes, a film list holds films, and both say the
     figures are private."""
     import shutil

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evidence import QUOTED_MEAN_NOISE
+from ..evidence import quoted_mean
 from ..modes import Memory
 
 ANCHOR_SD = 1.0  # stars on a 5-star range: how far from memory's estimate a rating may fall and still weigh
@@ -199,8 +199,8 @@ def rating_reason(evidence: dict[str, Any] | None, memory: str, scale: RatingSca
     if not evidence or evidence.get("rating_estimate") is None:
         return "memory holds no ratings like this: this is the model's own reading of the question"
     parts = []
-    # an item's mean is quoted only while privacy noise could not move it by more than QUOTED_MEAN_NOISE
-    items = [i for i in evidence.get("items") or [] if (i.get("rating_mean_noise") or 0.0) <= QUOTED_MEAN_NOISE]
+    items = evidence.get("items") or []
+    items = [i for i in items if quoted_mean(i.get("rating_mean"), i.get("rating_mean_noise")) is not None]
     if items:
         top = items[0]
         parts.append(f"{top['ratings']} ratings of {top['item']} average {top['rating_mean']:.1f}")

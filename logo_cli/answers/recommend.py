@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evidence import QUOTED_MEAN_NOISE, UserEvidence
+from ..evidence import UserEvidence, quoted_mean
 from ..global_memory import GlobalMemory, ItemSnapshot, ItemTable
 from ..modes import Memory
 from ..records import Record
@@ -188,13 +188,9 @@ def recommend(memory: GlobalMemory, request: RecommendInput, count: int) -> list
 
 
 def _quoted_mean(snap: ItemSnapshot, row: int) -> float | None:
-    """The item's mean rating as a reason to give: None while it is private, or while privacy noise could move
-    it by more than QUOTED_MEAN_NOISE (in the sample histories, Barbie, rated 3.4 by four people, read 1.5 from
-    7 noisy ratings). Its people are quoted instead."""
-    mean = float(snap.rating_mean[row])
-    if np.isnan(mean) or (snap.mean_noise is not None and snap.mean_noise[row] > QUOTED_MEAN_NOISE**2):
-        return None
-    return mean
+    """The item's mean rating as a reason to give (`evidence.quoted_mean`)."""
+    noise_sd = None if snap.mean_noise is None else float(np.sqrt(snap.mean_noise[row]))
+    return quoted_mean(float(snap.rating_mean[row]), noise_sd)
 
 
 def _candidates(table: ItemTable, snap: ItemSnapshot, history: Sequence[Record]) -> np.ndarray:
