@@ -2,10 +2,13 @@
 memory built with `--epsilon inf` (exact) and one with the default budget, compared question by question.
 
     python bench/privacy_cost.py EXACT.jsonl PRIVATE.jsonl [--method logo] [--table]
+    LOGO_HOME=H python bench/privacy_cost.py EXACT.jsonl PRIVATE.jsonl --by-item-ratings EVAL.jsonl
 
 Rating questions: MAE of the printed number; recommend questions: HR@10 of the printed list; choices:
 accuracy. Per bucket (the exact run's), on the questions both runs answered: both figures, the difference
-(private - exact) and its 95% paired bootstrap interval (2,000 draws, seeded).
+(private - exact) and its 95% paired bootstrap interval (2,000 draws, seeded). `--by-item-ratings` groups
+the questions instead by how many ratings the question's item had before the question, in the store of
+LOGO_HOME (the evaluation's store: the exact figure that privacy noise hides).
 """
 
 from __future__ import annotations
@@ -40,6 +43,29 @@ def scores(path: Path, method: str) -> tuple[dict[str, float], dict[str, str], s
     return out, buckets, metric
 
 
+BANDS = ((0, "0"), (1, "1-9"), (10, "10-29"), (30, "30-99"), (100, "100+"))
+
+
+def item_rating_bands(eval_file: Path) -> dict[str, str]:
+    """Question id -> band of the ratings its item had in the store strictly before the question."""
+    from logo_cli.baselines import Interactions
+    from logo_cli.config import force_offline, resolve
+    from logo_cli.evaluate import load_eval
+    from logo_cli.local_memory.store import open_store
+
+    force_offline()
+    data = Interactions.from_store(open_store(resolve()))
+    rated = ~np.isnan(data.ratings)
+    codes = {name: i for i, name in enumerate(data.item_names)}
+    out = {}
+    for question in load_eval(eval_file):
+        code = codes.get(question.meta.get("item", ""), -1)
+        when = np.inf if question.at is None else question.at
+        n = int((rated & (data.items == code) & (data.ts < when)).sum())
+        out[question.id] = next(label for low, label in reversed(BANDS) if n >= low)
+    return out
+
+
 def interval(diff: np.ndarray, draws: int = 2000) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     means = diff[rng.integers(0, len(diff), (draws, len(diff)))].mean(axis=1)
@@ -52,8 +78,12 @@ def main() -> None:
     parser.add_argument("private", type=Path)
     parser.add_argument("--method", default="logo")
     parser.add_argument("--table", action="store_true", help="a Markdown table instead of JSON lines")
+    parser.add_argument("--by-item-ratings", type=Path, metavar="EVAL", help="group by the item's ratings")
     args = parser.parse_args()
     exact, buckets, metric = scores(args.exact, args.method)
+    order = list(BUCKETS)
+    if args.by_item_ratings:
+        buckets, order = item_rating_bands(args.by_item_ratings), [label for _, label in BANDS]
     private, _, _ = scores(args.private, args.method)
     common = sorted(set(exact) & set(private))
     groups: dict[str, list[str]] = defaultdict(list)
@@ -61,7 +91,7 @@ def main() -> None:
         groups[buckets[qid]].append(qid)
     groups["all"] = common
     rows = []
-    for bucket in [*BUCKETS, "all"]:
+    for bucket in [*order, "all"]:
         ids = groups.get(bucket)
         if not ids:
             continue
