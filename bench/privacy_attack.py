@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--epsilon", default="3")
     parser.add_argument("--releases", type=int, default=4)
     args = parser.parse_args()
+    budget: float | str = args.epsilon if args.epsilon == "inf" else float(args.epsilon)
     folder = Path(tempfile.mkdtemp(prefix="logo-attack-"))
     os.environ.update(LOGO_EMBEDDER="fake", LOGO_MODEL="fake", LOGO_EPSILON=args.epsilon)
     try:
@@ -49,17 +50,18 @@ def main() -> None:
         for _ in range(args.releases):
             shutil.rmtree(folder / "at" / "global", ignore_errors=True)
             build("--epsilon", args.epsilon)
-            errors = attack(seen(FILMS, (PERIOD_A + 1) * W + 10), seen(FILMS, (PERIOD_A + 2) * W + 10), FILMS)
+            before, after = (seen(FILMS, (PERIOD_A + p) * W + 10, budget) for p in (1, 2))
+            errors = attack(before, after, FILMS)
             at_errors.append(float(errors.mean()))
         across = []
         for i in range(args.releases):
             os.environ["LOGO_HOME"] = str(folder / f"across{i}")
             run("ingest", str(write_jsonl(folder / "first.jsonl", first_raters(FILMS))))
             build("--epsilon", args.epsilon)
-            before = seen(FILMS, None)
+            before = seen(FILMS, None, budget)
             run("ingest", str(write_jsonl(folder / "p9.jsonl", newcomer(FILMS, time.time() - 3600))))
             build("--epsilon", args.epsilon, "--update")
-            across.append(float(attack(before, seen(FILMS, None), FILMS).mean()))
+            across.append(float(attack(before, seen(FILMS, None, budget), FILMS).mean()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"epsilon {args.epsilon}: attack MAE on 1-5 ratings, {FILMS} films per release")

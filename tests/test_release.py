@@ -61,8 +61,9 @@ def newcomer(films: int, when: float) -> list[dict]:
     ]
 
 
-def seen(films: int, at: float | None) -> dict[str, tuple[float, int] | None]:
-    """What an attacker reads from `logo ask --json`: each film's population mean and ratings (None: hidden)."""
+def seen(films: int, at: float | None, epsilon: float | str | None = None) -> dict[str, tuple[float, int] | None]:
+    """What an attacker reads from `logo ask --json`: each film's population mean and ratings (None: hidden).
+    Every answer must say the budget it was built with: `epsilon`, else the default or inf."""
     questions = "".join(
         json.dumps(
             {
@@ -76,13 +77,14 @@ def seen(films: int, at: float | None) -> dict[str, tuple[float, int] | None]:
     )
     code, out, err = run("ask", "-", "--json", input=questions)
     assert code == 0, err
+    budgets = (3.0, "inf") if epsilon is None else (epsilon,)
     found: dict[str, tuple[float, int] | None] = {}
     for answer, i in zip(lines(out), range(films), strict=True):
         items = {e["item"]: e for e in (answer["evidence"] or {}).get("items", [])}
         hit = items.get(film(i))
         ok = hit is not None and hit["rating_mean"] is not None
         found[film(i)] = (hit["rating_mean"], hit["ratings"]) if ok else None
-        assert answer["privacy"]["epsilon"] in (3.0, "inf")
+        assert answer["privacy"]["epsilon"] in budgets
     return found
 
 
