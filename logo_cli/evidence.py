@@ -315,7 +315,6 @@ class UserEvidence:
                 estimate = self.own_estimate(table.vectors[row])
             record = self.history[int(best[j])] if best[j] >= 0 else None
             public_mean = snap.rating_mean[row]
-            noise = None if snap.mean_noise is None else float(np.sqrt(snap.mean_noise[row]))
             out.append(
                 ItemEvidence(
                     item=table.names[row],
@@ -331,7 +330,7 @@ class UserEvidence:
                     content=float(content[j]),
                     because=(record.item or record.text[:60]) if record is not None else None,
                     because_rating=record.rating if record is not None else None,
-                    rating_mean_noise=noise if self.memory is not None else None,
+                    rating_mean_noise=snap.mean_noise_sd(row) if self.memory is not None else None,
                 )
             )
         return out

@@ -189,8 +189,7 @@ def recommend(memory: GlobalMemory, request: RecommendInput, count: int) -> list
 
 def _quoted_mean(snap: ItemSnapshot, row: int) -> float | None:
     """The item's mean rating as a reason to give (`evidence.quoted_mean`)."""
-    noise_sd = None if snap.mean_noise is None else float(np.sqrt(snap.mean_noise[row]))
-    return quoted_mean(float(snap.rating_mean[row]), noise_sd)
+    return quoted_mean(float(snap.rating_mean[row]), snap.mean_noise_sd(row))
 
 
 def _candidates(table: ItemTable, snap: ItemSnapshot, history: Sequence[Record]) -> np.ndarray:

@@ -115,6 +115,10 @@ class ItemSnapshot:
     community_users: np.ndarray | None = None  # distinct people of one community, when asked for
     mean_noise: np.ndarray | None = None  # the variance privacy noise adds to each rating mean (None: exact)
 
+    def mean_noise_sd(self, row: int) -> float | None:
+        """The standard deviation privacy noise adds to one item's rating mean (None: exact figures)."""
+        return None if self.mean_noise is None else float(np.sqrt(self.mean_noise[row]))
+
 
 @dataclass
 class ItemTable:
