@@ -19,6 +19,7 @@ from logo_cli.global_memory.build import keep_previous
 from logo_cli.global_memory.records import (
     KEYWORD_WORDS_PER_RECORD,
     UNDATED,
+    KeywordPeople,
     Records,
     assign_records,
     build_items,
@@ -35,7 +36,6 @@ from logo_cli.global_memory.stages import (
     FitSample,
     choose_k,
     community_candidates,
-    count_keyword_people,
     draw_sample,
     fit_centroids,
     group_communities,
@@ -226,11 +226,12 @@ def test_vocabulary_gives_each_cluster_the_words_of_its_own_texts() -> None:
 def test_a_record_counts_its_person_for_at_most_two_keywords() -> None:
     """The sensitivity of the keyword release: one record adds its person to at most
     KEYWORD_WORDS_PER_RECORD candidates (its best-ranked), however many it names."""
-    candidates = [["garlic", "basil", "oven", "sauce"]]
-    words = [["sauce", "oven", "basil", "garlic"], ["sauce"], ["sauce"]]
-    people = count_keyword_people(candidates, np.zeros(3, dtype=np.int64), words, ["a", "b", "b"])
+    people = KeywordPeople([["garlic", "basil", "oven", "sauce"]], r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b")
+    people.add(np.zeros(2, dtype=np.int32), ["Sauce, oven; basil and GARLIC", "sauce"], ["a", "b"])
+    people.add(np.zeros(1, dtype=np.int32), ["more sauce"], ["b"])  # batch by batch, as the pass adds them
     assert KEYWORD_WORDS_PER_RECORD == 2
-    assert people == [{"garlic": 1, "basil": 1, "sauce": 1}]  # b's two records count b once
+    assert people.kept(1) == [{"garlic": 1, "basil": 1, "sauce": 1}]  # b's two records count b once
+    assert people.kept(2) == [{}]
 
 
 # ---------------------------------------------------------------------------------------------- assign

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from logo_cli import global_memory
+from logo_cli.global_memory import stages
 from logo_cli.global_memory.build import build_global
 from logo_cli.global_memory.snapshot import Snapshot, write_snapshot
 from logo_cli.global_memory.stages import BuildOptions
@@ -137,6 +138,32 @@ def test_the_local_engine_writes_what_the_build_wrote_before_snapshots(fake_env:
     assert {k: now["arrays"].get(k) for k in before["arrays"]} == before["arrays"]
 
 
+def sampled_store(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> global_memory.GlobalMemory:
+    """The population as a "large" store: clusters and keyword candidates from a fit sample of 15 of its 175
+    records (drawn by position, as above 50,000 records), then an exact build with the local engine."""
+    monkeypatch.setattr(stages, "FULL_KMEANS_MAX", 20)
+    monkeypatch.setattr(stages, "FIT_SAMPLE", 15)
+    ingest(fake_env, population_rows())
+    code, _, err = run("build-global", "--seed", "0", "--clusters", "3")
+    assert code == 0, err
+    memory = global_memory.load(fake_env / "global")
+    assert memory.records == 175 and not stages.sample_plan(memory.records, 0)[2]  # not the whole store
+    return memory
+
+
+def test_keyword_people_are_counted_over_every_record_not_the_fit_sample(
+    fake_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A keyword's people are counted over every record, so one record anywhere in the store moves them by at
+    most two (the release's sensitivity), whichever records the position-drawn sample holds. Every record of a
+    topic names its topic's words, so each cluster's best keyword is used by all of the cluster's people."""
+    memory = sampled_store(fake_env, monkeypatch)
+    # the 15 sampled records hold 3 of the 5 cooks, 3 of the 4 travellers and all 5 film people
+    assert sorted(c.users for c in memory.clusters) == [4, 5, 5]
+    for cluster in memory.clusters:
+        assert max(cluster.keyword_people.values()) == cluster.users, cluster
+
+
 def test_a_build_snapshots_the_store_and_leaves_nothing_behind(fake_env: Path, population: Path) -> None:
     assert run("ingest", str(population))[0] == 0
     code, out, _ = run("build-global", "--seed", "0")
@@ -243,6 +270,16 @@ def test_spark_reads_the_movielens_fixture_like_the_local_engine(spark: Any, fak
     assert np.array_equal(a.users, b.users) and np.allclose(a.rating_mean, b.rating_mean, equal_nan=True)
     assert remote.rating_step == local.rating_step == 0.5
     assert sum(c.size for c in remote.clusters) == sum(c.size for c in local.clusters) == local.records
+
+
+def test_spark_counts_keyword_people_over_every_record_like_the_local_engine(
+    spark: Any, fake_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = sampled_store(fake_env, monkeypatch)
+    code, _, err = run("build-global", "--update", "--engine", "spark", "--master", "local[2]")
+    assert code == 0, err
+    remote = global_memory.load(fake_env / "global")
+    assert [c.keyword_people for c in remote.clusters] == [c.keyword_people for c in local.clusters]
 
 
 def test_spark_without_java_is_a_clear_error(fake_env: Path, population: Path, tmp_path: Path) -> None:

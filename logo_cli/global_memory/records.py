@@ -6,7 +6,9 @@ users' profiles.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -71,13 +73,18 @@ class Records:
         return counts
 
 
-def assign_records(snapshot: Snapshot, centroids: np.ndarray, texts: dict[str, str]) -> Records:
+def assign_records(
+    snapshot: Snapshot, centroids: np.ndarray, texts: dict[str, str], keywords: KeywordPeople | None = None
+) -> Records:
     """One pass over the snapshot, PASS_BATCH records at a time: every record to its nearest centroid, its
     fields as scalars, and per-batch statistics accumulated (memory holds one batch of vectors). `texts` (id
-    -> text, the fit sample's) spares reading the texts of most cluster examples again."""
+    -> text, the fit sample's) spares reading the texts of most cluster examples again. `keywords`, when
+    given, counts the people of every record's cluster's candidates."""
     acc = _Accumulator(len(centroids))
     for batch in snapshot.batches(PASS_BATCH):
         acc.add(batch, centroids)
+        if keywords is not None:
+            keywords.add(acc.cluster[-1], batch.embedding_texts(), [batch.user_names[i] for i in batch.user])
     example_ids = [uid for found in acc.examples for _, _, uid in found]
     found = {uid: texts[uid] for uid in example_ids if uid in texts}
     missing = sorted({acc.example_pos[uid] for uid in example_ids if uid not in texts})
@@ -197,6 +204,35 @@ class _Accumulator:
         for idx, code, text in zip(item[rows], batch.item[rows], batch.texts(rows), strict=True):
             named = set(terms(batch.item_names[code]))  # beyond its name: "Star Wars" is no war film
             self.item_terms.setdefault(int(idx), Counter()).update(set(terms(text)) - named)
+
+
+class KeywordPeople:
+    """Distinct people per cluster's candidate keyword, counted over the records added (the assignment pass
+    adds every record of the store; the fit sample only chose the candidates). A record counts its person for
+    at most KEYWORD_WORDS_PER_RECORD of its cluster's candidates (its best-ranked), so one record moves the
+    counts by at most that much: the sensitivity of their release, whichever records the sample drew."""
+
+    def __init__(self, candidates: list[list[str]], token_pattern: str) -> None:
+        self.candidates = candidates
+        self._ranks = [{w: r for r, w in enumerate(words)} for words in candidates]
+        self._seen: list[dict[str, set[str]]] = [{} for _ in candidates]
+        self._tokens = re.compile(token_pattern)
+
+    def add(self, clusters: np.ndarray, texts: Sequence[str], users: Sequence[str]) -> None:
+        for c, text, user in zip(clusters.tolist(), texts, users, strict=True):
+            rank = self._ranks[c]
+            if not rank:
+                continue
+            hits = sorted({rank[t] for t in self._tokens.findall(text.lower()) if t in rank})
+            for r in hits[:KEYWORD_WORDS_PER_RECORD]:
+                self._seen[c].setdefault(self.candidates[c][r], set()).add(user)
+
+    def kept(self, min_users: int) -> list[dict[str, int]]:
+        """Each cluster's candidates that at least `min_users` people used, in score order, with their people."""
+        return [
+            {w: len(seen[w]) for w in words if len(seen.get(w, ())) >= min_users}
+            for words, seen in zip(self.candidates, self._seen, strict=True)
+        ]
 
 
 # ------------------------------------------------------------------------------------------ 5. timeline

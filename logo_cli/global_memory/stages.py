@@ -1,6 +1,6 @@
 """The stages of the global memory build that work on a sample of the store or on the users' cluster counts
 (`build` runs them, see its docstring): 1. sample (`draw_sample`), 2. fit (`fit_centroids`, k by
-`silhouette_search`), 3. vocabulary (`learn_keywords`), 9. communities (`group_communities`) and 10. drift
+`silhouette_search`), 3. vocabulary (`keyword_candidates`), 9. communities (`group_communities`) and 10. drift
 (`measure_drift`), with the options the build takes (`BuildOptions`) and what the stages hand on (`Fit`,
 `Baseline`). sklearn and scipy are imported inside the functions that use them.
 """
@@ -16,13 +16,13 @@ import numpy as np
 
 from ..errors import UsageError
 from .model import MIN_HISTORY_FOR_COMMUNITY, Community
-from .records import KEYWORD_WORDS_PER_RECORD, unit_rows
+from .records import KeywordPeople, unit_rows
 from .release import DEFAULT_EPSILON
 from .snapshot import Snapshot
 
 FULL_KMEANS_MAX = 50_000  # below this, exact k-means on all vectors is affordable and finds better optima
 SAMPLE_SIZE = 4_000
-FIT_SAMPLE = 50_000  # large stores: centroids and keywords from this many random records (>= 780 per cluster)
+FIT_SAMPLE = 50_000  # large stores: centroids and keyword candidates from this many random records (>= 780 per cluster)
 VOCABULARY = 20_000
 KEYWORD_CANDIDATES = 20  # per cluster: the best c-TF-IDF words, whose people are counted (and, private, released)
 # words people use about anything: they say nothing about a cluster's topic
@@ -226,11 +226,19 @@ def _kmeans_centroids(vectors: np.ndarray, sample: np.ndarray, k: int, seed: int
 # ------------------------------------------------------------------------------------------ 3. vocabulary
 
 
-def learn_keywords(sample: FitSample, centroids: np.ndarray, min_users: int) -> list[dict[str, int]]:
-    """Each cluster's keyword candidates: its KEYWORD_CANDIDATES best words by class-based TF-IDF over the fit
-    sample's texts (every text of a small store), each text counted in its nearest cluster, with a vocabulary
-    learnt from the subsample; kept where at least `min_users` distinct people used them
-    (`count_keyword_people`), in score order, with those counts. The first KEYWORDS_SHOWN are the keywords."""
+@dataclass
+class KeywordCandidates:
+    """Each cluster's candidate keywords in c-TF-IDF order, and the token pattern that finds them in a text
+    (lowercased, as the vectorizer read it)."""
+
+    words: list[list[str]]
+    token_pattern: str
+
+
+def keyword_candidates(sample: FitSample, centroids: np.ndarray) -> KeywordCandidates:
+    """Each cluster's KEYWORD_CANDIDATES best words by class-based TF-IDF over the fit sample's texts (every
+    text of a small store), each text counted in its nearest cluster, with a vocabulary learnt from the
+    subsample. Their people are counted over every record (`KeywordPeople`)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
     vectorizer = CountVectorizer(
@@ -243,28 +251,18 @@ def learn_keywords(sample: FitSample, centroids: np.ndarray, min_users: int) -> 
         vectorizer.fit(texts)
     except ValueError:  # only stop words in the sample
         vectorizer = CountVectorizer(token_pattern=r"(?u)\b\w+\b").fit([*texts, "empty"])
-    assigned = _nearest(sample.vectors, centroids)
-    counts = _keyword_counts(vectorizer, sample.texts, assigned, len(centroids))
-    candidates = _keywords(counts, vectorizer.get_feature_names_out(), KEYWORD_CANDIDATES)
-    analyze, vocabulary = vectorizer.build_analyzer(), vectorizer.vocabulary_
-    words = [[w for w in analyze(text) if w in vocabulary] for text in sample.texts]
-    people = count_keyword_people(candidates, assigned, words, sample.users or sample.uids)
-    return [{w: people[c][w] for w in cands if people[c].get(w, 0) >= min_users} for c, cands in enumerate(candidates)]
+    counts = _keyword_counts(vectorizer, sample.texts, _nearest(sample.vectors, centroids), len(centroids))
+    words = _keywords(counts, vectorizer.get_feature_names_out(), KEYWORD_CANDIDATES)
+    return KeywordCandidates(words, str(vectorizer.token_pattern))
 
 
-def count_keyword_people(
-    candidates: list[list[str]], clusters: np.ndarray, words: list[list[str]], users: Sequence[str]
-) -> list[dict[str, int]]:
-    """How many distinct people used each cluster's candidate words in records of that cluster. A record
-    counts its person for at most KEYWORD_WORDS_PER_RECORD of them (its best-ranked), so one record moves these
-    counts by at most that much (the sensitivity of their release)."""
-    ranks = [{w: r for r, w in enumerate(cands)} for cands in candidates]
-    seen: list[dict[str, set[str]]] = [{} for _ in candidates]
-    for c, tokens, user in zip(clusters, words, users, strict=True):
-        rank = ranks[int(c)]
-        for r in sorted({rank[t] for t in tokens if t in rank})[:KEYWORD_WORDS_PER_RECORD]:
-            seen[int(c)].setdefault(candidates[int(c)][r], set()).add(user)
-    return [{w: len(who) for w, who in cluster.items()} for cluster in seen]
+def learn_keywords(sample: FitSample, centroids: np.ndarray, min_users: int) -> list[dict[str, int]]:
+    """The keywords of a store the fit sample holds whole: each cluster's candidates (`keyword_candidates`)
+    that at least `min_users` distinct people used, in score order, with those counts (`KeywordPeople`)."""
+    found = keyword_candidates(sample, centroids)
+    people = KeywordPeople(found.words, found.token_pattern)
+    people.add(_nearest(sample.vectors, centroids), sample.texts, sample.users or sample.uids)
+    return people.kept(min_users)
 
 
 def _nearest(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:

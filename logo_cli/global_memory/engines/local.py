@@ -3,9 +3,12 @@
 1. sample: the fit sample read by position (`stages.draw_sample`: the whole store when small);
 2. fit: k by silhouette on its subsample, k-means on the sample (`stages.fit_centroids`), unless --update
    keeps the previous centroids;
-3. vocabulary: each cluster's keywords, c-TF-IDF over the fit sample's texts (`stages.learn_keywords`);
+3. vocabulary: each cluster's keyword candidates, c-TF-IDF over the fit sample's texts
+   (`stages.keyword_candidates`);
 4. assign: one pass over the snapshot in batches (`records.assign_records`): each record's cluster and fields
-   as scalars (32 bytes a record), statistics accumulated per batch; vectors are never all in memory;
+   as scalars (32 bytes a record), statistics accumulated per batch, and the people of its cluster's keyword
+   candidates (`records.KeywordPeople`: over every record, so one record moves them by at most 2, whichever
+   records the fit sample drew); vectors are never all in memory;
 5-8. timeline, items, clusters, profiles from those arrays (`records`);
 9-10. communities and drift (`stages`).
 """
@@ -20,6 +23,7 @@ import numpy as np
 from .. import versions
 from ..model import GlobalMemory
 from ..records import (
+    KeywordPeople,
     assign_records,
     build_items,
     build_timeline,
@@ -36,7 +40,7 @@ from ..stages import (
     draw_sample,
     fit_centroids,
     group_communities,
-    learn_keywords,
+    keyword_candidates,
     measure_drift,
     rating_step,
 )
@@ -47,13 +51,15 @@ def build(snapshot: Snapshot, options: BuildOptions, kept: Kept | None, say: Say
     total = snapshot.count
     sample = draw_sample(snapshot, options.seed, say)
     fit = kept.fit if kept is not None else fit_centroids(sample, total, options, say)
-    keywords = learn_keywords(sample, fit.centroids, options.min_users)
+    candidates = keyword_candidates(sample, fit.centroids)
     texts = dict(zip(sample.uids, sample.texts, strict=True))
     del sample  # the pass below reads the whole snapshot: hold only the fit sample's texts meanwhile
 
     say("assigning records to clusters")
-    records = assign_records(snapshot, fit.centroids, texts)
+    people = KeywordPeople(candidates.words, candidates.token_pattern)
+    records = assign_records(snapshot, fit.centroids, texts, people)
     del texts
+    keywords = people.kept(options.min_users)
     say("describing clusters")
     timeline = build_timeline(records)
     items = build_items(records, options.min_users)

@@ -182,7 +182,7 @@ def build(
 
     # 3. vocabulary: c-TF-IDF over the fit sample's texts, each counted in its nearest cluster
     fitted = records if whole else _at(spark, records, positions)
-    keywords = _keywords(spark, fitted, _at(spark, records, positions[rows]), k, options.min_users)
+    keywords = _keywords(spark, fitted, _at(spark, records, positions[rows]), records, k, options.min_users)
 
     say("describing clusters")
     timeline = _timeline(spark, records, k)
@@ -362,12 +362,14 @@ def _fit(spark: Any, sample: Any, subsample: Any, total: int, options: BuildOpti
     return Fit(unit_rows(np.asarray(model.clusterCenters(), dtype=np.float32)), selection)
 
 
-def _keywords(spark: Any, fitted: Any, subsample: Any, k: int, min_users: int) -> list[dict[str, int]]:
-    """`stages.learn_keywords` in Spark SQL. Class-based TF-IDF: the vocabulary is the VOCABULARY most frequent
-    words of the subsample (no stop words), counted over the fit sample's texts in their nearest cluster;
-    score = tf * idf with tf = count / the cluster's words, idf = log(1 + mean words per cluster / the word's
-    count). Each cluster's KEYWORD_CANDIDATES best, kept where min_users distinct people used them, a record
-    counting its person for at most KEYWORD_WORDS_PER_RECORD of them."""
+def _keywords(
+    spark: Any, fitted: Any, subsample: Any, records: Any, k: int, min_users: int
+) -> list[dict[str, int]]:
+    """`stages.keyword_candidates` and `records.KeywordPeople` in Spark SQL. Class-based TF-IDF: the vocabulary
+    is the VOCABULARY most frequent words of the subsample (no stop words), counted over the fit sample's texts
+    in their nearest cluster; score = tf * idf with tf = count / the cluster's words, idf = log(1 + mean words
+    per cluster / the word's count). Each cluster's KEYWORD_CANDIDATES best, kept where min_users distinct
+    people used them over every record, a record counting its person for at most KEYWORD_WORDS_PER_RECORD."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -404,10 +406,10 @@ def _keywords(spark: Any, fitted: Any, subsample: Any, k: int, min_users: int) -
     candidates = scored.withColumn(
         "rank", F.row_number().over(Window.partitionBy("cluster").orderBy(F.desc("score"), "word"))
     ).filter(F.col("rank") <= KEYWORD_CANDIDATES)
-    per_record = (
-        used.select("uid", "user", "cluster", "word")
-        .distinct()
+    per_record = (  # over every record: the sample only chose the candidates
+        words(records, pattern, [], "uid", "user")
         .join(F.broadcast(candidates.select("cluster", "word", "rank")), ["cluster", "word"])
+        .distinct()
     )
     capped = per_record.withColumn("n", F.row_number().over(Window.partitionBy("uid").orderBy("rank"))).filter(
         F.col("n") <= KEYWORD_WORDS_PER_RECORD
