@@ -84,7 +84,7 @@ def assign_records(
     for batch in snapshot.batches(PASS_BATCH):
         acc.add(batch, centroids)
         if keywords is not None:
-            keywords.add(acc.cluster[-1], batch.embedding_texts(), [batch.user_names[i] for i in batch.user])
+            keywords.add(acc.cluster[-1], batch.embedding_texts(), acc.user[-1].tolist())
     example_ids = [uid for found in acc.examples for _, _, uid in found]
     found = {uid: texts[uid] for uid in example_ids if uid in texts}
     missing = sorted({acc.example_pos[uid] for uid in example_ids if uid not in texts})
@@ -210,15 +210,16 @@ class KeywordPeople:
     """Distinct people per cluster's candidate keyword, counted over the records added (the assignment pass
     adds every record of the store; the fit sample only chose the candidates). A record counts its person for
     at most KEYWORD_WORDS_PER_RECORD of its cluster's candidates (its best-ranked), so one record moves the
-    counts by at most that much: the sensitivity of their release, whichever records the sample drew."""
+    counts by at most that much (given the clusters and candidates): the sensitivity of their release."""
 
     def __init__(self, candidates: list[list[str]], token_pattern: str) -> None:
         self.candidates = candidates
         self._ranks = [{w: r for r, w in enumerate(words)} for words in candidates]
-        self._seen: list[dict[str, set[str]]] = [{} for _ in candidates]
+        self._seen: list[dict[str, set[str | int]]] = [{} for _ in candidates]
         self._tokens = re.compile(token_pattern)
 
-    def add(self, clusters: np.ndarray, texts: Sequence[str], users: Sequence[str]) -> None:
+    def add(self, clusters: np.ndarray, texts: Sequence[str], users: Sequence[str | int]) -> None:
+        """Each record's cluster, embedded text and person (a name, or the pass's index of one)."""
         for c, text, user in zip(clusters.tolist(), texts, users, strict=True):
             rank = self._ranks[c]
             if not rank:
@@ -461,7 +462,7 @@ def clusters_from(
 ) -> list[Cluster]:
     """The clusters from their aggregates (both engines): sizes and distinct users per cluster, label counts
     (labels in order of first appearance), up to 3 example texts each, the timeline, and the keyword candidates
-    with their people (`stages.learn_keywords`)."""
+    with their people (`stages.keyword_candidates`, `KeywordPeople`)."""
     raters = np.diff(timeline.rater_offsets)
     clusters: list[Cluster] = []
     per_segment = []

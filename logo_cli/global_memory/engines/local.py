@@ -7,8 +7,8 @@
    (`stages.keyword_candidates`);
 4. assign: one pass over the snapshot in batches (`records.assign_records`): each record's cluster and fields
    as scalars (32 bytes a record), statistics accumulated per batch, and the people of its cluster's keyword
-   candidates (`records.KeywordPeople`: over every record, so one record moves them by at most 2, whichever
-   records the fit sample drew); vectors are never all in memory;
+   candidates (`records.KeywordPeople`: over every record, not the fit sample, so given the clusters and
+   candidates one record moves them by at most 2); vectors are never all in memory;
 5-8. timeline, items, clusters, profiles from those arrays (`records`);
 9-10. communities and drift (`stages`).
 """

@@ -362,9 +362,7 @@ def _fit(spark: Any, sample: Any, subsample: Any, total: int, options: BuildOpti
     return Fit(unit_rows(np.asarray(model.clusterCenters(), dtype=np.float32)), selection)
 
 
-def _keywords(
-    spark: Any, fitted: Any, subsample: Any, records: Any, k: int, min_users: int
-) -> list[dict[str, int]]:
+def _keywords(spark: Any, fitted: Any, subsample: Any, records: Any, k: int, min_users: int) -> list[dict[str, int]]:
     """`stages.keyword_candidates` and `records.KeywordPeople` in Spark SQL. Class-based TF-IDF: the vocabulary
     is the VOCABULARY most frequent words of the subsample (no stop words), counted over the fit sample's texts
     in their nearest cluster; score = tf * idf with tf = count / the cluster's words, idf = log(1 + mean words
