@@ -40,7 +40,7 @@ from logo_cli.global_memory.stages import (
     fit_centroids,
     group_communities,
     k_candidates,
-    learn_keywords,
+    keyword_candidates,
     measure_drift,
     silhouette_search,
 )
@@ -203,6 +203,14 @@ def test_fit_chooses_or_takes_k_and_returns_unit_centroids() -> None:
     assert forced.centroids.shape == (2, 12) and forced.selection == {"clusters": {"method": "forced", "k": 2}}
     with pytest.raises(UsageError):
         fit_centroids(sample, 30, BuildOptions(clusters=31), say=lambda _m: None)
+
+
+def learn_keywords(sample: FitSample, centroids: np.ndarray, min_users: int) -> list[dict[str, int]]:
+    """What the local engine does for a store the sample holds whole: the candidates, then their people."""
+    found = keyword_candidates(sample, centroids)
+    people = KeywordPeople(found.words, found.token_pattern)
+    people.add(gb._nearest(sample.vectors, centroids), sample.texts, sample.users or sample.uids)
+    return people.kept(min_users)
 
 
 def test_vocabulary_gives_each_cluster_the_words_of_its_own_texts() -> None:

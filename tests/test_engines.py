@@ -154,9 +154,9 @@ def sampled_store(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> global_mem
 def test_keyword_people_are_counted_over_every_record_not_the_fit_sample(
     fake_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A keyword's people are counted over every record, so one record anywhere in the store moves them by at
-    most two (the release's sensitivity), whichever records the position-drawn sample holds. Every record of a
-    topic names its topic's words, so each cluster's best keyword is used by all of the cluster's people."""
+    """A keyword's people are counted over every record, not only the position-drawn sample's, so given the
+    clusters and candidates one record moves them by at most two (the release's sensitivity). Every record of
+    a topic names its topic's words, so each cluster's best keyword is used by all of the cluster's people."""
     memory = sampled_store(fake_env, monkeypatch)
     # the 15 sampled records hold 3 of the 5 cooks, 3 of the 4 travellers and all 5 film people
     assert sorted(c.users for c in memory.clusters) == [4, 5, 5]

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .model import MIN_HISTORY_FOR_COMMUNITY, Community
-from .records import KeywordPeople, unit_rows
+from .records import unit_rows
 from .release import DEFAULT_EPSILON
 from .snapshot import Snapshot
 
@@ -254,15 +254,6 @@ def keyword_candidates(sample: FitSample, centroids: np.ndarray) -> KeywordCandi
     counts = _keyword_counts(vectorizer, sample.texts, _nearest(sample.vectors, centroids), len(centroids))
     words = _keywords(counts, vectorizer.get_feature_names_out(), KEYWORD_CANDIDATES)
     return KeywordCandidates(words, str(vectorizer.token_pattern))
-
-
-def learn_keywords(sample: FitSample, centroids: np.ndarray, min_users: int) -> list[dict[str, int]]:
-    """The keywords of a store the fit sample holds whole: each cluster's candidates (`keyword_candidates`)
-    that at least `min_users` distinct people used, in score order, with those counts (`KeywordPeople`)."""
-    found = keyword_candidates(sample, centroids)
-    people = KeywordPeople(found.words, found.token_pattern)
-    people.add(_nearest(sample.vectors, centroids), sample.texts, sample.users or sample.uids)
-    return people.kept(min_users)
 
 
 def _nearest(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
