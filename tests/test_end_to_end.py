@@ -261,21 +261,15 @@ def test_a_recommendation_stays_on_the_question(home: Path) -> None:
         assert all(k <= near for k in kinds), answer["answer"]
 
 
-def test_the_demo_under_privacy_still_answers_on_the_question(home: Path, tmp_path: Path) -> None:
-    """`make demo` builds with the default budget. Noise hides some items of a 48-person store (a count of 3-5
-    people can read 2) and drops the community term that kept maya's "watch this weekend" list on films, so
-    books and cities take places in it (`bench/privacy_demo.py`, 80 builds: about 3 films of 5 on average,
-    no list without one; in 1 of 13 earlier builds no film was public near the question, and the answer fell
-    back to open text). What holds: a dinner list stays dishes, a film list holds films, and both say the
-    figures are private."""
+def private_demo_answers(home: Path, private: Path) -> dict[str, dict]:
+    """A fresh private build of the sample store (the default budget, as `make demo` runs), then ines's dinner
+    and maya's weekend question; the answers by their expected area. Each call draws new noise."""
     import shutil
 
-    private = tmp_path / "home"
     shutil.copytree(home / "store", private / "store")
-    done = logo(private, "build-global", "--seed", "0", "--epsilon", "3")  # the default, as `make demo` runs
+    done = logo(private, "build-global", "--seed", "0", "--epsilon", "3")
     assert done.returncode == 0, done.stderr
     assert lines(done.stdout)[0]["privacy"]["epsilon"] == 3.0
-    areas = item_areas()
     stdin = recommend_batch(
         [
             ("ines", "What's an easy dinner I could cook tonight?", "cooking"),
@@ -284,16 +278,36 @@ def test_the_demo_under_privacy_still_answers_on_the_question(home: Path, tmp_pa
     )
     done = logo(private, "ask", "-", input=stdin)
     assert done.returncode == 0, done.stderr
-    for answer in lines(done.stdout):
+    answers = {answer["id"]: answer for answer in lines(done.stdout)}
+    for answer in answers.values():
         assert answer["privacy"]["epsilon"] == 3.0
-        if answer["id"] == "films" and "recommendations" not in answer:
-            # noise can read most films' 3-4 people as fewer than 3: no public film is near the question
-            assert "no shared item in memory fits" in answer["note"] and answer["answer"], answer
-            continue
-        items = [r["item"] for r in answer["recommendations"]]
-        assert items, answer["answer"]
-        fits = [areas[item] <= {answer["id"], "gardening"} for item in items]
-        if answer["id"] == "cooking":
-            assert all(fits), answer["answer"]
-        else:  # the known weakness under noise: see the docstring
-            assert any(fits), answer["answer"]
+    return answers
+
+
+def holds_a_film_or_says_none_fits(answer: dict, areas: dict[str, set[str]]) -> bool:
+    if "recommendations" not in answer:
+        # noise can read most films' 3-4 people as fewer than 3: no public film is near the question
+        assert "no shared item in memory fits" in answer["note"] and answer["answer"], answer
+        return True
+    return any(areas[r["item"]] <= {"films"} for r in answer["recommendations"])
+
+
+def test_the_demo_under_privacy_still_answers_on_the_question(home: Path, tmp_path: Path) -> None:
+    """`make demo` builds with the default budget. Noise hides some items of a 48-person store (a count of 3-5
+    people can read 2) and drops the community term that kept maya's "watch this weekend" list on films, so
+    books and cities take places in it (`bench/privacy_demo.py`, 80 builds: about 3 films of 5 on average).
+    What holds: a dinner list stays dishes, and both say the figures are private.
+
+    A film list holds a film in all but about 1 build in 150 (one list seen of Kyoto, Couch to 5K, James,
+    Amsterdam, Porto: the films' noisy counts all read below 3 people). OpenDP draws noise without a seed, so
+    that rare build is a property of the guarantee, not a fault: a list without a film gets one fresh build,
+    which must hold one. Two such builds in a row come about 1 run in 20,000; a change that lost films from
+    the list would fail both."""
+    areas = item_areas()
+    answers = private_demo_answers(home, tmp_path / "first")
+    dinner = [areas[r["item"]] for r in answers["cooking"]["recommendations"]]
+    assert dinner and all(kind <= {"cooking", "gardening"} for kind in dinner), answers["cooking"]["answer"]
+    films = answers["films"]
+    if not holds_a_film_or_says_none_fits(films, areas):
+        films = private_demo_answers(home, tmp_path / "second")["films"]
+        assert holds_a_film_or_says_none_fits(films, areas), films["answer"]
