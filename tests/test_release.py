@@ -5,6 +5,7 @@ embedder and model; the suite builds with --epsilon inf (conftest), so every bui
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -197,6 +198,27 @@ def test_a_store_keeps_its_period_unless_told_otherwise(attacked: Path) -> None:
     moved = build("--epsilon", "3", "--update", "--period-days", "91")["privacy"]
     assert moved["ledger"][2]["period_days"] == 91 and moved["ledger"][2]["epsilon_old_records"] == pytest.approx(3.0)
     assert release.chosen_period(None, None) == release.DEFAULT_PERIOD_DAYS
+
+
+def test_a_build_of_more_periods_than_flat_increments_suit_advises_a_longer_period(
+    fake_env: Path, tmp_path: Path
+) -> None:
+    """A view sums one noisy cell per period, so past ADVISED_PERIODS a tree would be less noisy (logo has none):
+    the build says so on stderr and names a period that keeps the store within them; its JSON counts the periods."""
+    rows = first_raters(5) + newcomer(5, (PERIOD_A + 1.3) * W)
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows)))[0] == 0
+    code, out, err = run("build-global", "--seed", "0", "--clusters", "3", "--epsilon", "3", "--period-days", "1")
+    assert code == 0, err
+    privacy = json.loads(out)["privacy"]
+    days = privacy["periods"]  # days from the first record to the last
+    assert days > release.ADVISED_PERIODS
+    said = " ".join(err.split())
+    assert "Advice:" in said and f"`--period-days {math.ceil(days / release.ADVISED_PERIODS)}` keeps" in said, said
+    code, out, err = run("build-global", "--seed", "0", "--clusters", "3", "--epsilon", "3", "--period-days", "91")
+    assert code == 0 and json.loads(out)["privacy"]["periods"] < release.ADVISED_PERIODS
+    assert "Advice" not in err
+    answer = lines(run("ask", "--user", "p9", "--json", f"How would I rate {film(0)}?")[1])[0]
+    assert answer["privacy"]["periods"] == json.loads(out)["privacy"]["periods"]
 
 
 def test_epsilon_inf_releases_the_exact_figures_and_says_so(attacked: Path) -> None:

@@ -106,6 +106,7 @@ def build_global_cli(
     run = CliState.of(ctx)
     from ..embed import load_embedder
     from ..global_memory.build import BuildOptions, build_global
+    from ..global_memory.release import period_advice
     from ..local_memory.store import store_for
 
     settings = settings_for(run, home, embedder, model)
@@ -149,6 +150,10 @@ def build_global_cli(
             f"new records {memory.drift['new_records_share']:.0%}): "
             "run `logo build-global` without --update to re-cluster."
         )
+    privacy = memory.privacy(brief=True)
+    advice = period_advice(privacy.get("periods", 0), privacy.get("period_days", 0.0))
+    if advice:
+        console.print(f"[yellow]Advice:[/] {advice}")
     emit(memory.summary())
 
 
