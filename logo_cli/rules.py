@@ -103,6 +103,7 @@ _HALF_A_YEAR = 182.0
 PERIOD_DAYS = Rule(
     _HALF_A_YEAR,
     1,
+    3653,  # ten years: a longer period would hardly ever close, and `--at` would see nothing
     help="Length of the periods statistics are released in: `--at` sees the periods ended by then. "
     f"Default: the store's last release's, else {_HALF_A_YEAR:g} (half a year).",
     kind=float,

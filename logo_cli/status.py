@@ -197,9 +197,11 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
         if released.get("exact"):
             return "exact population statistics (built with --epsilon inf): they protect nobody"
         older = loaded.release is not None and "cluster_keywords" not in loaded.release.families
+        spent = released["epsilon_spent"]
+        spent = spent if isinstance(spent, str) else f"{spent:g}"
         return (
             f"differentially private population statistics: epsilon {released['epsilon']:g} per record, "
-            f"{released['epsilon_spent']:g} spent at most by any record over {len(released['ledger'])} build(s) "
+            f"{spent} spent at most by any record over {len(released['ledger'])} build(s) "
             "(ledger: `logo global --ledger`)"
             + ("; released before keywords were: clusters show none until `logo build-global`" if older else "")
         )

@@ -53,6 +53,7 @@ def cluster_community(memory: GlobalMemory) -> dict[int, int]:
 
 def cluster_row(cluster: Cluster, community: int | None = None) -> dict[str, Any]:
     row = asdict(cluster)
+    row["examples"] = []  # people's own sentences: the version folder keeps them for the operator, no view shows them
     row["top_items"] = [{"item": item, "users": users} for item, users in cluster.top_items]
     row["trend_word"] = trend_word(cluster.trend)
     row["community"] = community
@@ -82,9 +83,11 @@ def profile_view(settings: Settings, user: str, at: float | None, options: Media
         if profile is None or profile.history != history:
             profile = memory.profile_from_vectors(user, vectors)
     if profile is None:
+        before = f" before {format_time(at)}" if at is not None else ""
         raise NotFound(
-            f"No records for user {user!r}.",
-            "`logo users` lists the users in the store; a user with no history is a cold-start user at ask time.",
+            f"No records for user {user!r}{before}.",
+            ("A later --at may find some; " if at is not None else "")
+            + "`logo users` lists the users in the store; a user with no history is a cold-start user at ask time.",
         )
     cold_start, biased = classify(history, profile.diversity, options)
     community = memory.communities[profile.community] if profile.community is not None else None

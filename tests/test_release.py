@@ -187,6 +187,30 @@ def test_the_ledger_adds_up_and_past_releases_are_never_redrawn(attacked: Path, 
     assert "epsilon 3 per record" in out
 
 
+def test_an_exact_build_between_private_ones_never_lets_a_closed_period_be_drawn_again(attacked: Path) -> None:
+    """An --epsilon inf build shows every figure exactly; the private build after it must continue the release
+    before it (the exact version holds it), not draw closed periods afresh: a second draw is a second look. The
+    ledger keeps the exact build, and what a record has spent is inf from then on."""
+    build("--epsilon", "3")
+    old = global_memory.versions.load_release(attacked / "global")
+    assert build("--epsilon", "inf")["privacy"]["exact"] is True
+    assert global_memory.versions.load_release(attacked / "global") is None  # views read exact figures
+    again = build("--epsilon", "3", "--update")["privacy"]
+    new = global_memory.versions.load_release(attacked / "global")
+    assert old is not None and new is not None
+    for name, family in old.families.items():
+        closed = (family.periods != release.UNDATED) & ((family.periods + 1) * W <= old.built_at)
+        rows = [new.families[name].keys.index(k) for k in family.keys]
+        cols = np.searchsorted(new.families[name].periods, family.periods[closed])
+        assert np.array_equal(new.families[name].noisy[np.ix_(rows, cols)], family.noisy[:, closed]), name
+    assert [e["epsilon"] for e in again["ledger"]] == [3.0, "inf", 3.0]
+    assert again["epsilon_spent"] == "inf"
+    reused = {r["statistic"]: r["cells_final_reused"] for r in again["ledger"][2]["releases"]}
+    assert reused["item_rating_sum"] > 0
+    code, out, _ = run("doctor", "--json")
+    assert code == 0 and "inf spent at most by any record over 3 build(s)" in out
+
+
 def test_a_store_keeps_its_period_unless_told_otherwise(attacked: Path) -> None:
     """A new period grid releases every old record again: a build without --period-days keeps the store's, so
     changing logo's default never spends a store's budget twice."""
@@ -235,6 +259,34 @@ def test_epsilon_inf_releases_the_exact_figures_and_says_so(attacked: Path) -> N
     assert code == 0 and all(row["epsilon"] == "inf" for row in lines(out))
 
 
+def test_a_view_shows_no_keywords_of_a_private_cluster_nor_an_exact_count_of_people(
+    attacked: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before any record every cluster is private (no noisy people): it shows no keywords, though keywords have no
+    periods. The table's title named the exact number of users in every view (one user's only record moved it):
+    only an exact, latest view names it now. No view, exact or not, shows people's own sentences."""
+    from logo_cli.cli.output import print_clusters
+    from logo_cli.views import cluster_rows
+
+    build("--epsilon", "3")
+    past = lines(run("global", "--json", "--at", "1970-01-02")[1])
+    assert past and all(r["private"] and r["keywords"] == [] and r["keyword_people"] == {} for r in past)
+    code, _, err = run("profile", "--user", "p9", "--at", "1970-01-02")  # nobody had records then: say so
+    assert code == 4 and "No records for user 'p9' before 1970-01-02" in err and "A later --at" in err, err
+    latest = lines(run("global", "--json")[1])  # keyword noise has scale 16 here: a word may or may not show
+    assert all(max(r["keyword_people"].values(), default=0) <= r["users"] for r in latest)
+
+    def title() -> str:
+        memory = global_memory.load(attacked / "global")
+        print_clusters(cluster_rows(memory), memory, detailed=False)
+        return next(line for line in capsys.readouterr().out.splitlines() if "global memory" in line)
+
+    assert "records" in title() and "users" not in title()
+    build("--epsilon", "inf")
+    assert f"{len(global_memory.load(attacked / 'global').users)} users" in title()
+    assert all(r["examples"] == [] for r in lines(run("global", "--json")[1]))
+
+
 def test_thresholds_read_the_noisy_counts_and_examples_are_never_shown(attacked: Path) -> None:
     build("--epsilon", "3")
     memory = global_memory.load(attacked / "global")
@@ -249,10 +301,17 @@ def test_thresholds_read_the_noisy_counts_and_examples_are_never_shown(attacked:
     assert [c.size for c in memory.clusters] != [c.size for c in exact.clusters]  # noise, not the exact counts
 
 
-def test_epsilon_must_be_positive(attacked: Path) -> None:
-    for bad in ("0", "-1", "lots"):
+def test_epsilon_must_be_a_budget_that_leaves_figures_or_inf_by_name(attacked: Path) -> None:
+    """0 and below protect by showing nothing; 1e-300 divided by zero (a traceback), 1e-9 wrote 10^11 records into
+    the undated period that every later view kept; 1e400 overflowed to an exact build without a word."""
+    for bad in ("0", "-1", "lots", "nan", "1e-300", "1e-9", "0.005", "1e400", "-inf"):
         code, _, err = run("build-global", "--epsilon", bad)
-        assert code == 2 and "--epsilon" in err
+        assert code == 2 and "--epsilon must be a number from 0.01 up, or inf" in " ".join(err.split()), (bad, err)
+    for bad in ("0", "nan", "inf", "4000"):
+        code, _, err = run("build-global", "--period-days", bad)
+        assert code == 2 and "--period-days" in err, (bad, err)
+    assert build("--epsilon", "0.01")["privacy"]["epsilon"] == 0.01
+    assert build("--epsilon", "Infinity")["privacy"]["exact"] is True
 
 
 def small_release(cluster_sums: list[int], cluster_rated: list[int], variance: float) -> release.Release:
@@ -321,18 +380,22 @@ def test_keywords_need_enough_people_counted_with_noise(fake_env: Path, tmp_path
     (entry,) = [r for r in memory.release.ledger[0]["releases"] if r["statistic"] == "cluster_keywords"]
     assert entry["sensitivity"] == 2 and entry["epsilon"] == pytest.approx(3.0 / 24)
     noisy = dict(zip(family.keys, family.noisy[:, 0].tolist(), strict=True))
-    shown = 0
     for c, e in zip(memory.clusters, exact.clusters, strict=True):
         assert c.keywords == list(c.keyword_people)[:6] and set(c.keyword_people) <= set(e.keyword_people)
-        assert [w for w in e.keyword_people if noisy[f"{c.id}\t{w}"] >= 3] == list(c.keyword_people)
-        cap = max(c.users, 3)  # a count of people is at most the cluster's (noisy) people
-        assert all(n == min(noisy[f"{c.id}\t{w}"], cap) for w, n in c.keyword_people.items())
-        shown += len(c.keywords)
-    assert shown  # the film and travel clusters name some of their many people's words
+        passed = [w for w in e.keyword_people if noisy[f"{c.id}\t{w}"] >= 3]
+        assert (passed if not c.private else []) == list(c.keyword_people)  # a private cluster names no word
+        # a count of people is at most the cluster's (noisy) people
+        assert all(n == min(noisy[f"{c.id}\t{w}"], c.users) for w, n in c.keyword_people.items())
+    # not vacuous: clusters have candidates (exact), each shown or not by its stored noisy count above; whether any
+    # passes is the draw's (scale 16 people; a cluster of 4-6 people can read as private)
+    assert any(e.keyword_people for e in exact.clusters)
     code, out, _ = run("global", "--json")
     assert code == 0 and [r["keywords"] for r in lines(out)] == [c.keywords for c in memory.clusters]
-    past = memory.as_of((PERIOD_A + 2) * W)
-    assert [c.keywords for c in past.clusters] == [c.keywords for c in memory.clusters]
+    past = memory.as_of((PERIOD_A + 2) * W)  # keywords have no periods: a past view shows the latest ones
+    # but a cluster private then (the cooks and travellers come later) shows none
+    assert [p.keywords for p in past.clusters] == [
+        [] if p.private else c.keywords for p, c in zip(past.clusters, memory.clusters, strict=True)
+    ]
 
 
 def test_doctor_says_a_release_from_before_keywords_shows_none(attacked: Path) -> None:

@@ -61,7 +61,13 @@ def build_global_cli(
     ] = f"{rules.EPSILON.default:g}",
     period_days: Annotated[
         float | None,
-        typer.Option("--period-days", min=rules.PERIOD_DAYS.ge, help=rules.PERIOD_DAYS.help, show_default=False),
+        typer.Option(
+            "--period-days",
+            min=rules.PERIOD_DAYS.ge,
+            max=rules.PERIOD_DAYS.le,
+            help=rules.PERIOD_DAYS.help,
+            show_default=False,
+        ),
     ] = None,
     describe: Annotated[
         bool, typer.Option("--describe", help="Ask the model for a one-line description of each cluster (cached).")
@@ -157,17 +163,25 @@ def build_global_cli(
     emit(memory.summary())
 
 
+SMALLEST_EPSILON = 0.01  # below this a rating sum's noise has a scale of thousands of steps: every figure is noise
+
+
 def parse_epsilon(text: str) -> float | None:
-    """--epsilon: a positive number, or inf (None) for exact statistics."""
+    """--epsilon: a number from SMALLEST_EPSILON up, or inf (None) for exact statistics. A number too large for a
+    float is refused, not read as inf: exact figures are asked for by name."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if value != value or value <= 0:
+    if math.isinf(value) and value > 0 and text.strip().lower() in ("inf", "infinity", "+inf"):
+        return None
+    if value != value or math.isinf(value) or value < SMALLEST_EPSILON:
         raise UsageError(
-            f"--epsilon must be a positive number or inf, not {text!r}.", f"The default is {rules.EPSILON.default:g}."
+            f"--epsilon must be a number from {SMALLEST_EPSILON:g} up, or inf, not {text!r}.",
+            f"The default is {rules.EPSILON.default:g}; below {SMALLEST_EPSILON:g} noise hides every figure, and "
+            "`--epsilon inf` releases exact figures (they protect nobody).",
         )
-    return None if math.isinf(value) else value
+    return value
 
 
 @app.command(

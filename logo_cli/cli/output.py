@@ -217,10 +217,12 @@ def print_clusters(rows: list[dict[str, Any]], memory: Any, *, detailed: bool) -
         console.print("  shared items: " + ", ".join(f"{i['item']} ({i['users']})" for i in row["top_items"]))
         if row["labels"]:
             console.print(f"  labels: {row['labels']}")
-        for text in row["examples"]:
-            console.print(f"  · {text}", soft_wrap=True)
         return
-    table = Table(title=f"global memory {memory.version}{when}: {memory.records} records, {len(memory.users)} users")
+    privacy = memory.privacy(brief=True)
+    exact = bool(privacy.get("exact"))
+    # the count of people is exact, and there is no released one to show instead: only exact views name it
+    people = f", {len(memory.users)} users" if exact and memory.as_of_time is None else ""
+    table = Table(title=f"global memory {memory.version}{when}: {memory.records} records{people}")
     for name in ("id", "users", "size", "keywords", "shared items", "rating", "trend", "community"):
         table.add_column(name, justify="right" if name in ("id", "users", "size", "rating") else "left")
     for row in rows:
@@ -235,12 +237,13 @@ def print_clusters(rows: list[dict[str, Any]], memory: Any, *, detailed: bool) -
             "" if row["community"] is None else str(row["community"]),
         )
     console.print(table)
-    privacy = memory.privacy(brief=True)
-    if privacy.get("exact"):
+    if exact:
         console.print("[yellow]Exact figures[/] (built with --epsilon inf): they protect nobody.")
     else:
+        spent = privacy["epsilon_spent"]
         console.print(
-            f"Figures carry differential privacy noise (epsilon {privacy['epsilon']:g} per record); "
+            f"Figures carry differential privacy noise (epsilon {privacy['epsilon']:g} per record and build, "
+            f"{spent if isinstance(spent, str) else f'{spent:g}'} spent at most by one record); "
             "`logo global --ledger` shows the budget."
         )
 

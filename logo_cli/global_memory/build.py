@@ -82,15 +82,18 @@ def build_global(
 
                 memory = local.build(Snapshot(Path(path)).check(embedder_id, dim), options, kept, say)
     finish(memory, say)
+    previous = versions.continued_release(home)
+    held = None
     if not options.exact:
         assert options.epsilon is not None
         say(f"releasing population statistics with differential privacy (epsilon {options.epsilon:g} per record)")
-        previous = versions.load_release(home)
         period_days = release.chosen_period(options.period_days, previous)
         memory.release = release.release(memory, options.epsilon, period_days, previous, memory.built_at)
+    elif previous is not None:
+        held = release.held_by_exact_build(previous, memory.built_at)
     if describe is not None:
         write_descriptions(memory, describe, say)
-    versions.save(memory, home)
+    versions.save(memory, home, held=held)
     return release.apply(memory, memory.release) if memory.release is not None else memory
 
 

@@ -230,9 +230,9 @@ class Release:
         first released, plus every later build's re-release of old records."""
         worst = 0.0
         for i, entry in enumerate(self.ledger):
-            later = sum(e["epsilon_old_records"] for e in self.ledger[i + 1 :])
-            worst = max(worst, entry["epsilon_new_records"] + later)
-        return round(worst, 6)
+            later = sum(_paid(e["epsilon_old_records"]) for e in self.ledger[i + 1 :])
+            worst = max(worst, _paid(entry["epsilon_new_records"]) + later)
+        return worst if math.isinf(worst) else round(worst, 6)
 
     @property
     def periods(self) -> int:
@@ -245,10 +245,36 @@ class Release:
             "unit": "one record (a rating, with the item and cluster it counts in)",
             "period_days": self.period_days,
             "periods": self.periods,
-            "epsilon_spent": self.spent(),
+            "epsilon_spent": _budget(self.spent()),
             "mechanism": "discrete Laplace (OpenDP)",
             "ledger": self.ledger,
         }
+
+
+def _paid(epsilon: float | str) -> float:
+    return math.inf if epsilon == "inf" else float(epsilon)
+
+
+def _budget(epsilon: float) -> float | str:
+    """A budget as JSON writes it: "inf" for exact figures (JSON has no infinity)."""
+    return "inf" if math.isinf(epsilon) else epsilon
+
+
+def held_by_exact_build(previous: Release, now: float) -> Release:
+    """`previous`, kept by a build with --epsilon inf: a later private build continues it, reusing its final cells
+    instead of drawing them again (a second draw of a closed period would be a second look at it). Its ledger
+    says that the exact build showed every record released so far exactly: what they spent is inf from now on."""
+    from dataclasses import replace
+
+    exact = {
+        "built_at": now,
+        "epsilon": "inf",
+        "period_days": previous.period_days,
+        "epsilon_new_records": "inf",
+        "epsilon_old_records": "inf",
+        "releases": [],
+    }
+    return replace(previous, ledger=[*previous.ledger, exact])
 
 
 def period_advice(periods: int, period_days: float) -> str | None:
@@ -579,18 +605,21 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
 
 def _released_keywords(memory: Any, rel: Release, users: np.ndarray) -> dict[int, dict[str, int]]:
     """Each cluster's keywords: its candidates (in their c-TF-IDF order) whose noisy count of people reaches
-    min_users, with that count (at most the cluster's noisy people). Keywords have no periods, so every view
-    reads the latest release; a release from before keywords were released shows none."""
+    min_users, with that count (at most the cluster's noisy people). A cluster private in the view (fewer noisy
+    people than min_users) shows none. Keywords have no periods, so every view reads the latest release; a release
+    from before keywords were released shows none."""
     family = rel.families.get("cluster_keywords")
     if family is None:
         return {}
     noisy = dict(zip(family.keys, family.at(None), strict=True))
     out: dict[int, dict[str, int]] = {}
     for c in memory.clusters:
+        if users[c.id] < memory.min_users:
+            continue
         for word in c.keyword_people:
             n = noisy.get(f"{c.id}\t{word}", 0.0)
             if n >= memory.min_users:
-                out.setdefault(c.id, {})[word] = min(round(n), max(int(users[c.id]), memory.min_users))
+                out.setdefault(c.id, {})[word] = min(round(n), int(users[c.id]))
     return out
 
 

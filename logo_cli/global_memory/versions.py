@@ -27,6 +27,7 @@ from .model import Cluster, Community, GlobalMemory, ItemNeighbours, ItemTable, 
 FORMAT_VERSION = 2
 POINTER = "CURRENT"
 KEEP_VERSIONS = 2
+HELD = "held"  # in an exact version: the release before it, which the next private build continues
 
 
 def new_version() -> str:
@@ -51,8 +52,9 @@ def _fsync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def save(memory: GlobalMemory, home: Path) -> Path:
-    """Write a new version folder, then atomically repoint CURRENT at it; prune old versions."""
+def save(memory: GlobalMemory, home: Path, held: release.Release | None = None) -> Path:
+    """Write a new version folder, then atomically repoint CURRENT at it; prune old versions. `held`: the release
+    an exact version keeps for the next private build (in HELD, which no view reads)."""
     home.mkdir(parents=True, exist_ok=True)
     for stale in home.glob(".tmp-*"):  # left by a build that crashed
         shutil.rmtree(stale, ignore_errors=True)
@@ -70,8 +72,14 @@ def save(memory: GlobalMemory, home: Path) -> Path:
         np.savez(tmp / "neighbours.npz", **memory.neighbours.arrays())  # type: ignore[arg-type]
     if memory.release is not None:
         release.save(memory.release, tmp)
+    if held is not None:
+        (tmp / HELD).mkdir()
+        release.save(held, tmp / HELD)
+        for file in (tmp / HELD).iterdir():
+            _fsync(file)
     for file in tmp.iterdir():
-        _fsync(file)
+        if file.is_file():
+            _fsync(file)
     os.replace(tmp, final)
     pointer_tmp = home / f".{POINTER}.tmp"
     pointer_tmp.write_text(memory.version)
@@ -97,6 +105,18 @@ def load_release(home: Path) -> release.Release | None:
         return release.load(home / pointer.read_text().strip())
     except (OSError, ValueError, KeyError) as exc:
         raise StoreError(f"{home}: the privacy release is unreadable: {exc}", "Run `logo build-global` again.") from exc
+
+
+def continued_release(home: Path) -> release.Release | None:
+    """The release a new build continues: the current version's, or the one an exact version holds for it."""
+    found = load_release(home)
+    pointer = home / POINTER
+    if found is not None or not pointer.is_file():
+        return found
+    try:
+        return release.load(home / pointer.read_text().strip() / HELD)
+    except (OSError, ValueError, KeyError) as exc:
+        raise StoreError(f"{home}: the held privacy release is unreadable: {exc}") from exc
 
 
 def load(home: Path) -> GlobalMemory:
