@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     CHECK_FAILED = 8
     DENIED = 9
     INTERRUPTED = 130
+    PIPE = 141
 
     @property
     def short(self) -> str:
@@ -42,6 +43,7 @@ SHORT = {
     ExitCode.CHECK_FAILED: "check failed",
     ExitCode.DENIED: "denied",
     ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.PIPE: "output closed",
 }
 MEANING = {
     ExitCode.OK: "success",
@@ -62,6 +64,7 @@ MEANING = {
     ExitCode.DENIED: "denied: the `--server` refused the token (`LOGO_TOKEN` missing, unknown or revoked) or what "
     "it asked (another user's memory with a user's token, `users` without the admin's)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitCode.PIPE: "output closed early by its reader (as `head` does): SIGPIPE's status",
 }
 
 

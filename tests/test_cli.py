@@ -271,3 +271,23 @@ def test_tiny_store_without_timestamps(fake_env: Path, tmp_path: Path) -> None:
     code, out, err = run("ask", "--user", "solo", "--json", "walks?")
     assert code == 0, err
     assert json.loads(out)["local"][0]["timestamp"] is None
+
+
+def test_a_reader_that_closes_the_output_early_ends_logo_with_sigpipes_status(
+    fake_env: Path, population: Path
+) -> None:
+    """`logo users | head -1`: the reader is gone before logo writes. logo ends quietly with 141, as a tool SIGPIPE
+    stops, not with 1, which says "a bug" (click's own handling of a closed pipe)."""
+    import os
+
+    assert run("ingest", str(population))[0] == 0
+    read, write = os.pipe()
+    os.close(read)  # every write now fails with EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "logo_cli", "users", "--json"], stdout=write, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == ExitCode.PIPE == 141, done.stderr
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr

@@ -6,6 +6,8 @@ Run-wide settings from the root options (--quiet/--verbose, --chroma-url, --llm-
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -25,7 +27,13 @@ class LogoGroup(TyperGroup):
         from .output import stderr
 
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+            return result
+        except BrokenPipeError:
+            # the reader stopped reading (`| head -1`): end quietly with SIGPIPE's status, stdout gone for good
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(int(ExitCode.PIPE)) from None
         except LogoError as exc:
             from rich.markup import escape
 
