@@ -60,6 +60,17 @@ def cluster_row(cluster: Cluster, community: int | None = None) -> dict[str, Any
     return row
 
 
+def privacy_ledger(settings: Settings, memory: GlobalMemory) -> dict[str, Any]:
+    """`logo global --ledger`: the budget and every release. An exact version shows the ledger of the release it
+    holds for the next private build (the exact build its last entry), so what was spent stays readable."""
+    summary = memory.privacy()
+    if summary.get("exact"):
+        held = global_memory.versions.continued_release(settings.global_dir)
+        if held is not None:
+            summary |= {"epsilon_spent": "inf", "ledger": held.ledger}
+    return summary
+
+
 def cluster_rows(memory: GlobalMemory, cluster_id: int | None = None) -> list[dict[str, Any]]:
     owners = cluster_community(memory)
     epsilon = memory.privacy(brief=True)["epsilon"]  # "inf" when the statistics are exact

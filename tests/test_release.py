@@ -187,6 +187,17 @@ def test_the_ledger_adds_up_and_past_releases_are_never_redrawn(attacked: Path, 
     assert "epsilon 3 per record" in out
 
 
+def test_the_advised_period_keeps_any_span_within_the_advised_periods() -> None:
+    """Periods are aligned to 1970, so a span of n lengths can touch n + 1 periods: the advice allows for it."""
+    for days, first in [(1000, 5), (1000, 0), (101, 7), (4000, 123), (250, 99)]:
+        advice = release.period_advice(days, 1.0)
+        assert advice is not None
+        longer = int(advice.split("`--period-days ")[1].split("`")[0])
+        last = first + days - 1
+        assert last // longer - first // longer + 1 <= release.ADVISED_PERIODS, (days, first, longer)
+    assert release.period_advice(release.ADVISED_PERIODS, 7.0) is None
+
+
 def test_an_exact_build_between_private_ones_never_lets_a_closed_period_be_drawn_again(attacked: Path) -> None:
     """An --epsilon inf build shows every figure exactly; the private build after it must continue the release
     before it (the exact version holds it), not draw closed periods afresh: a second draw is a second look. The
@@ -195,6 +206,11 @@ def test_an_exact_build_between_private_ones_never_lets_a_closed_period_be_drawn
     old = global_memory.versions.load_release(attacked / "global")
     assert build("--epsilon", "inf")["privacy"]["exact"] is True
     assert global_memory.versions.load_release(attacked / "global") is None  # views read exact figures
+    held = json.loads(run("global", "--ledger")[1])  # what was spent stays readable meanwhile
+    assert held["exact"] is True and held["epsilon_spent"] == "inf" and [e["epsilon"] for e in held["ledger"]] == [
+        3.0,
+        "inf",
+    ]
     again = build("--epsilon", "3", "--update")["privacy"]
     new = global_memory.versions.load_release(attacked / "global")
     assert old is not None and new is not None
@@ -209,6 +225,34 @@ def test_an_exact_build_between_private_ones_never_lets_a_closed_period_be_drawn
     assert reused["item_rating_sum"] > 0
     code, out, _ = run("doctor", "--json")
     assert code == 0 and "inf spent at most by any record over 3 build(s)" in out
+
+
+def test_a_release_is_continued_from_an_older_version_and_a_damaged_one_has_a_way_out(attacked: Path) -> None:
+    """An exact version written before versions held a release: the next private build continues the newest
+    older version's. A damaged current release stops a private build (exit 6, saying what to do); an exact build
+    gets past it, and the private build after that starts a new release, its ledger opening with the exact build.
+    A store built exact first remembers that build too."""
+    import shutil
+
+    build("--epsilon", "3")
+    build("--epsilon", "inf")
+    home = attacked / "global"
+    shutil.rmtree(home / (home / "CURRENT").read_text().strip() / global_memory.versions.HELD)  # as old code wrote
+    after = build("--epsilon", "3", "--update")["privacy"]
+    assert len(after["ledger"]) == 2 and after["ledger"][1]["releases"][2]["cells_final_reused"] > 0
+
+    (home / (home / "CURRENT").read_text().strip() / "release.npz").write_bytes(b"damaged")
+    code, _, err = run("build-global", "--seed", "0", "--epsilon", "3", "--update")
+    assert code == 6 and "unreadable" in err and "--epsilon inf" in err, err
+    assert build("--epsilon", "inf", "--update")["privacy"]["exact"] is True
+    fresh = build("--epsilon", "3", "--update")["privacy"]
+    assert [e["epsilon"] for e in fresh["ledger"]] == ["inf", 3.0] and fresh["epsilon_spent"] == "inf"
+    assert all(r["cells_final_reused"] == 0 for r in fresh["ledger"][1]["releases"])
+
+    shutil.rmtree(home)
+    build("--epsilon", "inf")  # exact first: everything shown, nothing released before
+    first = build("--epsilon", "3", "--update")["privacy"]
+    assert [e["epsilon"] for e in first["ledger"]] == ["inf", 3.0] and first["epsilon_spent"] == "inf"
 
 
 def test_a_store_keeps_its_period_unless_told_otherwise(attacked: Path) -> None:
@@ -237,12 +281,65 @@ def test_a_build_of_more_periods_than_flat_increments_suit_advises_a_longer_peri
     days = privacy["periods"]  # days from the first record to the last
     assert days > release.ADVISED_PERIODS
     said = " ".join(err.split())
-    assert "Advice:" in said and f"`--period-days {math.ceil(days / release.ADVISED_PERIODS)}` keeps" in said, said
+    assert "Advice:" in said and f"`--period-days {math.ceil(days / (release.ADVISED_PERIODS - 1))}` keeps" in said
     code, out, err = run("build-global", "--seed", "0", "--clusters", "3", "--epsilon", "3", "--period-days", "91")
     assert code == 0 and json.loads(out)["privacy"]["periods"] < release.ADVISED_PERIODS
     assert "Advice" not in err
     answer = lines(run("ask", "--user", "p9", "--json", f"How would I rate {film(0)}?")[1])[0]
     assert answer["privacy"]["periods"] == json.loads(out)["privacy"]["periods"]
+
+
+def test_item_neighbours_in_a_private_view_move_only_at_period_ends(fake_env: Path, tmp_path: Path) -> None:
+    """`ask --at` refitted who-has-what neighbours from exact mentions to the second: asked one second apart, a
+    recommendation's `together` told anyone when another person added an item. Under privacy a view's neighbours
+    count the mentions before its last period end, as every released figure does."""
+    from logo_cli.global_memory.collaborative import neighbours_of
+
+    start = (PERIOD_A + 0.2) * W
+    rows = [
+        {"user": u, "id": f"{u}-{item}", "text": f"Watched the film {item} at the cinema", "item": item,
+         "rating": 4.0, "timestamp": start + 60 * i}
+        for i, (u, item) in enumerate((u, item) for u in ("ann", "bob", "cid", "dee") for item in ("Alpha", "Beta"))
+    ]
+    added = (PERIOD_A + 1.5) * W  # mid-period: the victim adds Beta then
+    rows += [
+        {"user": "vic", "id": "vic-a", "text": "Watched the film Alpha at the cinema", "item": "Alpha", "rating": 3.0,
+         "timestamp": start},
+        {"user": "vic", "id": "vic-b", "text": "Watched the film Beta at the cinema", "item": "Beta", "rating": 3.0,
+         "timestamp": added},
+    ]
+    rows += first_raters(3)  # filler: clusters with topics
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows)))[0] == 0
+
+    def together(at: float) -> float:
+        memory = global_memory.load(fake_env / "global").as_of(at)
+        near = neighbours_of(memory)
+        assert near is not None and memory.items is not None
+        rows = memory.items.rows
+        return float(near.similarity_to(rows["Alpha"], np.array([rows["Beta"]]))[0])
+
+    build("--epsilon", "inf")
+    assert together(added) != together(added + 1)  # exact: to the second (research only, and says so)
+    build("--epsilon", "3")
+    assert together(added) == together(added + 1) == together((PERIOD_A + 1) * W + 1)
+    assert together((PERIOD_A + 2) * W + 1) != together(added)  # the period's end shows the change
+
+
+def test_one_persons_odd_ratings_do_not_set_everyones_scale(fake_env: Path, tmp_path: Path) -> None:
+    """The scale came from every rating: one person's 9 made every rating answer read "4.5/9" and doubled the
+    sums' noise; one 4.33 turned everyone's scale step from a whole star to none. A value shapes it only when
+    min_users people gave it; the odd ratings are clipped into the scale where figures are summed."""
+    odd = [
+        {"user": "odd", "id": f"odd-{i}", "text": f"Watched the film {film(i)} at the cinema", "item": film(i),
+         "rating": rating, "timestamp": (PERIOD_A + 0.5) * W + i}
+        for i, rating in enumerate([9.0, 4.33])
+    ]
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", first_raters(10) + odd)))[0] == 0
+    summary = build("--epsilon", "3")["privacy"]
+    memory = global_memory.load(fake_env / "global")
+    assert memory.rating_range == (1.0, 5.0) and memory.rating_step == 1.0
+    (sums,) = [r for r in summary["ledger"][0]["releases"] if r["statistic"] == "item_rating_sum"]
+    assert sums["sensitivity"] == 2  # half of 1..5 in whole stars, not half of 1..9
 
 
 def test_epsilon_inf_releases_the_exact_figures_and_says_so(attacked: Path) -> None:
@@ -303,15 +400,16 @@ def test_thresholds_read_the_noisy_counts_and_examples_are_never_shown(attacked:
 
 def test_epsilon_must_be_a_budget_that_leaves_figures_or_inf_by_name(attacked: Path) -> None:
     """0 and below protect by showing nothing; 1e-300 divided by zero (a traceback), 1e-9 wrote 10^11 records into
-    the undated period that every later view kept; 1e400 overflowed to an exact build without a word."""
-    for bad in ("0", "-1", "lots", "nan", "1e-300", "1e-9", "0.005", "1e400", "-inf"):
+    the undated period that every later view kept; 1e400 overflowed to an exact build without a word, and 1e308
+    was exact in all but name (two builds overflowed the ledger's sum)."""
+    for bad in ("0", "-1", "lots", "nan", "1e-300", "1e-9", "0.005", "1e400", "1e308", "-inf"):
         code, _, err = run("build-global", "--epsilon", bad)
-        assert code == 2 and "--epsilon must be a number from 0.01 up, or inf" in " ".join(err.split()), (bad, err)
+        assert code == 2 and "--epsilon must be a number from 0.01 to 1e+06, or inf" in " ".join(err.split()), bad
     for bad in ("0", "nan", "inf", "4000"):
         code, _, err = run("build-global", "--period-days", bad)
         assert code == 2 and "--period-days" in err, (bad, err)
     assert build("--epsilon", "0.01")["privacy"]["epsilon"] == 0.01
-    assert build("--epsilon", "Infinity")["privacy"]["exact"] is True
+    assert build("--epsilon", "+Infinity")["privacy"]["exact"] is True
 
 
 def small_release(cluster_sums: list[int], cluster_rated: list[int], variance: float) -> release.Release:

@@ -164,20 +164,21 @@ def build_global_cli(
 
 
 SMALLEST_EPSILON = 0.01  # below this a rating sum's noise has a scale of thousands of steps: every figure is noise
+LARGEST_EPSILON = 1e6  # above this the noise is nothing (the docs' "no noise" builds use 10^6): ask for inf by name
 
 
 def parse_epsilon(text: str) -> float | None:
-    """--epsilon: a number from SMALLEST_EPSILON up, or inf (None) for exact statistics. A number too large for a
-    float is refused, not read as inf: exact figures are asked for by name."""
+    """--epsilon: a number from SMALLEST_EPSILON to LARGEST_EPSILON, or inf (None) for exact statistics. A larger
+    number is refused, not read as inf or as private: exact figures are asked for by name."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if math.isinf(value) and value > 0 and text.strip().lower() in ("inf", "infinity", "+inf"):
+    if math.isinf(value) and value > 0 and text.strip().lower().lstrip("+") in ("inf", "infinity"):
         return None
-    if value != value or math.isinf(value) or value < SMALLEST_EPSILON:
+    if not SMALLEST_EPSILON <= value <= LARGEST_EPSILON:  # nan fails too
         raise UsageError(
-            f"--epsilon must be a number from {SMALLEST_EPSILON:g} up, or inf, not {text!r}.",
+            f"--epsilon must be a number from {SMALLEST_EPSILON:g} to {LARGEST_EPSILON:g}, or inf, not {text!r}.",
             f"The default is {rules.EPSILON.default:g}; below {SMALLEST_EPSILON:g} noise hides every figure, and "
             "`--epsilon inf` releases exact figures (they protect nobody).",
         )

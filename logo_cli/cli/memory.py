@@ -57,11 +57,12 @@ def global_cli(
     with differential privacy (each row's `epsilon`); --ledger shows what was released with which budget.
     """
     run = CliState.of(ctx)
-    from ..views import cluster_rows, load_memory, plot_map
+    from ..views import cluster_rows, load_memory, plot_map, privacy_ledger
 
-    memory = load_memory(settings_for(run, home), parse_at(at))
+    settings = settings_for(run, home)
+    memory = load_memory(settings, parse_at(at))
     if ledger:
-        emit(memory.privacy())
+        emit(privacy_ledger(settings, memory))
         return
     rows = cluster_rows(memory, cluster)
     if plot is not None:

@@ -3,8 +3,8 @@ people have, fitted with `implicit`'s item-item cosine model (a well-kept librar
 
 The neighbours are fitted at build time and saved with the version (`neighbours.npz`). A view of memory as
 of an earlier time (`GlobalMemory.as_of`, `ask --at`, `eval`) refits them from the mentions before that time
-(a few hundred milliseconds on MovieLens), so no answer uses who had what afterwards; refits are cached per
-(version, time).
+(a few hundred milliseconds on MovieLens), so no answer uses who had what afterwards; under privacy, before
+the end of the last period ended by then, as every released figure. Refits are cached per (version, time).
 
 Privacy: a pair of items is kept only when at least `min_users` people have both, the rule that keeps a small
 cluster's items from other users: "the one person who has A also has B" is never a neighbour. With cosine on
@@ -18,6 +18,7 @@ implicit's item-item `recommend`, computed here from the saved arrays.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import OrderedDict
 
@@ -76,10 +77,16 @@ def neighbours_of(memory: GlobalMemory) -> ItemNeighbours | None:
         if memory.neighbours is None:
             memory.neighbours = fit_neighbours(memory.items, None, memory.min_users)
         return memory.neighbours
-    key = (memory.version, float(memory.as_of_time))
+    when = float(memory.as_of_time)
+    if memory.release is not None:
+        # under privacy a view sees only the periods ended by its time, and so do the neighbours: refitted to
+        # the second, they told anyone when another person added an item (ask --at one second apart)
+        width = memory.release.period_days * 86_400.0
+        when = math.floor(when / width) * width
+    key = (memory.version, when)
     found = _REFITS.get(key)
     if found is None:
-        found = fit_neighbours(memory.items, memory.as_of_time, memory.min_users)
+        found = fit_neighbours(memory.items, when, memory.min_users)
         _REFITS[key] = found
         while len(_REFITS) > _REFITS_KEPT:
             _REFITS.popitem(last=False)

@@ -23,9 +23,9 @@ Noise comes from OpenDP's discrete Laplace mechanism on integer cells (rating su
 centred on the middle of the scale). OpenDP's samplers take no seed on purpose (a seed that reproduces the
 noise removes it), so the stored releases are what makes the numbers reproducible.
 
-A flat sum of per-period increments adds noise as sqrt(periods); a binary tree as log(periods)^1.5. At the
-default period (half a year) a store needs over a thousand periods before a tree wins (docs/privacy.md shows the
-measurement), so increments are flat.
+A flat sum of per-period increments adds noise as sqrt(periods); a b-ary tree as log(periods)^1.5. A view at a
+moment reads less noise from flat increments up to about 60 periods, 30 years at the default half year
+(docs/privacy.md shows the measurement), so increments are flat, and a build past ADVISED_PERIODS says so.
 """
 
 from __future__ import annotations
@@ -277,11 +277,20 @@ def held_by_exact_build(previous: Release, now: float) -> Release:
     return replace(previous, ledger=[*previous.ledger, exact])
 
 
+def nothing_released(memory: Any, period_days: float, now: float) -> Release:
+    """The release an exact build holds when none came before it: no figures, so the next private build draws
+    every cell, and a ledger that remembers the exact build (`held_by_exact_build` adds it)."""
+    step, center, sens, low, high = rating_scale(memory)
+    digest = centroids_digest(memory.centroids)
+    return Release(0.0, period_days, step, center, sens, now, {}, [], digest, low, high)
+
+
 def period_advice(periods: int, period_days: float) -> str | None:
     """What to tell the operator of a release of so many periods that flat increments are the noisier choice."""
     if periods <= ADVISED_PERIODS:
         return None
-    longer = math.ceil(periods * period_days / ADVISED_PERIODS)
+    # periods are aligned to 1970: a span of ADVISED_PERIODS - 1 lengths can touch ADVISED_PERIODS periods
+    longer = math.ceil(periods * period_days / (ADVISED_PERIODS - 1))
     days = f"{period_days:g} day{'' if period_days == 1 else 's'}"
     return (
         f"figures are released in {periods} periods of {days}, and a view sums one noisy increment per period, "

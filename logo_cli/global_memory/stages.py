@@ -381,6 +381,21 @@ def measure_drift(similarity_sum: float, n: int, baseline: Baseline | None) -> d
     }
 
 
+def ratings_scale(
+    values: np.ndarray, people: np.ndarray, min_users: int
+) -> tuple[tuple[float, float] | None, float | None]:
+    """(range, step) of the ratings, from the distinct rating values and how many people gave each. A value
+    shapes the scale only when at least min_users people gave it: one person's 9 made everyone's answers read
+    "4.5/9", and one 4.33 rounded everyone's half stars to whole ones. (A store where no value has that many
+    people reads every value.) Ratings outside the range are clipped where figures are summed."""
+    values = np.asarray(values, dtype=np.float64)
+    if not len(values):
+        return None, None
+    common = values[np.asarray(people) >= min_users]
+    kept = common if len(common) else values
+    return (float(kept.min()), float(kept.max())), rating_step(kept)
+
+
 def rating_step(ratings: np.ndarray) -> float | None:
     """The finest step the ratings take: 1 for whole stars, 0.5 for half stars (MovieLens), and so on."""
     if not len(ratings):

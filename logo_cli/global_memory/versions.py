@@ -27,6 +27,10 @@ from .model import Cluster, Community, GlobalMemory, ItemNeighbours, ItemTable, 
 FORMAT_VERSION = 2
 POINTER = "CURRENT"
 KEEP_VERSIONS = 2
+UNREADABLE = (
+    "`logo build-global --epsilon inf` replaces it (exact figures, research only); the private build after that "
+    "continues an older readable release, or starts afresh (closed periods drawn again, a new ledger)."
+)
 HELD = "held"  # in an exact version: the release before it, which the next private build continues
 
 
@@ -104,19 +108,29 @@ def load_release(home: Path) -> release.Release | None:
     try:
         return release.load(home / pointer.read_text().strip())
     except (OSError, ValueError, KeyError) as exc:
-        raise StoreError(f"{home}: the privacy release is unreadable: {exc}", "Run `logo build-global` again.") from exc
+        raise StoreError(f"{home}: the privacy release is unreadable: {exc}", UNREADABLE) from exc
 
 
 def continued_release(home: Path) -> release.Release | None:
-    """The release a new build continues: the current version's, or the one an exact version holds for it."""
+    """The release a new build continues: the current version's, or the one an exact version holds for it, or
+    (an exact version written before versions held one) the newest older version's that has one."""
     found = load_release(home)
     pointer = home / POINTER
     if found is not None or not pointer.is_file():
         return found
-    try:
-        return release.load(home / pointer.read_text().strip() / HELD)
-    except (OSError, ValueError, KeyError) as exc:
-        raise StoreError(f"{home}: the held privacy release is unreadable: {exc}") from exc
+    current = home / pointer.read_text().strip()
+    older = sorted((p for p in home.iterdir() if p.is_dir() and p.name.startswith("v") and p != current), reverse=True)
+    for folder in [current / HELD, *older]:
+        try:
+            found = release.load(folder)
+        except (OSError, ValueError, KeyError) as exc:
+            if folder in older:
+                continue  # a best effort for versions from before `held`: an unreadable one is skipped
+            message = f"{folder}: the privacy release a new build continues is unreadable: {exc}"
+            raise StoreError(message, UNREADABLE) from exc
+        if found is not None:
+            return found
+    return None
 
 
 def load(home: Path) -> GlobalMemory:

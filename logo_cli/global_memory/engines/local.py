@@ -42,7 +42,7 @@ from ..stages import (
     group_communities,
     keyword_candidates,
     measure_drift,
-    rating_step,
+    ratings_scale,
 )
 
 
@@ -79,7 +79,10 @@ def build(snapshot: Snapshot, options: BuildOptions, kept: Kept | None, say: Say
     drift = measure_drift(records.similarity_sum, records.n, kept.baseline if kept else None)
 
     selection = {**fit.selection, **({"communities": grouped.selection} if grouped.selection else {})}
-    rated = records.rating[~np.isnan(records.rating)]
+    rated = ~np.isnan(records.rating)
+    pairs = np.unique(np.stack([records.rating[rated], records.user[rated].astype(np.float64)]), axis=1)
+    values, givers = np.unique(pairs[0], return_counts=True)  # each rating value and the people who gave it
+    scale_range, scale_step = ratings_scale(values, givers, options.min_users)
     return GlobalMemory(
         version=versions.new_version(),
         built_at=time.time(),
@@ -90,8 +93,8 @@ def build(snapshot: Snapshot, options: BuildOptions, kept: Kept | None, say: Say
         users=profiles,
         communities=grouped.communities,
         segments=segments,
-        rating_range=(float(rated.min()), float(rated.max())) if len(rated) else None,
-        rating_step=rating_step(rated),
+        rating_range=scale_range,
+        rating_step=scale_step,
         selection={**selection, "engine": "local", "seconds": round(time.time() - started, 2)},
         drift=drift,
         centroids=fit.centroids,

@@ -65,7 +65,7 @@ from ..stages import (
     k_candidates,
     measure_drift,
     placed_users,
-    rating_step,
+    ratings_scale,
     sample_plan,
 )
 
@@ -230,9 +230,17 @@ def build(
     if item_table is not None and len(grouped.member):
         item_table.user_community = grouped.member[item_table.user_community]
 
-    summary = records.agg(F.sum("sim"), F.count(F.lit(1)), F.min("rating"), F.max("rating")).first()
+    summary = records.agg(F.sum("sim"), F.count(F.lit(1))).first()
     drift = measure_drift(float(summary[0] or 0.0), int(summary[1]), kept.baseline if kept else None)
-    distinct = records.filter(F.col("rating").isNotNull()).select("rating").distinct().toPandas()["rating"]
+    given = (
+        records.filter(F.col("rating").isNotNull())
+        .groupBy("rating")
+        .agg(F.countDistinct("user").alias("people"))
+        .toPandas()
+    )
+    scale_range, scale_step = ratings_scale(
+        given["rating"].to_numpy(dtype=np.float64), given["people"].to_numpy(), options.min_users
+    )
     records.unpersist()
     users.unpersist()
     items.unpersist()
@@ -248,8 +256,8 @@ def build(
         users=profiles,
         communities=grouped.communities,
         segments=segments,
-        rating_range=(float(summary[2]), float(summary[3])) if summary[2] is not None else None,
-        rating_step=rating_step(distinct.to_numpy(dtype=np.float64)),
+        rating_range=scale_range,
+        rating_step=scale_step,
         selection={**selection, "engine": "spark", "seconds": round(time.time() - started, 2)},
         drift=drift,
         centroids=centroids,
