@@ -398,6 +398,28 @@ def test_thresholds_read_the_noisy_counts_and_examples_are_never_shown(attacked:
     assert [c.size for c in memory.clusters] != [c.size for c in exact.clusters]  # noise, not the exact counts
 
 
+def test_a_users_diversity_is_measured_against_the_released_cluster_sizes(fake_env: Path, tmp_path: Path) -> None:
+    """Against exact cluster sizes a user's own diversity moved in its fourth digit when one record was added to
+    another cluster (seen by a helper playing attacker through `profile`): it now reads the released sizes."""
+    people = {f"cook{i}": ("cooking", 10) for i in range(4)} | {f"trav{i}": ("travel", 10) for i in range(4)}
+    rows = make_records(people)
+    for topic, n in (("cooking", 12), ("travel", 2)):  # one person with both, mostly one (a diversity below 1)
+        rows += [r | {"user": "mix", "id": f"mix-{topic}-{i}"} for i, r in enumerate(make_records({"m": (topic, n)}))]
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows)))[0] == 0
+    build("--epsilon", "3")
+    memory = global_memory.load(fake_env / "global")
+    assert memory.release is not None
+    profile = memory.users["mix"]
+    assert len(profile.distribution) > 1
+    counts = np.zeros(len(memory.clusters))
+    for cid, share in profile.distribution.items():
+        counts[cid] = round(share * profile.history)
+    released = np.maximum(memory.release.values("cluster_records", None), 0)
+    exact = np.array([c.size for c in global_memory.versions.load_exact(fake_env / "global").clusters], float)
+    assert not np.array_equal(released, exact)  # noise, so the two readings differ
+    assert profile.diversity == round(global_memory.model.relative_diversity(counts, released), 4)
+
+
 def test_epsilon_must_be_a_budget_that_leaves_figures_or_inf_by_name(attacked: Path) -> None:
     """0 and below protect by showing nothing; 1e-300 divided by zero (a traceback), 1e-9 wrote 10^11 records into
     the undated period that every later view kept; 1e400 overflowed to an exact build without a word, and 1e308

@@ -95,6 +95,7 @@ def build_global(
         say(f"releasing population statistics with differential privacy (epsilon {options.epsilon:g} per record)")
         period_days = release.chosen_period(options.period_days, previous)
         memory.release = release.release(memory, options.epsilon, period_days, previous, memory.built_at)
+        memory.users = release.diversity_from_release(memory, memory.release)
     else:  # the exact build showed every record: the ledger keeps it, whether or not a release came before
         period_days = release.chosen_period(options.period_days, previous)
         continued = previous or release.nothing_released(memory, period_days, memory.built_at)

@@ -567,6 +567,24 @@ def centroids_digest(centroids: np.ndarray) -> str:
 # ------------------------------------------------------------------------------------------- the views
 
 
+def diversity_from_release(memory: Any, rel: Release) -> dict[str, Any]:
+    """Each user's profile with its diversity measured against the released cluster sizes, not the exact ones:
+    against exact sizes a user's own diversity moved in the fourth digit when one record was added to another
+    cluster (seen by a helper playing attacker). The user's own counts and a release: post-processing."""
+    from dataclasses import replace
+
+    from .model import relative_diversity
+
+    sizes = np.maximum(rel.values("cluster_records", None), 0).astype(np.float64)
+    out = {}
+    for name, profile in memory.users.items():
+        counts = np.zeros(len(sizes))
+        for cid, share in profile.distribution.items():
+            counts[cid] = round(share * profile.history)
+        out[name] = replace(profile, diversity=round(relative_diversity(counts, sizes), 4))
+    return out
+
+
 def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any]:
     """The clusters as everyone sees them: sizes, users, rating means, labels, trends and shared items from
     the release as of `when` (the latest view when None); examples (people's own words) are never shown."""
