@@ -403,7 +403,7 @@ class Asker:
         reads = self.options.memory
         catalog = evidence.catalog
         table = catalog.items if catalog is not None and reads.reads_any else None
-        rows = [table.find(o) if table is not None else None for o in options]
+        rows = [table.find(o, evidence.snapshot) if table is not None else None for o in options]
         known = iter(evidence.items([r for r in rows if r is not None]))
         scored = []
         for option, row, x in zip(options, rows, model, strict=True):

@@ -342,6 +342,45 @@ def test_one_persons_odd_ratings_do_not_set_everyones_scale(fake_env: Path, tmp_
     assert sums["sensitivity"] == 2  # half of 1..5 in whole stars, not half of 1..9
 
 
+def test_a_choice_finds_its_item_among_what_the_view_may_name_by_noisy_people(fake_env: Path, tmp_path: Path) -> None:
+    """A choice option matched its item by exact all-time counts: of "Dune" and "Dune (2021)", four people each,
+    a fifth person's record of the remake flipped `choices[].item` with certainty, and named it in a view that
+    had released nothing yet. Under privacy only items the view may name count, by their noisy people."""
+    from dataclasses import replace
+
+    text = "Watched the film {} at the cinema"
+    rows = [
+        {"user": f"{who}{i}", "id": f"{who}{i}", "text": text.format(item), "item": item, "rating": 4.0,
+         "timestamp": (PERIOD_A + 0.2) * W + i}
+        for who, item in (("a", "Dune"), ("b", "Dune (2021)"))
+        for i in range(4)
+    ]
+    rows.append({"user": "victim", "id": "v", "text": text.format("Dune (2021)"), "item": "Dune (2021)",
+                 "rating": 5.0, "timestamp": (PERIOD_A + 0.5) * W})
+    rows += first_raters(3)
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows)))[0] == 0
+    build("--epsilon", "3")
+    question = {"user": "eve", "query": "Which should I watch tonight?", "candidates": ["Dune", "Barbie"],
+                "answer_type": "choice", "at": (PERIOD_A + 0.9) * W}  # before the first period ends: nothing named
+    code, out, err = run("ask", "-", input=json.dumps(question) + "\n")
+    assert code == 0, err
+    assert [c["item"] for c in lines(out)[0]["choices"]] == [None, None]  # the old code named "Dune (2021)"
+
+    table = global_memory.load(fake_env / "global").items
+    assert table is not None
+    dune, remake = table.rows["Dune"], table.rows["Dune (2021)"]
+    snap = table.snapshot(None, 3)
+    for more, fewer in ((dune, remake), (remake, dune)):  # the view's (noisy) people decide, not the exact ones
+        users = snap.users.copy()
+        users[more], users[fewer] = 9, 5
+        public = snap.public.copy()
+        public[[more, fewer]] = True
+        assert table.find("Dune", replace(snap, users=users, public=public)) == more
+    public = snap.public.copy()
+    public[[dune, remake]] = False
+    assert table.find("Dune", replace(snap, public=public)) is None
+
+
 def test_epsilon_inf_releases_the_exact_figures_and_says_so(attacked: Path) -> None:
     summary = build("--epsilon", "inf")
     assert summary["privacy"]["epsilon"] == "inf" and summary["privacy"]["exact"] is True

@@ -279,17 +279,24 @@ class ItemTable:
             return None
         return float(self.rating_cum[lo + n - 1]) / n, n
 
-    def find(self, name: str) -> int | None:
+    def find(self, name: str, snapshot: ItemSnapshot | None = None) -> int | None:
         """The row of the item a person means by `name`: the same title up to case, punctuation, a trailing
         year and a moved article ("The Matrix", "Matrix, The (1999)"); with a year, that year's first. Of
-        several items that fit, the one most people have."""
+        several items that fit, the one most people have (over all time in an exact build, whose figures
+        protect nobody). Under privacy only items the view (`snapshot`) may name count, by their noisy people:
+        exact all-time counts told, with certainty, which of two remakes one more person had, and named items
+        no view had released yet (a helper playing attacker found it through a choice answer)."""
         if not self._by_name:
             for row, item in enumerate(self.names):
                 for key in dict.fromkeys(name_keys(item)):
                     self._by_name.setdefault(key, []).append(row)
-        people = np.diff(self.user_offsets)
+        if self.release is not None and snapshot is None:
+            raise ValueError("a private item table finds items as of a view: pass its snapshot")
+        private = self.release is not None and snapshot is not None
+        people = snapshot.users if private and snapshot is not None else np.diff(self.user_offsets)
+        named = snapshot.public if private and snapshot is not None else None
         for key in name_keys(name):
-            rows = self._by_name.get(key)
+            rows = [r for r in self._by_name.get(key, []) if named is None or named[r]]
             if rows:
                 return max(rows, key=lambda r: (int(people[r]), -r))
         return None
