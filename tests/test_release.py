@@ -381,6 +381,26 @@ def test_a_choice_finds_its_item_among_what_the_view_may_name_by_noisy_people(fa
     assert table.find("Dune", replace(snap, public=public)) is None
 
 
+def test_an_items_terms_are_words_enough_of_its_people_used(fake_env: Path, tmp_path: Path) -> None:
+    """A word one person wrote about an item was one of its terms, and "no almonds" dropped the item from a
+    recommendation: anyone could test what that person wrote. A term now needs min_users of the item's people
+    (a person's words count once per item), in both engines."""
+    texts = ["Watched {} at the cinema, a tense drama"] * 3 + ["Watched {} at the cinema, ate almonds loudly"]
+    rows = [
+        {"user": f"p{i}", "id": f"p{i}-{k}", "text": text.format("Harbor Lights"), "item": "Harbor Lights",
+         "rating": 4.0, "timestamp": (PERIOD_A + 0.2) * W + i + k}
+        for i, text in enumerate(texts)
+        for k in range(1 if i < 3 else 3)  # the last person writes it three times: still one person
+    ]
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows + first_raters(3))))[0] == 0
+    build("--epsilon", "inf")
+    table = global_memory.load(fake_env / "global").items
+    assert table is not None
+    row = table.rows["Harbor Lights"]
+    assert table.term_match(["almonds"])[row] == 0 and table.term_match(["loudly"])[row] == 0
+    assert table.term_match(["tense"])[row] > 0  # three people's word
+
+
 def test_epsilon_inf_releases_the_exact_figures_and_says_so(attacked: Path) -> None:
     summary = build("--epsilon", "inf")
     assert summary["privacy"]["epsilon"] == "inf" and summary["privacy"]["exact"] is True

@@ -138,6 +138,7 @@ class _Accumulator:
     example_pos: dict[str, int] = field(default_factory=dict)  # an example's id -> its position in the snapshot
     item_terms: dict[int, Counter[str]] = field(default_factory=dict)  # item index -> terms of its first texts
     item_texts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # texts read per item
+    item_readers: set[tuple[int, int]] = field(default_factory=set)  # (item, user) whose words were counted
 
     def add(self, batch: Batch, centroids: np.ndarray) -> None:
         sims = batch.vectors @ centroids.T
@@ -184,7 +185,8 @@ class _Accumulator:
 
     def _add_item_terms(self, batch: Batch, item: np.ndarray) -> None:
         """What each item's records say about it, from its first ITEM_TEXTS records with a text (in the
-        store's order): only those rows' texts are read."""
+        store's order): only those rows' texts are read. A person's words count once per item (their first
+        text of it), so a term's count is its people."""
         if len(self.items) > len(self.item_texts):
             self.item_texts = np.concatenate(
                 [self.item_texts, np.zeros(len(self.items) - len(self.item_texts), np.int64)]
@@ -201,7 +203,11 @@ class _Accumulator:
         keep[order] = self.item_texts[grouped] + rank < ITEM_TEXTS
         rows = rows[keep]
         np.add.at(self.item_texts, item[rows], 1)
-        for idx, code, text in zip(item[rows], batch.item[rows], batch.texts(rows), strict=True):
+        people = self.user[-1][rows]
+        for idx, code, text, who in zip(item[rows], batch.item[rows], batch.texts(rows), people, strict=True):
+            if (int(idx), int(who)) in self.item_readers:
+                continue
+            self.item_readers.add((int(idx), int(who)))
             named = set(terms(batch.item_names[code]))  # beyond its name: "Star Wars" is no war film
             self.item_terms.setdefault(int(idx), Counter()).update(set(terms(text)) - named)
 
@@ -368,13 +374,16 @@ def build_items(records: Records, min_users: int) -> ItemTable | None:
         user_index=user_rows[kept_users][order].astype(np.int32),
         user_community=user_rows[kept_users][order].astype(np.int32),  # user indices until communities exist
     )
-    _add_item_terms(table, [records.item_terms.get(int(i), Counter()) for i in shared])
+    _add_item_terms(table, [records.item_terms.get(int(i), Counter()) for i in shared], min_users)
     return table
 
 
-def _add_item_terms(items: ItemTable, per_item: list[Counter[str]]) -> None:
-    """Each shared item's ITEM_TERMS most telling terms (tf-idf over the items: how many of its texts use a
-    term, against how many items use it), as a vocabulary and CSR arrays on the table."""
+def _add_item_terms(items: ItemTable, per_item: list[Counter[str]], min_users: int) -> None:
+    """Each shared item's ITEM_TERMS most telling terms (tf-idf over the items: how many of its people use a
+    term, against how many items use it), as a vocabulary and CSR arrays on the table. A term needs min_users
+    of the item's people: a word one person wrote was a term, and a question that ruled it out ("no almonds")
+    dropped the item, telling anyone what that person wrote (found by a helper playing attacker)."""
+    per_item = [Counter({t: n for t, n in c.items() if n >= min_users}) for c in per_item]
     df: Counter[str] = Counter()
     for c in per_item:
         df.update(c.keys())

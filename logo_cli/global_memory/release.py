@@ -625,6 +625,8 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
                 examples=[],
                 trend=trends[i] if trends else [],
                 private=private,
+                # written from the latest release's keywords and items: a cluster private in the view shows none
+                description=None if private else c.description,
             )
         )
     return out

@@ -581,6 +581,10 @@ def _items(spark: Any, records: Any, data: Any, items: Any, min_users: int) -> I
     first_texts = texts.withColumn("n", F.row_number().over(Window.partitionBy("row").orderBy("pos"))).filter(
         F.col("n") <= ITEM_TEXTS
     )
+    # of those, each person's first text of the item: a term's count is its people, as the local engine counts
+    first_texts = first_texts.withColumn(
+        "mine", F.row_number().over(Window.partitionBy("row", "user_idx").orderBy("pos"))
+    ).filter(F.col("mine") == 1)
     term_counts = (
         first_texts.select("row", F.explode(F.array_distinct(terms_udf(F.col("text")))).alias("term"))
         .groupBy("row", "term")
@@ -606,7 +610,7 @@ def _items(spark: Any, records: Any, data: Any, items: Any, min_users: int) -> I
         user_index=users["user_idx"].astype(np.int32),
         user_community=users["user_idx"].astype(np.int32),  # user indices until communities exist
     )
-    _add_item_terms(item_table, per_item)
+    _add_item_terms(item_table, per_item, min_users)
     return item_table
 
 
