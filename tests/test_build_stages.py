@@ -342,7 +342,7 @@ def item_records() -> Records:
         items=["A", "B"],
         item_vectors=np.array([[3.0, 4.0], [0.0, 2.0]], dtype=np.float32),
         vector_row={0: 0, 1: 1},
-        item_terms={0: Counter({"tense": 2, "heist": 1}), 1: Counter({"tense": 1})},
+        item_terms={0: Counter({"tense": 3, "heist": 3, "solo": 1}), 1: Counter({"tense": 2})},  # people per term
     )
 
 
@@ -356,7 +356,8 @@ def test_items_count_distinct_users_and_keep_only_items_min_users_share() -> Non
     assert table.rating_ts.tolist() == [1.0, 3.0, 5.0] and table.rating_cum.tolist() == [4.0, 9.0, 11.0]
     assert table.rater_ts.tolist() == [1.0, 3.0]
     assert np.allclose(table.vectors, [[0.6, 0.8]])
-    assert table.term_offsets.tolist() == [0, 2] and table.term_vocabulary.tolist() == ["tense", "heist"]
+    # a term needs min_users of the item's people: one person's "solo" is none (ties go alphabetically)
+    assert table.term_offsets.tolist() == [0, 2] and table.term_vocabulary.tolist() == ["heist", "tense"]
 
     both = build_items(item_records(), min_users=2)
     assert both is not None and both.names == ["A", "B"]
@@ -364,6 +365,7 @@ def test_items_count_distinct_users_and_keep_only_items_min_users_share() -> Non
     assert both.rating(0, None, min_users=2) == (pytest.approx(11 / 3), 3)
     assert both.rating(1, 5.0, min_users=2) is None  # as of t=5 only one person had rated B
     assert both.term_match(["heist"]).tolist()[1] == 0 and both.term_match(["heist"])[0] > 0
+    assert both.term_match(["tense"])[1] > 0 and both.term_match(["solo"]).tolist() == [0, 0]
     assert build_items(item_records(), min_users=4) is None
 
 
