@@ -291,3 +291,10 @@ def test_a_reader_that_closes_the_output_early_ends_logo_with_sigpipes_status(
         os.close(write)
     assert done.returncode == ExitCode.PIPE == 141, done.stderr
     assert "Traceback" not in done.stderr and "Error" not in done.stderr
+    read, write = os.pipe()
+    os.close(read)
+    try:  # --version prints before any command runs
+        done = subprocess.run([sys.executable, "-m", "logo_cli", "--version"], stdout=write, stderr=subprocess.PIPE)
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr

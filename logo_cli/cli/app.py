@@ -68,7 +68,12 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"logo {__version__}")
+        try:  # runs before any command, so outside LogoGroup.invoke's handling of a closed pipe
+            typer.echo(f"logo {__version__}")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(int(ExitCode.PIPE)) from None
         raise typer.Exit()
 
 
