@@ -190,6 +190,8 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
     check("llama.cpp loads the model and generates on this CPU", llm)
     check("store opens", store)
     def privacy() -> str:
+        from .global_memory.release import budget_text
+
         if not global_memory.exists(settings.global_dir):
             return "no global memory yet"
         loaded = global_memory.load(settings.global_dir)
@@ -197,11 +199,10 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
         if released.get("exact"):
             return "exact population statistics (built with --epsilon inf): they protect nobody"
         older = loaded.release is not None and "cluster_keywords" not in loaded.release.families
-        spent = released["epsilon_spent"]
-        spent = spent if isinstance(spent, str) else f"{spent:g}"
         return (
             f"differentially private population statistics: epsilon {released['epsilon']:g} per record, "
-            f"{spent} spent at most by any record over {len(released['ledger'])} build(s) "
+            f"{budget_text(released['epsilon_spent'])} spent at most by any record over "
+            f"{len(released['ledger'])} build(s) "
             "(ledger: `logo global --ledger`)"
             + ("; released before keywords were: clusters show none until `logo build-global`" if older else "")
         )

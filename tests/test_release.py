@@ -147,6 +147,15 @@ def test_the_difference_attack_across_builds_recovers_no_more_than_a_guess(fake_
     assert len(ledger) == 2 and ledger[1]["epsilon_old_records"] == pytest.approx(2 * 3.0 / 24)
 
 
+def assert_closed_periods_kept(old: release.Release, new: release.Release) -> None:
+    """Every cell `old` released for a period closed by then reads the same noisy number in `new`."""
+    for name, family in old.families.items():
+        closed = (family.periods != release.UNDATED) & ((family.periods + 1) * W <= old.built_at)
+        rows = [new.families[name].keys.index(k) for k in family.keys]
+        cols = np.searchsorted(new.families[name].periods, family.periods[closed])
+        assert np.array_equal(new.families[name].noisy[np.ix_(rows, cols)], family.noisy[:, closed]), name
+
+
 def test_the_ledger_adds_up_and_past_releases_are_never_redrawn(attacked: Path, tmp_path: Path) -> None:
     first = build("--epsilon", "3")["privacy"]
     entry = first["ledger"][0]
@@ -170,11 +179,7 @@ def test_the_ledger_adds_up_and_past_releases_are_never_redrawn(attacked: Path, 
     assert second["epsilon_spent"] == pytest.approx(3.0 + 2 * 3.0 / 24)
     new = global_memory.versions.load_release(attacked / "global")
     assert old is not None and new is not None
-    for name, family in old.families.items():
-        closed = (family.periods != release.UNDATED) & ((family.periods + 1) * W <= old.built_at)
-        rows = [new.families[name].keys.index(k) for k in family.keys]
-        cols = np.searchsorted(new.families[name].periods, family.periods[closed])
-        assert np.array_equal(new.families[name].noisy[np.ix_(rows, cols)], family.noisy[:, closed]), name
+    assert_closed_periods_kept(old, new)
     after = global_memory.load(attacked / "global").as_of(at)
     assert after.items is not None
     again = after.items.snapshot(at, 3)
@@ -214,11 +219,7 @@ def test_an_exact_build_between_private_ones_never_lets_a_closed_period_be_drawn
     again = build("--epsilon", "3", "--update")["privacy"]
     new = global_memory.versions.load_release(attacked / "global")
     assert old is not None and new is not None
-    for name, family in old.families.items():
-        closed = (family.periods != release.UNDATED) & ((family.periods + 1) * W <= old.built_at)
-        rows = [new.families[name].keys.index(k) for k in family.keys]
-        cols = np.searchsorted(new.families[name].periods, family.periods[closed])
-        assert np.array_equal(new.families[name].noisy[np.ix_(rows, cols)], family.noisy[:, closed]), name
+    assert_closed_periods_kept(old, new)
     assert [e["epsilon"] for e in again["ledger"]] == [3.0, "inf", 3.0]
     assert again["epsilon_spent"] == "inf"
     reused = {r["statistic"]: r["cells_final_reused"] for r in again["ledger"][2]["releases"]}

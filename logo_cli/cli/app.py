@@ -31,9 +31,7 @@ class LogoGroup(TyperGroup):
             sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
             return result
         except BrokenPipeError:
-            # the reader stopped reading (`| head -1`): end quietly with SIGPIPE's status, stdout gone for good
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(int(ExitCode.PIPE)) from None
+            raise _output_closed() from None
         except LogoError as exc:
             from rich.markup import escape
 
@@ -72,9 +70,14 @@ def _version(value: bool) -> None:
             typer.echo(f"logo {__version__}")
             sys.stdout.flush()
         except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(int(ExitCode.PIPE)) from None
+            raise _output_closed() from None
         raise typer.Exit()
+
+
+def _output_closed() -> typer.Exit:
+    """The reader stopped reading (`| head -1`): end quietly with SIGPIPE's status, stdout gone for good."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return typer.Exit(int(ExitCode.PIPE))
 
 
 @app.callback()

@@ -240,10 +240,11 @@ def print_clusters(rows: list[dict[str, Any]], memory: Any, *, detailed: bool) -
     if exact:
         console.print("[yellow]Exact figures[/] (built with --epsilon inf): they protect nobody.")
     else:
-        spent = privacy["epsilon_spent"]
+        from ..global_memory.release import budget_text
+
         console.print(
             f"Figures carry differential privacy noise (epsilon {privacy['epsilon']:g} per record and build, "
-            f"{spent if isinstance(spent, str) else f'{spent:g}'} spent at most by one record); "
+            f"{budget_text(privacy['epsilon_spent'])} spent at most by one record); "
             "`logo global --ledger` shows the budget."
         )
 

@@ -90,14 +90,13 @@ def build_global(
         say("the privacy release is unreadable: this exact build holds none")  # the way out of a damaged one
         previous = None
     held = None
+    period_days = release.chosen_period(options.period_days, previous)
     if not options.exact:
         assert options.epsilon is not None
         say(f"releasing population statistics with differential privacy (epsilon {options.epsilon:g} per record)")
-        period_days = release.chosen_period(options.period_days, previous)
         memory.release = release.release(memory, options.epsilon, period_days, previous, memory.built_at)
         memory.users = release.diversity_from_release(memory, memory.release)
     else:  # the exact build showed every record: the ledger keeps it, whether or not a release came before
-        period_days = release.chosen_period(options.period_days, previous)
         continued = previous or release.nothing_released(memory, period_days, memory.built_at)
         held = release.held_by_exact_build(continued, memory.built_at)
     if describe is not None:

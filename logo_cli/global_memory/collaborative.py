@@ -81,8 +81,7 @@ def neighbours_of(memory: GlobalMemory) -> ItemNeighbours | None:
     if memory.release is not None:
         # under privacy a view sees only the periods ended by its time, and so do the neighbours: refitted to
         # the second, they told anyone when another person added an item (ask --at one second apart)
-        width = memory.release.period_days * 86_400.0
-        when = math.floor(when / width) * width
+        when = math.floor(when / memory.release.width) * memory.release.width
     key = (memory.version, when)
     found = _REFITS.get(key)
     if found is None:

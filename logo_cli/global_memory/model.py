@@ -290,11 +290,12 @@ class ItemTable:
             for row, item in enumerate(self.names):
                 for key in dict.fromkeys(name_keys(item)):
                     self._by_name.setdefault(key, []).append(row)
-        if self.release is not None and snapshot is None:
+        if self.release is None:
+            people, named = np.diff(self.user_offsets), None
+        elif snapshot is None:
             raise ValueError("a private item table finds items as of a view: pass its snapshot")
-        private = self.release is not None and snapshot is not None
-        people = snapshot.users if private and snapshot is not None else np.diff(self.user_offsets)
-        named = snapshot.public if private and snapshot is not None else None
+        else:
+            people, named = snapshot.users, snapshot.public
         for key in name_keys(name):
             rows = [r for r in self._by_name.get(key, []) if named is None or named[r]]
             if rows:

@@ -260,6 +260,11 @@ def _budget(epsilon: float) -> float | str:
     return "inf" if math.isinf(epsilon) else epsilon
 
 
+def budget_text(epsilon: float | str) -> str:
+    """A budget from a summary, for people: 3, 3.25 or inf."""
+    return epsilon if isinstance(epsilon, str) else f"{epsilon:g}"
+
+
 def held_by_exact_build(previous: Release, now: float) -> Release:
     """`previous`, kept by a build with --epsilon inf: a later private build continues it, reusing its final cells
     instead of drawing them again (a second draw of a closed period would be a second look at it). Its ledger
