@@ -607,3 +607,40 @@ def test_recent_reads_the_last_released_periods_that_span_the_window() -> None:
     assert rel.last_periods("item_users", None, 70 * day)[0] == 14  # a part of a period takes the period
     assert rel.last_periods("item_users", 3 * 30 * day, 180 * day)[0] == 7  # as of then: those ended by then
     assert rel.last_periods("item_users", 10 * day, 180 * day)[0] == 0  # none ended yet
+
+
+def test_the_tree_benchmark_reads_a_real_release_the_way_views_do(attacked: Path) -> None:
+    """bench/privacy_noise.py --release compares logo's views with OpenDP's tree on the same cells: its flat
+    figure for the latest view of the clusters is the error of the views logo itself serves."""
+    import subprocess
+    import sys
+
+    build("--epsilon", "3", "--period-days", "30")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "privacy_noise.py"), "--release", str(attacked / "global")],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    for family in ("item_ratings", "item_rating_sum", "cluster_records"):
+        assert f"{family}:" in done.stdout
+    rel = global_memory.versions.load_release(attacked / "global")
+    assert rel is not None
+    sections = done.stdout.split("item_rating_sum:")[1].split("cluster_records:")
+    # the rating sums are weighed (`denoise`): the bench must read them as views do, not as raw cells
+    for name, text, tier in (("item_rating_sum", sections[0], "1-9:"), ("cluster_records", sections[1], "all:")):
+        family = rel.families[name]
+        dated = int((family.periods != release.UNDATED).sum())
+        truth = np.cumsum(family.exact[:, :dated], axis=1)[:, -1]
+        served = family.cumulative[:, dated - 1]
+        if name == "item_rating_sum":
+            ratings = rel.families["item_ratings"].exact[:, :dated].sum(axis=1)
+            inside = (ratings >= 1) & (ratings <= 9)
+            truth, served = truth[inside], served[inside]
+            assert not np.allclose(family.cells, family.noisy)
+        expected = float(np.sqrt(((served - truth) ** 2).mean()))
+        row = next(line for line in text.splitlines() if line.strip().startswith(tier))
+        assert f"latest flat {expected:8.2f}" in row
