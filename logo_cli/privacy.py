@@ -40,18 +40,23 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
 
     store = open_store(settings)
     ids = store.user_ids(user)
-    if not ids:
-        raise NotFound(f"No records for user {user!r}.", "`logo users` lists the users in the store.")
     has_global = global_memory.exists(settings.global_dir)
+    previous = global_memory.versions.load_exact(settings.global_dir) if has_global else None
+    # a forget killed after deleting the records but before the refresh: running it again finishes the job
+    unfinished = not ids and previous is not None and user in previous.users
+    if not ids and not unfinished:
+        raise NotFound(f"No records for user {user!r}.", "`logo users` lists the users in the store.")
     if dry_run:
         return ForgetReport(user, len(ids), True, False, None)
-    store.delete(ids)
+    if ids:
+        store.delete(ids)
     version = None
-    if has_global and store.count():
-        previous = global_memory.versions.load_exact(settings.global_dir)  # its options; no release needed
-        options = BuildOptions(**{**previous.options, "update": True})
+    if previous is not None and store.count():
+        options = BuildOptions(**{**previous.options, "update": True})  # its options; no release needed
         embedder = load_embedder(settings.embedder_spec())
         version = build_global(store, embedder.id, embedder.dim, settings.global_dir, options).version
-    elif has_global:  # nobody is left: no global memory can stand
+    elif previous is not None:  # nobody is left: no global memory can stand
         (settings.global_dir / global_memory.POINTER).unlink()
+    if previous is not None:
+        global_memory.versions.remove_others(settings.global_dir, version)
     return ForgetReport(user, len(ids), False, version is not None, version)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,6 +71,8 @@ def format_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+EARLIEST_RECORD = 0.0  # 1970-01-01: a record's time (`--at` may ask about any)
+FUTURE_SLACK = 366 * 86_400.0  # a record may be dated up to a year ahead of this machine's clock (plans, skew)
 MAX_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z; larger numbers are usually milliseconds
 MIN_EPOCH = -62_135_510_400.0  # 0001-01-02: every earlier instant is outside what dates can show in any zone
 
@@ -156,6 +159,12 @@ def parse_record(obj: Any) -> Record:
             timestamp = parse_time(obj["timestamp"])
         except ValueError as exc:
             raise ValueError(f"field `timestamp`: {exc}") from None
+        # Global memory releases one noisy cell per period from the oldest record to the newest: one record
+        # dated in the year 1 (or 9999) would make thousands of periods, each adding noise to every figure.
+        if timestamp < EARLIEST_RECORD:
+            raise ValueError(f"field `timestamp`: {format_time(timestamp)} is before 1970, where logo's time begins")
+        if timestamp > time.time() + FUTURE_SLACK:
+            raise ValueError(f"field `timestamp`: {format_time(timestamp)} is more than a year in the future")
 
     rating = obj.get("rating")
     if rating is not None:

@@ -197,6 +197,7 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
         loaded = global_memory.load(settings.global_dir)
         released = loaded.privacy()
         if released.get("exact"):
+            global_memory.versions.continued_release(settings.global_dir)  # the release it holds must be readable
             return "exact population statistics (built with --epsilon inf): they protect nobody"
         older = loaded.release is not None and "cluster_keywords" not in loaded.release.families
         return (

@@ -644,3 +644,67 @@ def test_the_tree_benchmark_reads_a_real_release_the_way_views_do(attacked: Path
         expected = float(np.sqrt(((served - truth) ** 2).mean()))
         row = next(line for line in text.splitlines() if line.strip().startswith(tier))
         assert f"latest flat {expected:8.2f}" in row
+
+
+def test_an_item_that_leaves_the_table_and_comes_back_keeps_its_closed_cells(attacked: Path) -> None:
+    """Found by a helper playing attacker: an item that left the item table (a `forget`, a higher --min-users)
+    had its closed periods drawn afresh when it came back, a second noisy look at the same ratings that the
+    ledger did not charge. Keys that leave are kept, unread, so that a build where they return continues them."""
+    build("--epsilon", "3")
+    old = global_memory.versions.load_release(attacked / "global")
+    build("--epsilon", "3", "--min-users", "7")  # six people rated each film: every film leaves the table
+    gone = global_memory.versions.load_release(attacked / "global")
+    assert gone is not None and film(0) in gone.retired["item_users"].keys
+    assert "item_users" not in gone.families  # no item has six people: the table is gone, its cells kept
+    assert global_memory.load(attacked / "global").privacy()["epsilon_spent"] == pytest.approx(3.0 + 2 * 3.0 / 24)
+    third = build("--epsilon", "3", "--min-users", "3")["privacy"]
+    back = global_memory.versions.load_release(attacked / "global")
+    assert old is not None and back is not None
+    assert_closed_periods_kept(old, back)
+    assert film(0) not in back.retired.get("item_users", release.Family("", [], *[np.zeros(0)] * 3)).keys
+    # only community sizes and keywords are drawn again, every build: nothing else was released twice
+    assert third["epsilon_spent"] == pytest.approx(3.0 + 4 * 3.0 / 24)
+    for entry in third["ledger"][1:]:
+        again = {r["statistic"] for r in entry["releases"] if r["released_old_records_again"]}
+        assert again == set(release.REDRAWN)
+
+
+def test_a_damaged_or_missing_release_is_never_read_as_exact_nor_started_afresh(attacked: Path) -> None:
+    """Found by a helper playing attacker. A private version without its ledger.json was served as exact (every
+    figure without noise, `doctor` ok); a truncated release.npz raised a traceback (exit 1) even for the exact
+    build that is the way out; a damaged held release passed `doctor`; a store without CURRENT started a new
+    ledger and drew every closed period again."""
+    build("--epsilon", "3")
+    home = attacked / "global"
+    current = home / (home / "CURRENT").read_text().strip()
+    old = global_memory.versions.load_release(home)
+    assert old is not None
+
+    (current / "ledger.json").rename(current / "ledger.json.away")
+    for args in (("global", "--json"), ("build-global", "--seed", "0", "--epsilon", "3", "--update")):
+        code, out, err = run(*args)
+        assert code == 6 and "ledger.json is missing" in err and '"inf"' not in out, (args, err)
+    code, out, _ = run("doctor", "--json")
+    assert not next(c for c in lines(out) if c.get("check") == "population statistics are private")["ok"]
+    (current / "ledger.json.away").rename(current / "ledger.json")
+
+    data = (current / "release.npz").read_bytes()
+    (current / "release.npz").write_bytes(data[:1000])  # truncated: a bad zip
+    for args in (("global",), ("ask", "--user", "p9", "How would I rate Quiet Harbor 1 part1?")):
+        code, _, err = run(*args)
+        assert code == 6 and "unreadable" in err, (args, err)
+    assert build("--epsilon", "inf", "--update")["privacy"]["exact"] is True  # the way out still works
+    exact = home / (home / "CURRENT").read_text().strip()
+    (exact / global_memory.versions.HELD / "ledger.json").write_bytes(b"{")  # the release an exact version holds
+    assert run("global", "--ledger")[0] == 6
+    code, out, _ = run("doctor", "--json")
+    assert not next(c for c in lines(out) if c.get("check") == "population statistics are private")["ok"]
+
+    shutil.rmtree(exact)
+    (current / "release.npz").write_bytes(data)
+    (home / "CURRENT").unlink()  # (`logo forget` of the last user also removes it)
+    again = build("--epsilon", "3")["privacy"]
+    assert len(again["ledger"]) == 2  # continued from the newest readable version, not started afresh
+    new = global_memory.versions.load_release(home)
+    assert new is not None
+    assert_closed_periods_kept(old, new)

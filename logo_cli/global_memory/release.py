@@ -88,6 +88,7 @@ class Family:
     noisy: np.ndarray
     variance: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per period: its noise's variance
     weights: np.ndarray | None = None  # K x P: how much each cell counts in a view (`denoise`); None: whole
+    drawn: np.ndarray | None = None  # K x P, retired keys only: which cells were drawn (None: all of them)
     _cum: np.ndarray | None = field(default=None, repr=False)
     _latest: np.ndarray | None = field(default=None, repr=False)
 
@@ -157,6 +158,9 @@ class Release:
     low: float = 1.0  # the rating scale means are clipped to
     high: float = 5.0
     priors: dict[str, Priors] = field(default_factory=dict)  # count families' priors (`denoise`)
+    # Keys released before that left the table (an item below min_users after a `forget`): no view reads them,
+    # but a build where they come back continues their cells instead of drawing their closed periods again.
+    retired: dict[str, Family] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, by in WEIGHED_BY.items():
@@ -454,26 +458,41 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
     same_clusters = usable is not None and usable.centroids_digest == digest
     families: dict[str, Family] = {}
     priors: dict[str, Priors] = {}
+    retired: dict[str, Family] = {}
     entries = []
     for name, cell in cells.items():
         periods = grid if name not in WITHOUT_TIME else np.array([TOTAL], dtype=np.int64)
         exact = _matrix(cell, periods)
         before = usable.families.get(name) if usable is not None else None
-        reusable = before is not None and name not in REDRAWN
+        retired_before = usable.retired.get(name) if usable is not None else None
+        reusable = (before is not None or retired_before is not None) and name not in REDRAWN
         if name in CLUSTER_FAMILIES and not same_clusters:
             reusable = False
         if name.endswith("rating_sum") and not same_scale:
             reusable = False
         share = SHARES[name] * epsilon
         kept = before if reusable else None
+        gone = retired_before if reusable else None
         released_at = usable.built_at if usable is not None else 0.0
-        family, entry = _release_family(name, cell, periods, exact, kept, share, released_at, width)
+        family, entry = _release_family(name, cell, periods, exact, kept, share, released_at, width, gone)
+        if reusable:
+            left = _retired(name, [f for f in (kept, gone) if f is not None], set(cell.keys))
+            if left is not None:
+                retired[name] = left
         entry["released_old_records_again"] = previous is not None and not reusable
         families[name] = family
         entries.append(entry)
         if name in WEIGHED_BY.values():
             old = usable.priors.get(name) if usable is not None and kept is not None else None
             priors[name] = _priors(family, old, released_at, width)
+    if usable is not None:  # a family with no key left this build (no item table): all of it retires
+        for name in (set(usable.families) | set(usable.retired)) - set(cells) - set(REDRAWN):
+            if (name in CLUSTER_FAMILIES and not same_clusters) or (name.endswith("rating_sum") and not same_scale):
+                continue  # drawn afresh, and charged, when it comes back
+            sources = [f for f in (usable.families.get(name), usable.retired.get(name)) if f is not None]
+            left = _retired(name, sources, set())
+            if left is not None:
+                retired[name] = left
     ledger = list(previous.ledger) if previous is not None else []
     # Records first released this build pay epsilon; records released before pay again only where a family
     # could not keep its cells (a new clustering, a new rating scale, community sizes and keywords every build).
@@ -488,7 +507,24 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
             "releases": entries,
         }
     )
-    return Release(epsilon, period_days, step, center, sens, now, families, ledger, digest, low, high, priors)
+    return Release(epsilon, period_days, step, center, sens, now, families, ledger, digest, low, high, priors, retired)
+
+
+def _retired(name: str, sources: list[Family], current: set[str]) -> Family | None:
+    """The rows of `sources` (the previous release's family and its retired keys) whose keys the table no
+    longer has, on the union of their periods, with which cells were drawn."""
+    rows = [(f, i) for f in sources for i, key in enumerate(f.keys) if key not in current]
+    if not rows:
+        return None
+    periods = np.unique(np.concatenate([f.periods for f in sources]))
+    shape = (len(rows), len(periods))
+    exact, noisy, drawn = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.zeros(shape, bool)
+    for r, (f, i) in enumerate(rows):
+        cols = np.searchsorted(periods, f.periods)
+        exact[r, cols], noisy[r, cols] = f.exact[i], f.noisy[i]
+        drawn[r, cols] = True if f.drawn is None else f.drawn[i]
+    keys = [f.keys[i] for f, i in rows]
+    return Family(name, keys, periods, exact, noisy, np.zeros(0), drawn=drawn)
 
 
 def _priors(family: Family, kept: Priors | None, released_at: float, width: float) -> Priors:
@@ -507,28 +543,33 @@ def _release_family(
     epsilon: float,
     released_at: float,
     width: float,
+    gone: Family | None = None,
 ) -> tuple[Family, dict[str, Any]]:
     noisy = np.zeros_like(exact)
     stored = exact.copy()
     frozen = np.zeros(exact.shape, dtype=bool)
     delta = exact.copy()
     seen = np.zeros(exact.shape, dtype=bool)
-    if before is not None and len(before.keys) and len(cell.keys):
-        old_rows = {k: i for i, k in enumerate(before.keys)}
+    # `before` and `gone` (keys that had left) hold disjoint keys: a key is continued from whichever has it
+    for source in (before, gone):
+        if source is None or not len(source.keys) or not len(cell.keys):
+            continue
+        old_rows = {k: i for i, k in enumerate(source.keys)}
         rows = np.array([old_rows.get(k, -1) for k in cell.keys])
-        cols = np.searchsorted(before.periods, periods)
-        col_ok = (cols < len(before.periods)) & (before.periods[np.minimum(cols, len(before.periods) - 1)] == periods)
+        cols = np.searchsorted(source.periods, periods)
+        col_ok = (cols < len(source.periods)) & (source.periods[np.minimum(cols, len(source.periods) - 1)] == periods)
         r_ok = rows >= 0
         if r_ok.any() and col_ok.any():
             rr, cc = np.ix_(np.flatnonzero(r_ok), np.flatnonzero(col_ok))
-            old_exact = before.exact[rows[rr], cols[cc]]
-            old_noisy = before.noisy[rows[rr], cols[cc]]
+            old_exact = source.exact[rows[rr], cols[cc]]
+            old_noisy = source.noisy[rows[rr], cols[cc]]
+            was = np.ones(old_exact.shape, bool) if source.drawn is None else source.drawn[rows[rr], cols[cc]]
             closed = (periods[cc] != UNDATED) & ((periods[cc].astype(np.float64) + 1) * width <= released_at)
-            seen[rr, cc] = True
-            frozen[rr, cc] = np.broadcast_to(closed, old_exact.shape)
-            noisy[rr, cc] = old_noisy
+            seen[rr, cc] = was
+            frozen[rr, cc] = np.broadcast_to(closed, old_exact.shape) & was
+            noisy[rr, cc] = np.where(was, old_noisy, 0)
             stored[rr, cc] = np.where(frozen[rr, cc], old_exact, exact[rr, cc])
-            delta[rr, cc] = exact[rr, cc] - old_exact
+            delta[rr, cc] = np.where(was, exact[rr, cc] - old_exact, exact[rr, cc])
     todo = ~frozen
     drawn, stated = laplace(delta[todo], cell.sensitivity, epsilon) if todo.any() else (delta[todo], {})
     noisy[todo] = np.where(seen[todo], noisy[todo] + drawn, drawn)
@@ -731,6 +772,13 @@ def save(rel: Release, folder: Any) -> None:
         arrays[f"{name}.exact"] = family.exact
         arrays[f"{name}.noisy"] = family.noisy
         arrays[f"{name}.variance"] = family.variance
+    for name, family in rel.retired.items():
+        arrays[f"{name}.retired.keys"] = np.asarray(family.keys, dtype=str)
+        arrays[f"{name}.retired.periods"] = family.periods
+        arrays[f"{name}.retired.exact"] = family.exact
+        arrays[f"{name}.retired.noisy"] = family.noisy
+        drawn = family.drawn if family.drawn is not None else np.ones(family.exact.shape, dtype=bool)
+        arrays[f"{name}.retired.drawn"] = drawn
     for name, p in rel.priors.items():
         arrays[f"{name}.prior.periods"], arrays[f"{name}.prior.edges"] = p.periods, p.edges
         arrays[f"{name}.prior.prior"], arrays[f"{name}.prior.fitted"] = p.prior, p.fitted
@@ -774,6 +822,18 @@ def load(folder: Any) -> Release | None:
             for name in settings["families"]
             if f"{name}.prior.prior" in arrays
         }
+        retired = {
+            name: Family(
+                name,
+                [str(k) for k in arrays[f"{name}.retired.keys"]],
+                arrays[f"{name}.retired.periods"],
+                arrays[f"{name}.retired.exact"],
+                arrays[f"{name}.retired.noisy"],
+                np.zeros(0),
+                drawn=arrays[f"{name}.retired.drawn"],
+            )
+            for name in (key.removesuffix(".retired.keys") for key in arrays.files if key.endswith(".retired.keys"))
+        }
     return Release(
         settings["epsilon"],
         settings["period_days"],
@@ -787,4 +847,5 @@ def load(folder: Any) -> Release | None:
         settings["low"],
         settings["high"],
         priors,
+        retired,
     )

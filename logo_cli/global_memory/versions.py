@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -32,6 +33,8 @@ UNREADABLE = (
     "continues an older readable release, or starts afresh (closed periods drawn again, a new ledger)."
 )
 HELD = "held"  # in an exact version: the release before it, which the next private build continues
+# What a damaged file raises on load: a truncated .npz is a bad zip, a truncated .npy ends early
+DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, orjson.JSONDecodeError)
 
 
 def new_version() -> str:
@@ -46,6 +49,7 @@ def _to_json(memory: GlobalMemory) -> bytes:
     for key in ("centroids", "community_centroids", "timeline", "as_of_time", "items", "neighbours", "release"):
         payload.pop(key)
     payload["format"] = FORMAT_VERSION
+    payload["private"] = memory.release is not None  # a private version without its ledger is damaged, not exact
     payload["item_first_ts"] = memory.timeline.item_first_ts if memory.timeline else {}
     payload["item_names"] = memory.items.names if memory.items else None
     return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
@@ -96,6 +100,14 @@ def save(memory: GlobalMemory, home: Path, held: release.Release | None = None) 
     return final
 
 
+def remove_others(home: Path, keep: str | None) -> None:
+    """Delete every version folder but `keep` (None: all of them): after `logo forget`, the older versions still
+    hold the forgotten user's profile and records (the current one continues their release)."""
+    for folder in home.iterdir() if home.is_dir() else []:
+        if folder.is_dir() and folder.name.startswith("v") and folder.name != keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def exists(home: Path) -> bool:
     return (home / POINTER).is_file()
 
@@ -105,25 +117,51 @@ def load_release(home: Path) -> release.Release | None:
     pointer = home / POINTER
     if not pointer.is_file():
         return None
+    return _release_in(home / pointer.read_text().strip(), None)
+
+
+def _release_in(folder: Path, private: bool | None) -> release.Release | None:
+    """The release in a version folder (None: an exact version). `private`: what its memory.json says, when the
+    caller read it (None: read it here if the release's files are missing). A version built private whose
+    ledger or cells are gone is unreadable: read as exact, it would show every figure without noise."""
     try:
-        return release.load(home / pointer.read_text().strip())
-    except (OSError, ValueError, KeyError) as exc:
-        raise StoreError(f"{home}: the privacy release is unreadable: {exc}", UNREADABLE) from exc
+        found = release.load(folder)
+        if found is None:
+            if private is None:
+                private = (folder / "release.npz").exists() or _says_private(folder)
+            if private:
+                raise ValueError("ledger.json is missing from a private version")
+        return found
+    except DAMAGED as exc:
+        raise StoreError(f"{folder}: the privacy release is unreadable: {exc}", UNREADABLE) from exc
+
+
+def _says_private(folder: Path) -> bool:
+    try:
+        return bool(orjson.loads((folder / "memory.json").read_bytes()).get("private", False))
+    except DAMAGED:
+        return False  # its memory is unreadable too: loading it says so
 
 
 def continued_release(home: Path) -> release.Release | None:
     """The release a new build continues: the current version's, or the one an exact version holds for it, or
-    (an exact version written before versions held one) the newest older version's that has one."""
-    found = load_release(home)
+    (an exact version written before versions held one, or a store whose pointer is gone) the newest older
+    version's that has one."""
     pointer = home / POINTER
-    if found is not None or not pointer.is_file():
-        return found
-    current = home / pointer.read_text().strip()
-    older = sorted((p for p in home.iterdir() if p.is_dir() and p.name.startswith("v") and p != current), reverse=True)
-    for folder in [current / HELD, *older]:
+    current = home / pointer.read_text().strip() if pointer.is_file() else None
+    if current is not None:
+        found = load_release(home)
+        if found is not None:
+            return found
+    if not home.is_dir():
+        return None
+    folders = sorted((p for p in home.iterdir() if p.is_dir() and p.name.startswith("v")), reverse=True)
+    older = [p for p in folders if p != current]
+    held = [current / HELD] if current is not None and (current / HELD).is_dir() else []
+    for folder in [*held, *older]:
         try:
             found = release.load(folder)
-        except (OSError, ValueError, KeyError) as exc:
+        except DAMAGED as exc:
             if folder in older:
                 continue  # a best effort for versions from before `held`: an unreadable one is skipped
             message = f"{folder}: the privacy release a new build continues is unreadable: {exc}"
@@ -135,13 +173,18 @@ def continued_release(home: Path) -> release.Release | None:
 
 def load(home: Path) -> GlobalMemory:
     """The current version, as everyone sees it: its statistics from its privacy release when it has one."""
-    memory = load_exact(home)
-    released = load_release(home)
+    memory, folder, private = _load_exact(home)
+    released = _release_in(folder, private)  # the same folder: a build switching CURRENT meanwhile changes nothing
     return release.apply(memory, released) if released is not None else memory
 
 
 def load_exact(home: Path) -> GlobalMemory:
     """The current version with the exact statistics the build computed (the operator's; never shown)."""
+    return _load_exact(home)[0]
+
+
+def _load_exact(home: Path) -> tuple[GlobalMemory, Path, bool | None]:
+    """(the current version's exact memory, its folder, whether it was built private: None if it does not say)."""
     pointer = home / POINTER
     if not pointer.is_file():
         raise GlobalMemoryMissing()
@@ -153,7 +196,7 @@ def load_exact(home: Path) -> GlobalMemory:
         arrays = dict(np.load(folder / "timeline.npz")) if (folder / "timeline.npz").is_file() else None
         item_arrays = dict(np.load(folder / "items.npz")) if (folder / "items.npz").is_file() else None
         near = dict(np.load(folder / "neighbours.npz")) if (folder / "neighbours.npz").is_file() else None
-    except (OSError, orjson.JSONDecodeError, ValueError) as exc:
+    except DAMAGED as exc:
         raise StoreError(f"{folder}: global memory is unreadable: {exc}", "Run `logo build-global` again.") from exc
     if data.get("format", 0) > FORMAT_VERSION:
         raise StoreError(f"{folder}: global memory from a newer logo.", "Upgrade logo or rebuild it.")
@@ -163,7 +206,7 @@ def load_exact(home: Path) -> GlobalMemory:
     if arrays is not None:
         items = {int(c): v for c, v in data.get("item_first_ts", {}).items()}
         timeline = Timeline(**arrays, item_first_ts=items)
-    return GlobalMemory(
+    memory = GlobalMemory(
         version=data["version"],
         built_at=data["built_at"],
         embedder=data["embedder"],
@@ -188,3 +231,4 @@ def load_exact(home: Path) -> GlobalMemory:
         items=ItemTable(names=data["item_names"], **item_arrays) if item_arrays and data.get("item_names") else None,
         neighbours=ItemNeighbours(**near) if near is not None else None,
     )
+    return memory, folder, data.get("private")

@@ -54,3 +54,28 @@ def test_forget_removes_user_everywhere(fake_env: Path, population: Path) -> Non
     code, out, _ = run("ask", "--user", "narrow", "--json", "films at the cinema?")
     assert code == 0 and json.loads(out)["local"] == [] and json.loads(out)["flags"]["cold_start"] is True
     assert run("forget", "--user", "narrow")[0] == 4
+    versions = [p.name for p in (fake_env / "global").iterdir() if p.is_dir()]
+    assert versions == [after.version]  # the version before still held narrow's profile
+
+
+def test_a_forget_killed_before_its_refresh_finishes_when_run_again(fake_env: Path, population: Path) -> None:
+    """Found by a helper playing attacker: `forget` killed after the store dropped the records but before global
+    memory was refreshed left the user's profile and figures there, and running it again said "No records"."""
+    assert run("ingest", str(population))[0] == 0
+    assert run("build-global", "--clusters", "3")[0] == 0
+    embedder = load_embedder("fake")
+    store = Store(fake_env / "store").open(embedder.id, embedder.dim, create=False)
+    store.delete(store.user_ids("narrow"))  # where the kill landed
+    del store
+    assert "narrow" in global_memory.load(fake_env / "global").users
+    code, out, _ = run("forget", "--user", "narrow")
+    report = json.loads(out)
+    assert code == 0 and report["records"] == 0 and report["global_refreshed"] is True
+    assert "narrow" not in global_memory.load(fake_env / "global").users
+    assert run("forget", "--user", "narrow")[0] == 4  # now done
+
+    users = [json.loads(line)["user"] for line in run("users")[1].splitlines()]
+    for user in users:
+        assert run("forget", "--user", user)[0] == 0
+    assert not global_memory.exists(fake_env / "global")
+    assert not [p for p in (fake_env / "global").iterdir() if p.is_dir()]  # nobody left: no version kept
