@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from . import global_memory
 from .config import Settings
 from .embed import load_embedder
-from .errors import NotFound
+from .errors import NotFound, StoreError
 from .local_memory.store import open_store
 from .records import Record
 
@@ -40,23 +40,32 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
 
     store = open_store(settings)
     ids = store.user_ids(user)
-    has_global = global_memory.exists(settings.global_dir)
-    previous = global_memory.versions.load_exact(settings.global_dir) if has_global else None
-    # a forget killed after deleting the records but before the refresh: running it again finishes the job
-    unfinished = not ids and previous is not None and user in previous.users
-    if not ids and not unfinished:
+    home = settings.global_dir
+    versions = global_memory.versions
+    previous, damaged = None, None
+    try:
+        previous = versions.load_exact(home) if global_memory.exists(home) else None
+    except StoreError as exc:  # the records still go; then the error says what to do about global memory
+        damaged = exc
+    # A forget killed after deleting the records, before or during the refresh, finishes when run again: the
+    # user is still in the current version (refresh) or in an older one (delete it)
+    refresh = previous is not None and (bool(ids) or user in previous.users)
+    lingering = any(versions.holds_user(folder, user) for folder in versions.version_folders(home))
+    if not ids and not refresh and not lingering:
         raise NotFound(f"No records for user {user!r}.", "`logo users` lists the users in the store.")
     if dry_run:
         return ForgetReport(user, len(ids), True, False, None)
     if ids:
         store.delete(ids)
+    if damaged is not None:
+        raise damaged
     version = None
-    if previous is not None and store.count():
+    if previous is not None and refresh and store.count():
         options = BuildOptions(**{**previous.options, "update": True})  # its options; no release needed
         embedder = load_embedder(settings.embedder_spec())
-        version = build_global(store, embedder.id, embedder.dim, settings.global_dir, options).version
-    elif previous is not None:  # nobody is left: no global memory can stand
-        (settings.global_dir / global_memory.POINTER).unlink()
-    if previous is not None:
-        global_memory.versions.remove_others(settings.global_dir, version)
+        version = build_global(store, embedder.id, embedder.dim, home, options).version
+    elif previous is not None and refresh:  # nobody is left: no global memory can stand
+        (home / global_memory.POINTER).unlink()
+    kept = version if refresh else (previous.version if previous is not None else None)
+    versions.remove_others(home, kept)
     return ForgetReport(user, len(ids), False, version is not None, version)

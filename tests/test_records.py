@@ -60,7 +60,7 @@ def test_a_record_dated_outside_logos_time_is_refused(value: object, reason: str
     `--at` may still ask about any time: only records are held to 1970 .. a year ahead."""
     with pytest.raises(ValueError, match=reason):
         parse_record({"user": "a", "text": "an old note", "timestamp": value})
-    assert parse_time(value) == parse_time(value)
+    assert isinstance(parse_time(value), float)  # `--at` still reads it
     assert parse_record({"user": "a", "text": "the first second", "timestamp": 0}).timestamp == 0.0
 
 

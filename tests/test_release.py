@@ -661,6 +661,10 @@ def test_an_item_that_leaves_the_table_and_comes_back_keeps_its_closed_cells(att
     back = global_memory.versions.load_release(attacked / "global")
     assert old is not None and back is not None
     assert_closed_periods_kept(old, back)
+    for name, family in old.families.items():  # the noise a view reads is still known (a reviewer found 0)
+        closed = (family.periods != release.UNDATED) & ((family.periods + 1) * W <= old.built_at)
+        cols = np.searchsorted(back.families[name].periods, family.periods[closed])
+        assert np.array_equal(back.families[name].variance[cols], family.variance[closed]), name
     assert film(0) not in back.retired.get("item_users", release.Family("", [], *[np.zeros(0)] * 3)).keys
     # only community sizes and keywords are drawn again, every build: nothing else was released twice
     assert third["epsilon_spent"] == pytest.approx(3.0 + 4 * 3.0 / 24)
@@ -702,9 +706,49 @@ def test_a_damaged_or_missing_release_is_never_read_as_exact_nor_started_afresh(
 
     shutil.rmtree(exact)
     (current / "release.npz").write_bytes(data)
-    (home / "CURRENT").unlink()  # (`logo forget` of the last user also removes it)
+    (home / "CURRENT").unlink()  # lost: the newest version stands for it
     again = build("--epsilon", "3")["privacy"]
     assert len(again["ledger"]) == 2  # continued from the newest readable version, not started afresh
     new = global_memory.versions.load_release(home)
     assert new is not None
     assert_closed_periods_kept(old, new)
+
+
+def test_one_item_that_leaves_while_the_others_stay_keeps_its_cells(fake_env: Path, tmp_path: Path) -> None:
+    """The case the attacker met: the item family stays, one key leaves (three people, then --min-users 4) and
+    comes back. Old code drew its closed periods again with `released_old_records_again` false."""
+    lone = [
+        {"user": f"lone{u}", "id": f"lone{u}", "text": "Watched Lone Star Bay, a film", "item": "Lone Star Bay",
+         "rating": 2.0 + u, "timestamp": (PERIOD_A + 0.5) * W + u}
+        for u in range(3)
+    ]
+    rows = first_raters(10) + lone
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows)))[0] == 0
+    build("--epsilon", "3")
+    old = global_memory.versions.load_release(fake_env / "global")
+    build("--epsilon", "3", "--min-users", "4")
+    gone = global_memory.versions.load_release(fake_env / "global")
+    assert gone is not None and "Lone Star Bay" in gone.retired["item_users"].keys
+    assert "Lone Star Bay" not in gone.families["item_users"].keys and film(0) in gone.families["item_users"].keys
+    build("--epsilon", "3", "--min-users", "3")
+    back = global_memory.versions.load_release(fake_env / "global")
+    assert old is not None and back is not None
+    assert_closed_periods_kept(old, back)
+    assert "item_users" not in back.retired
+
+
+def test_a_store_without_current_is_read_from_its_newest_version_as_strictly(attacked: Path) -> None:
+    """A reviewer found that without CURRENT every version counted as "older": a newest exact version's held
+    release was passed over (the ledger lost its "inf"), and a damaged newest one was skipped in silence."""
+    build("--epsilon", "3")
+    build("--epsilon", "inf", "--update")
+    home = attacked / "global"
+    (home / "CURRENT").unlink()
+    after = build("--epsilon", "3")["privacy"]
+    assert [e["epsilon"] for e in after["ledger"]] == [3.0, "inf", 3.0] and after["epsilon_spent"] == "inf"
+
+    newest = home / (home / "CURRENT").read_text().strip()
+    (newest / "release.npz").write_bytes((newest / "release.npz").read_bytes()[:1000])
+    (home / "CURRENT").unlink()
+    code, _, err = run("build-global", "--seed", "0", "--clusters", "3", "--epsilon", "3")
+    assert code == 6 and "unreadable" in err and str(newest.name) in err, err

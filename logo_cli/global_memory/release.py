@@ -89,6 +89,7 @@ class Family:
     variance: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per period: its noise's variance
     weights: np.ndarray | None = None  # K x P: how much each cell counts in a view (`denoise`); None: whole
     drawn: np.ndarray | None = None  # K x P, retired keys only: which cells were drawn (None: all of them)
+    final: np.ndarray | None = None  # K x P, retired keys only: which were closed when last drawn (never again)
     _cum: np.ndarray | None = field(default=None, repr=False)
     _latest: np.ndarray | None = field(default=None, repr=False)
 
@@ -475,8 +476,8 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
         gone = retired_before if reusable else None
         released_at = usable.built_at if usable is not None else 0.0
         family, entry = _release_family(name, cell, periods, exact, kept, share, released_at, width, gone)
-        if reusable:
-            left = _retired(name, [f for f in (kept, gone) if f is not None], set(cell.keys))
+        if reusable:  # (a family drawn afresh this build keeps no retired keys: their return is drawn, charged)
+            left = _retired(name, kept, gone, set(cell.keys), released_at, width)
             if left is not None:
                 retired[name] = left
         entry["released_old_records_again"] = previous is not None and not reusable
@@ -489,8 +490,7 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
         for name in (set(usable.families) | set(usable.retired)) - set(cells) - set(REDRAWN):
             if (name in CLUSTER_FAMILIES and not same_clusters) or (name.endswith("rating_sum") and not same_scale):
                 continue  # drawn afresh, and charged, when it comes back
-            sources = [f for f in (usable.families.get(name), usable.retired.get(name)) if f is not None]
-            left = _retired(name, sources, set())
+            left = _retired(name, usable.families.get(name), usable.retired.get(name), set(), usable.built_at, width)
             if left is not None:
                 retired[name] = left
     ledger = list(previous.ledger) if previous is not None else []
@@ -510,27 +510,47 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
     return Release(epsilon, period_days, step, center, sens, now, families, ledger, digest, low, high, priors, retired)
 
 
-def _retired(name: str, sources: list[Family], current: set[str]) -> Family | None:
-    """The rows of `sources` (the previous release's family and its retired keys) whose keys the table no
-    longer has, on the union of their periods, with which cells were drawn."""
+def _retired(
+    name: str, before: Family | None, gone: Family | None, current: set[str], released_at: float, width: float
+) -> Family | None:
+    """The keys of `before` (the previous release's family) and `gone` (its retired keys) that the table no
+    longer has, on the union of their periods: their cells, which were drawn, which were final (closed when
+    last drawn: `before`'s at `released_at`), and each period's noise variance."""
+    sources = [f for f in (before, gone) if f is not None]
     rows = [(f, i) for f in sources for i, key in enumerate(f.keys) if key not in current]
     if not rows:
         return None
     periods = np.unique(np.concatenate([f.periods for f in sources]))
     shape = (len(rows), len(periods))
-    exact, noisy, drawn = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64), np.zeros(shape, bool)
+    exact, noisy = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    drawn, final = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    variance = np.zeros(len(periods))
+    for f in sources:
+        if len(f.variance) == len(f.periods):
+            cols = np.searchsorted(periods, f.periods)
+            variance[cols] = np.maximum(variance[cols], f.variance)
     for r, (f, i) in enumerate(rows):
         cols = np.searchsorted(periods, f.periods)
         exact[r, cols], noisy[r, cols] = f.exact[i], f.noisy[i]
         drawn[r, cols] = True if f.drawn is None else f.drawn[i]
+        if f is gone and f.final is not None:
+            final[r, cols] = f.final[i]
+        else:
+            final[r, cols] = drawn[r, cols] & _closed(f.periods, released_at, width)
     keys = [f.keys[i] for f, i in rows]
-    return Family(name, keys, periods, exact, noisy, np.zeros(0), drawn=drawn)
+    return Family(name, keys, periods, exact, noisy, variance, drawn=drawn, final=final)
+
+
+def _closed(periods: np.ndarray, at: float, width: float) -> np.ndarray:
+    """Which periods had ended by `at` (the undated one never does)."""
+    out: np.ndarray = (periods != UNDATED) & ((periods.astype(np.float64) + 1) * width <= at)
+    return out
 
 
 def _priors(family: Family, kept: Priors | None, released_at: float, width: float) -> Priors:
     """The family's `denoise` priors: a period closed at the last release keeps the prior it got then (its
     cells are final, and a view of the past must not move); the others are fitted on this release."""
-    closed = (family.periods != UNDATED) & ((family.periods.astype(np.float64) + 1) * width <= released_at)
+    closed = _closed(family.periods, released_at, width)
     return fit(family.noisy, family.periods, scales(family.variance), ~closed, kept)
 
 
@@ -551,6 +571,7 @@ def _release_family(
     delta = exact.copy()
     seen = np.zeros(exact.shape, dtype=bool)
     # `before` and `gone` (keys that had left) hold disjoint keys: a key is continued from whichever has it
+    assert before is None or gone is None or not set(before.keys) & set(gone.keys)
     for source in (before, gone):
         if source is None or not len(source.keys) or not len(cell.keys):
             continue
@@ -564,9 +585,12 @@ def _release_family(
             old_exact = source.exact[rows[rr], cols[cc]]
             old_noisy = source.noisy[rows[rr], cols[cc]]
             was = np.ones(old_exact.shape, bool) if source.drawn is None else source.drawn[rows[rr], cols[cc]]
-            closed = (periods[cc] != UNDATED) & ((periods[cc].astype(np.float64) + 1) * width <= released_at)
+            if source.final is not None:  # a retired key: final where closed when it was last drawn
+                closed = source.final[rows[rr], cols[cc]]
+            else:
+                closed = np.broadcast_to(_closed(periods[cc], released_at, width), old_exact.shape)
             seen[rr, cc] = was
-            frozen[rr, cc] = np.broadcast_to(closed, old_exact.shape) & was
+            frozen[rr, cc] = closed & was
             noisy[rr, cc] = np.where(was, old_noisy, 0)
             stored[rr, cc] = np.where(frozen[rr, cc], old_exact, exact[rr, cc])
             delta[rr, cc] = np.where(was, exact[rr, cc] - old_exact, exact[rr, cc])
@@ -575,10 +599,12 @@ def _release_family(
     noisy[todo] = np.where(seen[todo], noisy[todo] + drawn, drawn)
     variance = np.zeros(len(periods))
     known = np.zeros(len(periods), dtype=bool)
-    if before is not None and len(before.variance):
-        cols = np.searchsorted(before.periods, periods)
-        known = (cols < len(before.periods)) & (before.periods[np.minimum(cols, len(before.periods) - 1)] == periods)
-        variance[known] = before.variance[cols[known]]
+    for source in (gone, before):  # a period only returning keys have keeps its variance too; `before`'s wins
+        if source is not None and len(source.variance) == len(source.periods) and len(source.periods):
+            cols = np.searchsorted(source.periods, periods)
+            has = (cols < len(source.periods)) & (source.periods[np.minimum(cols, len(source.periods) - 1)] == periods)
+            variance[has] = source.variance[cols[has]]
+            known |= has
     if todo.any():
         # a period's variance is one cell's: it grows where cells released before get another draw (an open
         # period), not where only new keys get their first (a new item in a closed period)
@@ -777,8 +803,9 @@ def save(rel: Release, folder: Any) -> None:
         arrays[f"{name}.retired.periods"] = family.periods
         arrays[f"{name}.retired.exact"] = family.exact
         arrays[f"{name}.retired.noisy"] = family.noisy
-        drawn = family.drawn if family.drawn is not None else np.ones(family.exact.shape, dtype=bool)
-        arrays[f"{name}.retired.drawn"] = drawn
+        arrays[f"{name}.retired.variance"] = family.variance
+        assert family.drawn is not None and family.final is not None  # `_retired` sets both
+        arrays[f"{name}.retired.drawn"], arrays[f"{name}.retired.final"] = family.drawn, family.final
     for name, p in rel.priors.items():
         arrays[f"{name}.prior.periods"], arrays[f"{name}.prior.edges"] = p.periods, p.edges
         arrays[f"{name}.prior.prior"], arrays[f"{name}.prior.fitted"] = p.prior, p.fitted
@@ -829,8 +856,9 @@ def load(folder: Any) -> Release | None:
                 arrays[f"{name}.retired.periods"],
                 arrays[f"{name}.retired.exact"],
                 arrays[f"{name}.retired.noisy"],
-                np.zeros(0),
+                arrays[f"{name}.retired.variance"],
                 drawn=arrays[f"{name}.retired.drawn"],
+                final=arrays[f"{name}.retired.final"],
             )
             for name in (key.removesuffix(".retired.keys") for key in arrays.files if key.endswith(".retired.keys"))
         }

@@ -100,12 +100,27 @@ def save(memory: GlobalMemory, home: Path, held: release.Release | None = None) 
     return final
 
 
+def version_folders(home: Path) -> list[Path]:
+    """The version folders, newest first (their names sort by build time)."""
+    if not home.is_dir():
+        return []
+    return sorted((p for p in home.iterdir() if p.is_dir() and p.name.startswith("v")), reverse=True)
+
+
 def remove_others(home: Path, keep: str | None) -> None:
     """Delete every version folder but `keep` (None: all of them): after `logo forget`, the older versions still
     hold the forgotten user's profile and records (the current one continues their release)."""
-    for folder in home.iterdir() if home.is_dir() else []:
-        if folder.is_dir() and folder.name.startswith("v") and folder.name != keep:
+    for folder in version_folders(home):
+        if folder.name != keep:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def holds_user(folder: Path, user: str) -> bool:
+    """Whether a version folder's memory has a profile of `user` (an unreadable one is counted as holding it)."""
+    try:
+        return user in orjson.loads((folder / "memory.json").read_bytes()).get("users", {})
+    except DAMAGED:
+        return True
 
 
 def exists(home: Path) -> bool:
@@ -126,14 +141,15 @@ def _release_in(folder: Path, private: bool | None) -> release.Release | None:
     ledger or cells are gone is unreadable: read as exact, it would show every figure without noise."""
     try:
         found = release.load(folder)
-        if found is None:
-            if private is None:
-                private = (folder / "release.npz").exists() or _says_private(folder)
-            if private:
-                raise ValueError("ledger.json is missing from a private version")
-        return found
     except DAMAGED as exc:
         raise StoreError(f"{folder}: the privacy release is unreadable: {exc}", UNREADABLE) from exc
+    if found is None and (private or (private is None and _missing_release(folder))):
+        raise StoreError(f"{folder}: the privacy release is unreadable: ledger.json is missing", UNREADABLE)
+    return found
+
+
+def _missing_release(folder: Path) -> bool:
+    return (folder / "release.npz").exists() or _says_private(folder)
 
 
 def _says_private(folder: Path) -> bool:
@@ -145,20 +161,18 @@ def _says_private(folder: Path) -> bool:
 
 def continued_release(home: Path) -> release.Release | None:
     """The release a new build continues: the current version's, or the one an exact version holds for it, or
-    (an exact version written before versions held one, or a store whose pointer is gone) the newest older
-    version's that has one."""
+    (an exact version written before versions held one) the newest older version's that has one. A store whose
+    CURRENT is gone is read from its newest version, as strictly: a damaged one stops the build."""
+    folders = version_folders(home)
     pointer = home / POINTER
-    current = home / pointer.read_text().strip() if pointer.is_file() else None
-    if current is not None:
-        found = load_release(home)
-        if found is not None:
-            return found
-    if not home.is_dir():
+    current = home / pointer.read_text().strip() if pointer.is_file() else (folders[0] if folders else None)
+    if current is None:
         return None
-    folders = sorted((p for p in home.iterdir() if p.is_dir() and p.name.startswith("v")), reverse=True)
+    found = _release_in(current, None)
+    if found is not None:
+        return found
     older = [p for p in folders if p != current]
-    held = [current / HELD] if current is not None and (current / HELD).is_dir() else []
-    for folder in [*held, *older]:
+    for folder in [current / HELD, *older]:
         try:
             found = release.load(folder)
         except DAMAGED as exc:

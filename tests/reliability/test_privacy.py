@@ -74,6 +74,17 @@ def test_a_forget_killed_before_its_refresh_finishes_when_run_again(fake_env: Pa
     assert "narrow" not in global_memory.load(fake_env / "global").users
     assert run("forget", "--user", "narrow")[0] == 4  # now done
 
+    # killed after the refresh, before the older version (which still had cook1's profile) was deleted
+    store = Store(fake_env / "store").open(embedder.id, embedder.dim, create=False)
+    store.delete(store.user_ids("cook1"))
+    del store
+    assert run("build-global", "--update")[0] == 0
+    folders = global_memory.versions.version_folders
+    assert any(global_memory.versions.holds_user(v, "cook1") for v in folders(fake_env / "global"))
+    code, out, _ = run("forget", "--user", "cook1")
+    assert code == 0 and json.loads(out)["global_refreshed"] is False
+    assert not any(global_memory.versions.holds_user(v, "cook1") for v in folders(fake_env / "global"))
+
     users = [json.loads(line)["user"] for line in run("users")[1].splitlines()]
     for user in users:
         assert run("forget", "--user", user)[0] == 0
