@@ -36,7 +36,7 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     The refresh is `build-global --update`: clusters keep their centroids (numbers, no text of anyone), and
     every size, item, rating, profile and community is recomputed from the remaining records.
     """
-    from .global_memory.build import BuildOptions, build_global
+    from .global_memory.build import BuildOptions, build_global, remove_stale_snapshots
 
     store = open_store(settings)
     ids = store.user_ids(user)
@@ -68,4 +68,5 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
         (home / global_memory.POINTER).unlink()
     kept = version if refresh else (previous.version if previous is not None else None)
     versions.remove_others(home, kept)
+    remove_stale_snapshots(home)  # a killed build's snapshot holds every record, the user's too
     return ForgetReport(user, len(ids), False, version is not None, version)

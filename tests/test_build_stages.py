@@ -399,7 +399,8 @@ def test_clusters_describe_sizes_users_items_ratings_labels_and_privacy() -> Non
     first, second = clusters
     assert (first.size, first.users, first.private) == (4, 3, False)
     assert first.top_items == [("X", 3)] and first.rating_mean == 3.0 and first.rating_count == 3
-    assert first.labels == {"neg": 3, "pos": 1} and second.labels == {"pos": 1} and first.keywords == ["film"]
+    # a label needs min_users people: "neg" has three, "pos" one person in each cluster
+    assert first.labels == {"neg": 3} and second.labels == {} and first.keywords == ["film"]
     assert first.keyword_people == {"film": 3}
     assert first.examples == ["first", "second"]  # one per user
     assert (second.size, second.users, second.private) == (2, 2, True)

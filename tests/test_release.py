@@ -238,7 +238,10 @@ def test_a_release_is_continued_from_an_older_version_and_a_damaged_one_has_a_wa
     build("--epsilon", "3")
     build("--epsilon", "inf")
     home = attacked / "global"
-    shutil.rmtree(home / (home / "CURRENT").read_text().strip() / global_memory.versions.HELD)  # as old code wrote
+    exact = home / (home / "CURRENT").read_text().strip()
+    shutil.rmtree(exact / global_memory.versions.HELD)  # as old code wrote it: no held release, no "private" flag
+    written = json.loads((exact / "memory.json").read_text())
+    (exact / "memory.json").write_text(json.dumps({k: v for k, v in written.items() if k != "private"}))
     after = build("--epsilon", "3", "--update")["privacy"]
     assert len(after["ledger"]) == 2 and after["ledger"][1]["releases"][2]["cells_final_reused"] > 0
 
@@ -752,3 +755,73 @@ def test_a_store_without_current_is_read_from_its_newest_version_as_strictly(att
     (home / "CURRENT").unlink()
     code, _, err = run("build-global", "--seed", "0", "--clusters", "3", "--epsilon", "3")
     assert code == 6 and "unreadable" in err and str(newest.name) in err, err
+
+
+def test_a_period_at_the_edge_stays_when_its_records_go_and_come_back(fake_env: Path, tmp_path: Path) -> None:
+    """Found by a helper playing attacker: forgetting the store's oldest records shrank the span of periods, so
+    when they were ingested again the closed cells of that edge were drawn afresh (four draws of one rating in
+    three rounds), uncharged. The periods a release had stay in every later one."""
+    early = [
+        {"user": "early", "id": "e1", "text": f"Watched {film(0)}, a film", "item": film(0), "rating": 1.0,
+         "timestamp": (PERIOD_A - 6.5) * W}
+    ]
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", first_raters(10))))[0] == 0
+    assert run("ingest", str(write_jsonl(tmp_path / "early.jsonl", early)))[0] == 0
+    build("--epsilon", "3")
+    old = global_memory.versions.load_release(fake_env / "global")
+    assert old is not None and old.families["item_rating_sum"].periods[0] == PERIOD_A - 7
+    for _ in range(2):
+        assert run("forget", "--user", "early")[0] == 0
+        assert run("ingest", str(tmp_path / "early.jsonl"))[0] == 0
+        build("--epsilon", "3", "--update")
+        new = global_memory.versions.load_release(fake_env / "global")
+        assert new is not None
+        assert_closed_periods_kept(old, new)
+
+
+def test_an_exact_version_that_lost_its_held_release_stops_the_next_private_build(attacked: Path) -> None:
+    """Found by a helper playing attacker: without `held/` an exact version was read as one from before held
+    releases existed, and the next private build started a new ledger (spent 3, not inf)."""
+    import shutil
+
+    build("--epsilon", "3")
+    build("--epsilon", "inf", "--update")
+    home = attacked / "global"
+    shutil.rmtree(home / (home / "CURRENT").read_text().strip() / global_memory.versions.HELD)
+    code, _, err = run("build-global", "--seed", "0", "--epsilon", "3", "--update")
+    assert code == 6 and "held" in err, err
+    code, out, _ = run("doctor", "--json")
+    assert not next(c for c in lines(out) if c.get("check") == "population statistics are private")["ok"]
+    assert build("--epsilon", "inf", "--update")["privacy"]["exact"] is True  # the way out
+
+
+def test_a_label_one_person_gave_is_never_shown(attacked: Path, tmp_path: Path) -> None:
+    """Found by a helper playing attacker: a label of one record showed by name in 4 of 6 private builds. A
+    label now needs min_users people (an exact count, like an item's) and a noisy count of min_users."""
+    solo = [{"user": "solo", "id": "s1", "text": "Watched a film at the cinema", "label": "hiv-positive"}]
+    shared = [
+        {"user": f"early{u}", "id": f"l{u}", "text": "Watched a film at the cinema", "label": "cinephile"}
+        for u in range(5)
+    ]
+    assert run("ingest", str(write_jsonl(tmp_path / "labels.jsonl", solo + shared)))[0] == 0
+    for epsilon in ("inf", "3", "3"):
+        build("--epsilon", epsilon)
+        code, out, _ = run("global", "--json")
+        assert code == 0 and "hiv-positive" not in out
+    exact = global_memory.versions.load_exact(attacked / "global")
+    assert any("cinephile" in c.labels for c in exact.clusters)
+
+
+def test_a_release_whose_arrays_disagree_is_unreadable(attacked: Path) -> None:
+    """Found by a helper playing attacker: a release.npz that opens but whose arrays disagree in shape gave an
+    IndexError traceback in every command."""
+    build("--epsilon", "3")
+    home = attacked / "global"
+    folder = home / (home / "CURRENT").read_text().strip()
+    with np.load(folder / "release.npz") as stored:
+        arrays = dict(stored)
+    arrays["item_users.noisy"] = arrays["item_users.noisy"][:, :1]
+    np.savez(folder / "release.npz", **arrays)
+    for args in (("global",), ("global", "--ledger")):
+        code, _, err = run(*args)
+        assert code == 6 and "disagree" in err, (args, err)

@@ -149,8 +149,7 @@ def _snapshot_for(
         )
     if store is None:
         raise UsageError("No store and no --snapshot to build from.")
-    for stale in [*home.parent.glob(".snapshot-build-*"), *home.parent.glob("..snapshot-build-*")]:
-        shutil.rmtree(stale, ignore_errors=True)  # left by a build that crashed (builds hold the store lock)
+    remove_stale_snapshots(home)
     folder = home.parent / f".snapshot-build-{os.getpid()}"
     try:
         say("snapshotting the store")
@@ -158,6 +157,13 @@ def _snapshot_for(
         yield str(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_snapshots(home: Path) -> None:
+    """Delete the snapshots (every record, as Parquet) that crashed builds left beside global memory `home`.
+    Call it holding the store lock: a running build holds it too."""
+    for stale in [*home.parent.glob(".snapshot-build-*"), *home.parent.glob("..snapshot-build-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------ what --update keeps

@@ -449,7 +449,7 @@ def describe_clusters(
     return clusters_from(
         sizes=np.bincount(records.cluster, minlength=k),
         users=(records.user_counts > 0).sum(axis=0),
-        labels=_label_counts(records),
+        labels=_label_counts(records, min_users),
         examples=examples,
         timeline=timeline,
         keywords=keywords,
@@ -507,14 +507,20 @@ def clusters_from(
     return clusters
 
 
-def _label_counts(records: Records) -> dict[int, dict[str, int]]:
-    """cluster -> label -> records, labels in the order of their first appearance in the store."""
+def _label_counts(records: Records, min_users: int) -> dict[int, dict[str, int]]:
+    """cluster -> label -> records, for the labels at least min_users people gave in the cluster (one person's
+    label named them: a helper playing attacker saw "hiv-positive" of one record in the cluster view), in the
+    order of their first appearance in the store."""
     has, width = records.label >= 0, max(len(records.label_names), 1)
     pair = records.cluster[has].astype(np.int64) * width + records.label[has]
+    people = np.unique(np.stack([pair, records.user[has].astype(np.int64)]), axis=1)[0] if has.any() else pair
+    known, many = np.unique(people, return_counts=True)
+    enough = set(known[many >= min_users].tolist())
     out: dict[int, dict[str, int]] = {}
     for value, count in zip(*np.unique(pair, return_counts=True), strict=True):
-        c, label = divmod(int(value), width)
-        out.setdefault(c, {})[records.label_names[label]] = int(count)
+        if int(value) in enough:
+            c, label = divmod(int(value), width)
+            out.setdefault(c, {})[records.label_names[label]] = int(count)
     return out
 
 

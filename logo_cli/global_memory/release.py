@@ -400,9 +400,14 @@ def exact_cells(memory: Any, width: float) -> dict[str, Cells]:
     return cells
 
 
-def _grid(cells: dict[str, Cells]) -> np.ndarray:
-    """The periods every family is released over: each from the first dated period to the last, and undated."""
-    dated = np.concatenate([c.periods[c.periods != UNDATED] for c in cells.values()] or [np.zeros(0, np.int64)])
+def _grid(cells: dict[str, Cells], previous: Release | None = None) -> np.ndarray:
+    """The periods every family is released over: each from the first dated period to the last, and undated.
+    The periods `previous` released stay, even when the records at an edge are gone (a `forget`): their cells
+    are continued, never drawn again (a helper playing attacker redrew an edge period four times so)."""
+    parts = [c.periods[c.periods != UNDATED] for c in cells.values()]
+    if previous is not None:
+        parts += [f.periods[f.periods != UNDATED] for f in [*previous.families.values(), *previous.retired.values()]]
+    dated = np.concatenate(parts or [np.zeros(0, np.int64)])
     if not len(dated):
         return np.array([UNDATED], dtype=np.int64)
     return np.concatenate([np.arange(dated.min(), dated.max() + 1, dtype=np.int64), [UNDATED]])
@@ -453,8 +458,8 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
     step, center, sens, low, high = rating_scale(memory)
     digest = centroids_digest(memory.centroids)
     cells = exact_cells(memory, width)
-    grid = _grid(cells)
     usable = previous if previous is not None and previous.period_days == period_days else None
+    grid = _grid(cells, usable)
     same_scale = usable is not None and (usable.step, usable.center) == (step, center)
     same_clusters = usable is not None and usable.centroids_digest == digest
     families: dict[str, Family] = {}
@@ -674,7 +679,7 @@ def released_clusters(memory: Any, rel: Release, when: float | None) -> list[Any
         counts = rel.values("cluster_labels", None)
         for key, n in zip(rel.families["cluster_labels"].keys, counts, strict=True):
             cid, label = key.split("\t", 1)
-            if n >= 1:
+            if n >= memory.min_users:  # like an item's people: the threshold on the noisy count
                 labels.setdefault(int(cid), {})[label] = round(n)
     top = _top_items(memory, rel, when)
     trends = _trends(memory, rel, when)
@@ -826,6 +831,16 @@ def save(rel: Release, folder: Any) -> None:
     (folder / "ledger.json").write_bytes(orjson.dumps(settings, option=orjson.OPT_INDENT_2))
 
 
+def _check_shapes(family: Family) -> None:
+    """A release whose arrays disagree is damaged (ValueError): read, it would fail later or misplace cells."""
+    shape = (len(family.keys), len(family.periods))
+    shapes = [family.exact.shape, family.noisy.shape, *([family.drawn.shape] if family.drawn is not None else [])]
+    if any(s != shape for s in shapes) or len(family.variance) not in (0, len(family.periods)):
+        raise ValueError(f"{family.name}: its arrays disagree in shape")
+    if not np.all(np.isfinite(family.variance)):
+        raise ValueError(f"{family.name}: its noise variance is not a finite number")
+
+
 def load(folder: Any) -> Release | None:
     import orjson
 
@@ -862,6 +877,8 @@ def load(folder: Any) -> Release | None:
             )
             for name in (key.removesuffix(".retired.keys") for key in arrays.files if key.endswith(".retired.keys"))
         }
+    for family in [*families.values(), *retired.values()]:
+        _check_shapes(family)
     return Release(
         settings["epsilon"],
         settings["period_days"],

@@ -108,11 +108,14 @@ def version_folders(home: Path) -> list[Path]:
 
 
 def remove_others(home: Path, keep: str | None) -> None:
-    """Delete every version folder but `keep` (None: all of them): after `logo forget`, the older versions still
-    hold the forgotten user's profile and records (the current one continues their release)."""
+    """Delete every version folder but `keep` (None: all of them), and what crashed builds left: after
+    `logo forget`, the older versions still hold the forgotten user's profile and records (the current one
+    continues their release)."""
     for folder in version_folders(home):
         if folder.name != keep:
             shutil.rmtree(folder, ignore_errors=True)
+    for stale in home.glob(".tmp-*") if home.is_dir() else []:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def holds_user(folder: Path, user: str) -> bool:
@@ -149,14 +152,17 @@ def _release_in(folder: Path, private: bool | None) -> release.Release | None:
 
 
 def _missing_release(folder: Path) -> bool:
-    return (folder / "release.npz").exists() or _says_private(folder)
+    return (folder / "release.npz").exists() or bool(_says_private(folder))
 
 
-def _says_private(folder: Path) -> bool:
+def _says_private(folder: Path) -> bool | None:
+    """What a version's memory.json says of its release: True (private), False (exact, and so holds the
+    release before it), None (written before logo said, or unreadable: loading it says so)."""
     try:
-        return bool(orjson.loads((folder / "memory.json").read_bytes()).get("private", False))
+        flag = orjson.loads((folder / "memory.json").read_bytes()).get("private")
     except DAMAGED:
-        return False  # its memory is unreadable too: loading it says so
+        return None
+    return None if flag is None else bool(flag)
 
 
 def continued_release(home: Path) -> release.Release | None:
@@ -171,6 +177,10 @@ def continued_release(home: Path) -> release.Release | None:
     found = _release_in(current, None)
     if found is not None:
         return found
+    if _says_private(current) is False and not (current / HELD / "ledger.json").is_file():
+        # an exact version always holds the release before it (or the ledger of its own build): without it the
+        # next private build would start a new ledger and draw every closed period again
+        raise StoreError(f"{current / HELD}: the release this exact version holds is missing", UNREADABLE)
     older = [p for p in folders if p != current]
     for folder in [current / HELD, *older]:
         try:

@@ -86,7 +86,10 @@ def test_a_forget_killed_before_its_refresh_finishes_when_run_again(fake_env: Pa
     assert not any(global_memory.versions.holds_user(v, "cook1") for v in folders(fake_env / "global"))
 
     users = [json.loads(line)["user"] for line in run("users")[1].splitlines()]
+    (fake_env / "global" / ".tmp-v1").mkdir()  # what killed builds leave: profiles, and every record as Parquet
+    (fake_env / ".snapshot-build-1").mkdir()
     for user in users:
         assert run("forget", "--user", user)[0] == 0
     assert not global_memory.exists(fake_env / "global")
-    assert not [p for p in (fake_env / "global").iterdir() if p.is_dir()]  # nobody left: no version kept
+    assert not [p for p in (fake_env / "global").iterdir()]  # nobody left: no version kept, nothing half-written
+    assert not list(fake_env.glob(".snapshot-build-*"))

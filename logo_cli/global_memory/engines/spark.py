@@ -193,7 +193,7 @@ def build(
     clusters = clusters_from(
         sizes=sizes,
         users=cluster_users,
-        labels=_labels(records),
+        labels=_labels(records, options.min_users),
         examples=_examples(records, k),
         timeline=timeline,
         keywords=keywords,
@@ -495,14 +495,16 @@ def _timeline(spark: Any, records: Any, k: int) -> Timeline:
     )
 
 
-def _labels(records: Any) -> dict[int, dict[str, int]]:
-    """cluster -> label -> records, labels in order of their first appearance in the store."""
+def _labels(records: Any, min_users: int) -> dict[int, dict[str, int]]:
+    """cluster -> label -> records, for labels at least min_users people gave in the cluster, in order of their
+    first appearance in the store (`records._label_counts`)."""
     from pyspark.sql import functions as F
 
     counted = (
         records.filter(F.col("label").isNotNull())
         .groupBy("cluster", "label")
-        .agg(F.count(F.lit(1)).alias("n"), F.min("pos").alias("first"))
+        .agg(F.count(F.lit(1)).alias("n"), F.countDistinct("user").alias("people"), F.min("pos").alias("first"))
+        .filter(F.col("people") >= min_users)
     )
     first = records.filter(F.col("label").isNotNull()).groupBy("label").agg(F.min("pos").alias("order"))
     out: dict[int, dict[str, int]] = {}
