@@ -747,6 +747,8 @@ def test_a_store_without_current_is_read_from_its_newest_version_as_strictly(att
     build("--epsilon", "inf", "--update")
     home = attacked / "global"
     (home / "CURRENT").unlink()
+    code, _, err = run("global")
+    assert code == 6 and "CURRENT is missing" in err and "continues the newest" in err, err
     after = build("--epsilon", "3")["privacy"]
     assert [e["epsilon"] for e in after["ledger"]] == [3.0, "inf", 3.0] and after["epsilon_spent"] == "inf"
 
@@ -820,8 +822,24 @@ def test_a_release_whose_arrays_disagree_is_unreadable(attacked: Path) -> None:
     folder = home / (home / "CURRENT").read_text().strip()
     with np.load(folder / "release.npz") as stored:
         arrays = dict(stored)
-    arrays["item_users.noisy"] = arrays["item_users.noisy"][:, :1]
-    np.savez(folder / "release.npz", **arrays)
-    for args in (("global",), ("global", "--ledger")):
-        code, _, err = run(*args)
-        assert code == 6 and "disagree" in err, (args, err)
+    damaged = {
+        "a noisy table cut short": {"item_users.noisy": arrays["item_users.noisy"][:, :1]},
+        "a key both live and retired": {
+            "item_users.retired.keys": arrays["item_users.keys"][:1],
+            **{f"item_users.retired.{part}": arrays[f"item_users.{part}"][:1] for part in ("exact", "noisy")},
+            "item_users.retired.periods": arrays["item_users.periods"],
+            "item_users.retired.variance": arrays["item_users.variance"],
+            "item_users.retired.drawn": np.ones(arrays["item_users.noisy"][:1].shape, bool),
+            "item_users.retired.final": np.ones(arrays["item_users.noisy"][:1].shape, bool),
+        },
+    }
+    gone = damaged["a key both live and retired"]
+    damaged["a retired mask of the wrong shape"] = gone | {
+        "item_users.retired.keys": np.array(["a film nobody has now"]),
+        "item_users.retired.final": np.ones((1, 1), bool),
+    }
+    for what, change in damaged.items():
+        np.savez(folder / "release.npz", **(arrays | change))
+        for args in (("global",), ("global", "--ledger"), ("build-global", "--seed", "0", "--epsilon", "3")):
+            code, _, err = run(*args)
+            assert code == 6 and "unreadable" in err, (what, args, err)

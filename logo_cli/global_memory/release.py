@@ -834,7 +834,8 @@ def save(rel: Release, folder: Any) -> None:
 def _check_shapes(family: Family) -> None:
     """A release whose arrays disagree is damaged (ValueError): read, it would fail later or misplace cells."""
     shape = (len(family.keys), len(family.periods))
-    shapes = [family.exact.shape, family.noisy.shape, *([family.drawn.shape] if family.drawn is not None else [])]
+    masks = [m.shape for m in (family.drawn, family.final) if m is not None]
+    shapes = [family.exact.shape, family.noisy.shape, *masks]
     if any(s != shape for s in shapes) or len(family.variance) not in (0, len(family.periods)):
         raise ValueError(f"{family.name}: its arrays disagree in shape")
     if not np.all(np.isfinite(family.variance)):
@@ -879,6 +880,9 @@ def load(folder: Any) -> Release | None:
         }
     for family in [*families.values(), *retired.values()]:
         _check_shapes(family)
+    for name, gone in retired.items():  # a key is live or retired, never both
+        if name in families and set(gone.keys) & set(families[name].keys):
+            raise ValueError(f"{name}: keys both live and retired")
     return Release(
         settings["epsilon"],
         settings["period_days"],

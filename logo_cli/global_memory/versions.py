@@ -211,6 +211,11 @@ def _load_exact(home: Path) -> tuple[GlobalMemory, Path, bool | None]:
     """(the current version's exact memory, its folder, whether it was built private: None if it does not say)."""
     pointer = home / POINTER
     if not pointer.is_file():
+        if version_folders(home):
+            raise StoreError(
+                f"{pointer} is missing, beside {len(version_folders(home))} version folder(s).",
+                "Run `logo build-global`: it continues the newest version's release.",
+            )
         raise GlobalMemoryMissing()
     folder = home / pointer.read_text().strip()
     try:
