@@ -43,8 +43,8 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     home = settings.global_dir
     versions = global_memory.versions
     previous, damaged = None, None
-    try:
-        previous = versions.load_exact(home) if global_memory.exists(home) else None
+    try:  # (without CURRENT but with versions, load_exact says so: those versions are not thrown away here)
+        previous = versions.load_exact(home) if global_memory.exists(home) or versions.version_folders(home) else None
     except StoreError as exc:  # the records still go; then the error says what to do about global memory
         damaged = exc
     # A forget killed after deleting the records, before or during the refresh, finishes when run again: the
@@ -58,7 +58,9 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     if ids:
         store.delete(ids)
     if damaged is not None:
-        raise damaged
+        if global_memory.exists(home) or store.count():
+            raise damaged
+        previous = None  # a forget of the last person, killed after CURRENT went: nobody is left, finish it
     version = None
     if previous is not None and refresh and store.count():
         options = BuildOptions(**{**previous.options, "update": True})  # its options; no release needed

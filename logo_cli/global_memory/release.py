@@ -405,8 +405,9 @@ def _grid(cells: dict[str, Cells], previous: Release | None = None) -> np.ndarra
     The periods `previous` released stay, even when the records at an edge are gone (a `forget`): their cells
     are continued, never drawn again (a helper playing attacker redrew an edge period four times so)."""
     parts = [c.periods[c.periods != UNDATED] for c in cells.values()]
-    if previous is not None:
-        parts += [f.periods[f.periods != UNDATED] for f in [*previous.families.values(), *previous.retired.values()]]
+    if previous is not None:  # (not periods before 1970, where no record can land now: a bad date's, once)
+        kept = [f.periods for f in [*previous.families.values(), *previous.retired.values()]]
+        parts += [p[(p != UNDATED) & (p >= 0)] for p in kept]
     dated = np.concatenate(parts or [np.zeros(0, np.int64)])
     if not len(dated):
         return np.array([UNDATED], dtype=np.int64)

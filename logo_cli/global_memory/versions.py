@@ -214,7 +214,8 @@ def _load_exact(home: Path) -> tuple[GlobalMemory, Path, bool | None]:
         if version_folders(home):
             raise StoreError(
                 f"{pointer} is missing, beside {len(version_folders(home))} version folder(s).",
-                "Run `logo build-global`: it continues the newest version's release.",
+                "An interrupted `logo build-global` or `logo forget` left it so: run that command again "
+                "(`logo build-global` continues the newest version's release).",
             )
         raise GlobalMemoryMissing()
     folder = home / pointer.read_text().strip()

@@ -9,7 +9,7 @@ from logo_cli import global_memory
 from logo_cli.embed import load_embedder
 from logo_cli.local_memory.store import Store
 
-from ..helpers import run
+from ..helpers import lines, run
 
 
 def test_export_round_trips_through_ingest(fake_env: Path, population: Path, tmp_path: Path) -> None:
@@ -93,3 +93,26 @@ def test_a_forget_killed_before_its_refresh_finishes_when_run_again(fake_env: Pa
     assert not global_memory.exists(fake_env / "global")
     assert not [p for p in (fake_env / "global").iterdir()]  # nobody left: no version kept, nothing half-written
     assert not list(fake_env.glob(".snapshot-build-*"))
+
+
+def test_forget_without_current_keeps_the_versions_unless_nobody_is_left(fake_env: Path, population: Path) -> None:
+    """A reviewer found that `forget` in a store whose CURRENT was lost deleted every version, and with them the
+    release a later build must continue (a new ledger, every closed period drawn again). It now deletes the
+    records and stops (exit 6, saying what to do); only when nobody is left does it finish by deleting them."""
+    assert run("ingest", str(population))[0] == 0
+    assert run("build-global", "--clusters", "3", "--epsilon", "3")[0] == 0
+    home = fake_env / "global"
+    (home / "CURRENT").unlink()  # a build or a forget killed at the switch
+    code, _, err = run("forget", "--user", "narrow")
+    assert code == 6 and "CURRENT is missing" in err and "run that command again" in err, err
+    assert global_memory.versions.version_folders(home)
+    code, _, err = run("ask", "--user", "cook1", "films?")
+    assert code == 6 and "CURRENT is missing" in err
+    code, out, _ = run("doctor", "--json")
+    assert not next(c for c in lines(out) if c.get("check") == "global memory loads")["ok"]
+
+    users = [json.loads(line)["user"] for line in run("users")[1].splitlines()]
+    for user in users[:-1]:
+        assert run("forget", "--user", user)[0] == 6
+    assert run("forget", "--user", users[-1])[0] == 0  # the last person: nobody is left, nothing kept
+    assert not global_memory.versions.version_folders(home)
