@@ -34,7 +34,8 @@ ITEMS = {**ITEM_NAMES, "garden": ["tulip", "rose", "fern"]}
 
 def population_rows(private_topic: bool = False) -> list[dict[str, Any]]:
     """The `population` fixture's people (four per topic, a narrow one, a newcomer) with texts that cluster
-    cleanly, so the number of clusters is not a near tie for silhouette; optionally two gardeners."""
+    cleanly, so the number of clusters is not a near tie for silhouette; optionally two gardeners. Three film
+    people label their records "fan", one "critic" (a label one person gave, which no cluster may show)."""
     users = {f"film{i}": ("films", 12) for i in range(4)}
     users |= {f"cook{i}": ("cooking", 12) for i in range(4)}
     users |= {f"trav{i}": ("travel", 12) for i in range(4)}
@@ -54,8 +55,12 @@ def population_rows(private_topic: bool = False) -> list[dict[str, Any]]:
                     "rating": float(1 + (i + n) % 5),
                     "timestamp": 1_735_689_600 + 86_400 * (i + 7 * n),
                 }
+                | ({"label": "critic" if user == "film3" else "fan"} if user in LABELLED else {})
             )
     return rows
+
+
+LABELLED = ("film0", "film1", "film2", "film3")
 
 
 def population_before() -> list[dict[str, Any]]:
@@ -244,6 +249,9 @@ def test_spark_and_the_local_engine_agree(spark: Any, fake_env: Path, tmp_path: 
     assert any(c.private for c in local.clusters) == private_topic
     assert local.items is not None and remote.items is not None
     assert remote.items.names == local.items.names
+    # labels need min_users people in both engines: "fan" (three people) shows, "critic" (one) does not
+    assert {c.id: c.labels for c in local.clusters} == {pairs[c.id]: c.labels for c in remote.clusters}
+    assert any("fan" in c.labels for c in local.clusters) and not any("critic" in c.labels for c in local.clusters)
     a, b = local.items.snapshot(None, 3), remote.items.snapshot(None, 3)
     assert np.array_equal(a.users, b.users) and np.array_equal(a.ratings, b.ratings)
     assert np.allclose(a.rating_mean, b.rating_mean, equal_nan=True, rtol=0, atol=1e-9)
