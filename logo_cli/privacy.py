@@ -58,7 +58,14 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     if ids:
         store.delete(ids)
     if damaged is not None:
-        if global_memory.exists(home) or store.count():
+        if not global_memory.exists(home) and store.count():  # versions without CURRENT: keep their release
+            done = f"Deleted {len(ids)} record(s) of {user!r}" if ids else f"No record of {user!r} is left"
+            raise StoreError(
+                f"{done}, but global memory has versions and no CURRENT.",
+                f"Run `logo build-global` (it continues the newest version's release), then `logo forget --user "
+                f"{user}` again: it deletes the older versions that still hold their profile.",
+            )
+        if global_memory.exists(home):
             raise damaged
         previous = None  # a forget of the last person, killed after CURRENT went: nobody is left, finish it
     version = None

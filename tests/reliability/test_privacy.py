@@ -104,8 +104,12 @@ def test_forget_without_current_keeps_the_versions_unless_nobody_is_left(fake_en
     home = fake_env / "global"
     (home / "CURRENT").unlink()  # a build or a forget killed at the switch
     code, _, err = run("forget", "--user", "narrow")
-    assert code == 6 and "CURRENT is missing" in err and "run that command again" in err, err
+    assert code == 6 and "no CURRENT" in err and "then `logo forget --user narrow` again" in err, err
     assert global_memory.versions.version_folders(home)
+    code, _, err = run("forget", "--user", "narrow")  # rerun before the build: the same advice, nothing lost
+    assert code == 6 and "`logo build-global`" in err and global_memory.versions.version_folders(home)
+    code, _, err = run("build-global", "--update")
+    assert code == 6 and "CURRENT is missing" in err, err
     code, _, err = run("ask", "--user", "cook1", "films?")
     assert code == 6 and "CURRENT is missing" in err
     code, out, _ = run("doctor", "--json")
