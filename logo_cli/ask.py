@@ -202,11 +202,9 @@ class Asker:
         self.store: Store | None = None
         self.memory: GlobalMemory | None = None
         if options.memory.reads_global:
-            if not global_memory.exists(settings.global_dir) and not global_memory.versions.version_folders(
-                settings.global_dir
-            ):
+            if not global_memory.versions.on_disk(settings.global_dir):
                 raise GlobalMemoryMissing(asking=True)
-            self.memory = global_memory.load(settings.global_dir)  # (versions without CURRENT: it says so)
+            self.memory = global_memory.load(settings.global_dir)
         if options.memory.reads_any:
             embedder = self.embedder
             if self.memory is not None and self.memory.embedder != embedder.id:

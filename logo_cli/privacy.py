@@ -44,7 +44,7 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     versions = global_memory.versions
     previous, damaged = None, None
     try:  # (without CURRENT but with versions, load_exact says so: those versions are not thrown away here)
-        previous = versions.load_exact(home) if global_memory.exists(home) or versions.version_folders(home) else None
+        previous = versions.load_exact(home) if versions.on_disk(home) else None
     except StoreError as exc:  # the records still go; then the error says what to do about global memory
         damaged = exc
     # A forget killed after deleting the records, before or during the refresh, finishes when run again: the

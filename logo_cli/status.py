@@ -180,9 +180,7 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
         return f"{open_store(settings).count()} records"
 
     def memory() -> str:
-        if not global_memory.exists(settings.global_dir):
-            if global_memory.versions.version_folders(settings.global_dir):
-                global_memory.versions.load_exact(settings.global_dir)  # versions without CURRENT: it fails
+        if not global_memory.versions.on_disk(settings.global_dir):
             return "no global memory yet (run `logo build-global`)"
         loaded = global_memory.load(settings.global_dir)
         return f"{loaded.version}: {len(loaded.clusters)} clusters"

@@ -170,10 +170,9 @@ def remove_stale_snapshots(home: Path) -> None:
 
 
 def keep_previous(home: Path, embedder_id: str) -> Kept:
-    if not versions.exists(home) and not versions.version_folders(home):
+    if not versions.on_disk(home):
         raise GlobalMemoryMissing()
-    previous = versions.load_exact(home)  # the build's own figures, not the release everyone reads (versions
-    # without CURRENT: it says so; a full build continues the newest version's release)
+    previous = versions.load_exact(home)  # the build's own figures, not the release everyone reads
     if previous.embedder != embedder_id:
         raise StoreError(f"Global memory was built with {previous.embedder}, not {embedder_id}.")
     drift = previous.drift

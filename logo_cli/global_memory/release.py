@@ -463,6 +463,14 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
     grid = _grid(cells, usable)
     same_scale = usable is not None and (usable.step, usable.center) == (step, center)
     same_clusters = usable is not None and usable.centroids_digest == digest
+
+    def still_valid(name: str) -> bool:
+        """Whether cells `usable` released for this family can be continued: not a family drawn every build,
+        nor one whose clusters or rating scale changed (drawn afresh then, and charged)."""
+        if name in REDRAWN or (name in CLUSTER_FAMILIES and not same_clusters):
+            return False
+        return not (name.endswith("rating_sum") and not same_scale)
+
     families: dict[str, Family] = {}
     priors: dict[str, Priors] = {}
     retired: dict[str, Family] = {}
@@ -472,11 +480,7 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
         exact = _matrix(cell, periods)
         before = usable.families.get(name) if usable is not None else None
         retired_before = usable.retired.get(name) if usable is not None else None
-        reusable = (before is not None or retired_before is not None) and name not in REDRAWN
-        if name in CLUSTER_FAMILIES and not same_clusters:
-            reusable = False
-        if name.endswith("rating_sum") and not same_scale:
-            reusable = False
+        reusable = (before is not None or retired_before is not None) and still_valid(name)
         share = SHARES[name] * epsilon
         kept = before if reusable else None
         gone = retired_before if reusable else None
@@ -493,8 +497,8 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
             old = usable.priors.get(name) if usable is not None and kept is not None else None
             priors[name] = _priors(family, old, released_at, width)
     if usable is not None:  # a family with no key left this build (no item table): all of it retires
-        for name in (set(usable.families) | set(usable.retired)) - set(cells) - set(REDRAWN):
-            if (name in CLUSTER_FAMILIES and not same_clusters) or (name.endswith("rating_sum") and not same_scale):
+        for name in (set(usable.families) | set(usable.retired)) - set(cells):
+            if not still_valid(name):
                 continue  # drawn afresh, and charged, when it comes back
             left = _retired(name, usable.families.get(name), usable.retired.get(name), set(), usable.built_at, width)
             if left is not None:
@@ -583,8 +587,7 @@ def _release_family(
             continue
         old_rows = {k: i for i, k in enumerate(source.keys)}
         rows = np.array([old_rows.get(k, -1) for k in cell.keys])
-        cols = np.searchsorted(source.periods, periods)
-        col_ok = (cols < len(source.periods)) & (source.periods[np.minimum(cols, len(source.periods) - 1)] == periods)
+        cols, col_ok = _columns(source.periods, periods)
         r_ok = rows >= 0
         if r_ok.any() and col_ok.any():
             rr, cc = np.ix_(np.flatnonzero(r_ok), np.flatnonzero(col_ok))
@@ -607,8 +610,7 @@ def _release_family(
     known = np.zeros(len(periods), dtype=bool)
     for source in (gone, before):  # a period only returning keys have keeps its variance too; `before`'s wins
         if source is not None and len(source.variance) == len(source.periods) and len(source.periods):
-            cols = np.searchsorted(source.periods, periods)
-            has = (cols < len(source.periods)) & (source.periods[np.minimum(cols, len(source.periods) - 1)] == periods)
+            cols, has = _columns(source.periods, periods)
             variance[has] = source.variance[cols[has]]
             known |= has
     if todo.any():
@@ -628,6 +630,13 @@ def _release_family(
         "cells_final_reused": int(frozen.sum()),
     }
     return family, entry
+
+
+def _columns(old: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of `periods`, its column in the sorted `old` periods, and whether `old` has it at all."""
+    cols = np.searchsorted(old, periods)
+    has = (cols < len(old)) & (old[np.minimum(cols, max(len(old) - 1, 0))] == periods) if len(old) else cols < 0
+    return cols, has
 
 
 def laplace_variance(scale: float) -> float:
@@ -799,19 +808,9 @@ def save(rel: Release, folder: Any) -> None:
 
     arrays: dict[str, np.ndarray] = {}
     for name, family in rel.families.items():
-        arrays[f"{name}.keys"] = np.asarray(family.keys, dtype=str)
-        arrays[f"{name}.periods"] = family.periods
-        arrays[f"{name}.exact"] = family.exact
-        arrays[f"{name}.noisy"] = family.noisy
-        arrays[f"{name}.variance"] = family.variance
+        arrays |= _arrays_of(family, name)
     for name, family in rel.retired.items():
-        arrays[f"{name}.retired.keys"] = np.asarray(family.keys, dtype=str)
-        arrays[f"{name}.retired.periods"] = family.periods
-        arrays[f"{name}.retired.exact"] = family.exact
-        arrays[f"{name}.retired.noisy"] = family.noisy
-        arrays[f"{name}.retired.variance"] = family.variance
-        assert family.drawn is not None and family.final is not None  # `_retired` sets both
-        arrays[f"{name}.retired.drawn"], arrays[f"{name}.retired.final"] = family.drawn, family.final
+        arrays |= _arrays_of(family, f"{name}.retired")
     for name, p in rel.priors.items():
         arrays[f"{name}.prior.periods"], arrays[f"{name}.prior.edges"] = p.periods, p.edges
         arrays[f"{name}.prior.prior"], arrays[f"{name}.prior.fitted"] = p.prior, p.fitted
@@ -832,6 +831,35 @@ def save(rel: Release, folder: Any) -> None:
     (folder / "ledger.json").write_bytes(orjson.dumps(settings, option=orjson.OPT_INDENT_2))
 
 
+def _arrays_of(family: Family, prefix: str) -> dict[str, np.ndarray]:
+    """A family's arrays as release.npz stores them, under `prefix` (its name, or NAME.retired)."""
+    out = {
+        f"{prefix}.keys": np.asarray(family.keys, dtype=str),
+        f"{prefix}.periods": family.periods,
+        f"{prefix}.exact": family.exact,
+        f"{prefix}.noisy": family.noisy,
+        f"{prefix}.variance": family.variance,
+    }
+    for mask in ("drawn", "final"):  # retired keys only
+        if getattr(family, mask) is not None:
+            out[f"{prefix}.{mask}"] = getattr(family, mask)
+    return out
+
+
+def _family_from(arrays: Any, prefix: str, name: str) -> Family:
+    """The family stored under `prefix` (`_arrays_of`); a release from before variances were kept has none."""
+    return Family(
+        name,
+        [str(k) for k in arrays[f"{prefix}.keys"]],
+        arrays[f"{prefix}.periods"],
+        arrays[f"{prefix}.exact"],
+        arrays[f"{prefix}.noisy"],
+        arrays.get(f"{prefix}.variance", np.zeros(0)),
+        drawn=arrays.get(f"{prefix}.drawn"),
+        final=arrays.get(f"{prefix}.final"),
+    )
+
+
 def _check_shapes(family: Family) -> None:
     """A release whose arrays disagree is damaged (ValueError): read, it would fail later or misplace cells."""
     shape = (len(family.keys), len(family.periods))
@@ -850,35 +878,17 @@ def load(folder: Any) -> Release | None:
         return None
     settings = orjson.loads((folder / "ledger.json").read_bytes())
     with np.load(folder / "release.npz") as arrays:
-        families = {
-            name: Family(
-                name,
-                [str(k) for k in arrays[f"{name}.keys"]],
-                arrays[f"{name}.periods"],
-                arrays[f"{name}.exact"],
-                arrays[f"{name}.noisy"],
-                arrays[f"{name}.variance"] if f"{name}.variance" in arrays else np.zeros(0),
-            )
-            for name in settings["families"]
-        }
+        families = {name: _family_from(arrays, name, name) for name in settings["families"]}
         priors = {
             name: Priors(*(arrays[f"{name}.prior.{part}"] for part in ("periods", "edges", "prior", "fitted")))
             for name in settings["families"]
             if f"{name}.prior.prior" in arrays
         }
-        retired = {
-            name: Family(
-                name,
-                [str(k) for k in arrays[f"{name}.retired.keys"]],
-                arrays[f"{name}.retired.periods"],
-                arrays[f"{name}.retired.exact"],
-                arrays[f"{name}.retired.noisy"],
-                arrays[f"{name}.retired.variance"],
-                drawn=arrays[f"{name}.retired.drawn"],
-                final=arrays[f"{name}.retired.final"],
-            )
-            for name in (key.removesuffix(".retired.keys") for key in arrays.files if key.endswith(".retired.keys"))
-        }
+        left = [key.removesuffix(".retired.keys") for key in arrays.files if key.endswith(".retired.keys")]
+        retired = {name: _family_from(arrays, f"{name}.retired", name) for name in left}
+    for name, family in retired.items():
+        if family.drawn is None or family.final is None:
+            raise ValueError(f"{name}: retired keys without their drawn and final cells")
     for family in [*families.values(), *retired.values()]:
         _check_shapes(family)
     for name, gone in retired.items():  # a key is live or retired, never both

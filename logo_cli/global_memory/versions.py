@@ -130,6 +130,12 @@ def exists(home: Path) -> bool:
     return (home / POINTER).is_file()
 
 
+def on_disk(home: Path) -> bool:
+    """CURRENT or any version folder: `load_exact` either loads one or says what is wrong (versions left without
+    CURRENT by an interrupted build or forget), never "no global memory yet"."""
+    return exists(home) or bool(version_folders(home))
+
+
 def load_release(home: Path) -> release.Release | None:
     """The current version's differentially private release (None: exact, or no global memory yet)."""
     pointer = home / POINTER
