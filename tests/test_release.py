@@ -487,7 +487,7 @@ def test_epsilon_must_be_a_budget_that_leaves_figures_or_inf_by_name(attacked: P
     """0 and below protect by showing nothing; 1e-300 divided by zero (a traceback), 1e-9 wrote 10^11 records into
     the undated period that every later view kept; 1e400 overflowed to an exact build without a word, and 1e308
     was exact in all but name (two builds overflowed the ledger's sum)."""
-    for bad in ("0", "-1", "lots", "nan", "1e-300", "1e-9", "0.005", "1e400", "1e308", "-inf"):
+    for bad in ("0", "-1", "lots", "nan", "1e-300", "1e-9", "0.005", "1e400", "1e308", "-inf", "1_0"):
         code, _, err = run("build-global", "--epsilon", bad)
         assert code == 2 and "--epsilon must be a number from 0.01 to 1e+06, or inf" in " ".join(err.split()), bad
     for bad in ("0", "nan", "inf", "4000"):
@@ -838,6 +838,11 @@ def test_a_release_whose_arrays_disagree_is_unreadable(attacked: Path) -> None:
         "item_users.retired.keys": np.array(["a film nobody has now"]),
         "item_users.retired.final": np.ones((1, 1), bool),
     }
+    twice = {f"item_users.{part}": np.concatenate([arrays[f"item_users.{part}"][:1], arrays[f"item_users.{part}"]])
+             for part in ("keys", "exact", "noisy")}
+    damaged["a key twice"] = twice  # the reviewer of stop 30 saw duplicate keys and periods out of order pass
+    assert len(arrays["item_users.periods"]) > 1
+    damaged["periods out of order"] = {"item_users.periods": arrays["item_users.periods"][::-1]}
     for what, change in damaged.items():
         np.savez(folder / "release.npz", **(arrays | change))
         for args in (("global",), ("global", "--ledger"), ("build-global", "--seed", "0", "--epsilon", "3")):

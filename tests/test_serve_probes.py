@@ -199,6 +199,40 @@ def test_the_admin_token_is_the_backends(server: Server) -> None:
     assert health["home"] == str(server.home) and health["limits"]["max_body_bytes"] == MAX_BODY
 
 
+def test_errors_show_the_servers_paths_to_the_admin_only(tmp_path: Path) -> None:
+    """A store error names files in the home (`.../global/CURRENT is missing`): a user's client reads the home
+    as $LOGO_HOME, as /health hides it from them; the admin reads the path."""
+    home = tmp_path / "a-home-named-after-its-owner"
+    rows = make_records({"maya": ("films", 6), "film0": ("films", 12), "cook0": ("cooking", 12)})
+    assert logo(home, "ingest", str(write_jsonl(tmp_path / "pop.jsonl", rows)), env=FAKE).returncode == 0
+    assert logo(home, "build-global", "--clusters", "2", env=FAKE).returncode == 0
+    admin, maya = token(home, "--admin"), token(home, "--user", "maya")
+    (home / "global" / "CURRENT").unlink()  # versions without CURRENT: every view is a store error (exit 6)
+    proc, url = start(home)
+    try:
+        question = {"user": "maya", "query": "Recommend 2 films"}
+        for who, sees_path in ((maya, False), (admin, True)):
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {who}"}, timeout=30) as client:
+                for response in (client.post("/ask", json=question), client.get("/profile", params={"user": "maya"})):
+                    body = shaped(response, 500, 6)
+                    assert "CURRENT" in body["error"], body
+                    assert (str(home) in response.text) is sees_path, body
+                    assert ("$LOGO_HOME" in body["error"]) is not sees_path, body
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_a_bugs_text_reaches_the_admin_only() -> None:
+    from logo_cli.server.app import bug_body, for_client
+
+    body = bug_body(FileNotFoundError(2, "No such file", "/srv/logo/secret-place/x.npz"))
+    paths = {"/srv/logo": "$LOGO_HOME"}
+    assert "/srv/logo/secret-place" in for_client(body, paths, admin=True)["error"]
+    shown = for_client(body, paths, admin=False)
+    assert "srv" not in json.dumps(shown) and shown["exit_code"] == 1 and "log" in shown["error"]
+
+
 # ------------------------------------------------------------------------------------------ the web's reach
 
 

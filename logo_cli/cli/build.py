@@ -171,7 +171,7 @@ def parse_epsilon(text: str) -> float | None:
     """--epsilon: a number from SMALLEST_EPSILON to LARGEST_EPSILON, or inf (None) for exact statistics. A larger
     number is refused, not read as inf or as private: exact figures are asked for by name."""
     try:
-        value = float(text)
+        value = float(text) if "_" not in text else float("nan")  # Python reads "1_0" as 10: a typo, not a budget
     except ValueError:
         value = float("nan")
     if math.isinf(value) and value > 0 and text.strip().lower().lstrip("+") in ("inf", "infinity"):

@@ -869,6 +869,12 @@ def _check_shapes(family: Family) -> None:
         raise ValueError(f"{family.name}: its arrays disagree in shape")
     if not np.all(np.isfinite(family.variance)):
         raise ValueError(f"{family.name}: its noise variance is not a finite number")
+    # A key twice would be summed in one view and continued once; periods out of order would be read as later
+    # or earlier than they are, and matched to the wrong new ones by the next build (`_columns`).
+    if len(set(family.keys)) != len(family.keys):
+        raise ValueError(f"{family.name}: a key is there twice")
+    if family.periods.ndim != 1 or np.any(np.diff(family.periods) <= 0):
+        raise ValueError(f"{family.name}: its periods are not in order")
 
 
 def load(folder: Any) -> Release | None:

@@ -32,8 +32,10 @@ import contextlib
 import ipaddress
 import signal
 import threading
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -56,6 +58,7 @@ STATUS = {
 }
 JSON_TYPES = ("application/json", "application/x-ndjson", "application/jsonl")
 GONE = "the client went away"
+BUG_HINT = "This is a bug in logo: please report it."
 
 
 class Refused(LogoError):
@@ -111,7 +114,35 @@ def error_headers(exc: LogoError, status: int) -> dict[str, str]:
 
 
 def bug_body(exc: BaseException) -> dict[str, Any]:
-    return {"error": f"{type(exc).__name__}: {exc}", "hint": "This is a bug in logo: please report it.", "exit_code": 1}
+    return {"error": f"{type(exc).__name__}: {exc}", "hint": BUG_HINT, "exit_code": 1}
+
+
+def hidden_paths(service: Service) -> dict[str, str]:
+    """The server's own paths, each with the name a client sees instead (as /health, errors show them only to
+    the admin): longest first, so a home inside a model's folder is not half replaced."""
+    settings = service.settings
+    named = {"$LOGO_HOME": [settings.home], "$LOGO_MODEL": [], "$LOGO_EMBEDDER": []}
+    for name, value in (("$LOGO_MODEL", settings.model), ("$LOGO_EMBEDDER", settings.embedder)):
+        if value and Path(value).is_absolute():
+            named[name].append(Path(value))
+    paths = {str(form): name for name, found in named.items() for path in found for form in (path, path.resolve())}
+    return dict(sorted(paths.items(), key=lambda item: -len(item[0])))
+
+
+def for_client(body: dict[str, Any], paths: dict[str, str], admin: bool) -> dict[str, Any]:
+    """An error body as a client may read it: the admin's in full; anyone else's without the server's paths,
+    and a bug's without its text (which can hold any path), which the server's stderr has."""
+    if admin:
+        return body
+    if body["exit_code"] == 1 and body["hint"] == BUG_HINT:
+        return {**body, "error": "Internal error: the server's log (its stderr) has the details."}
+
+    def hide(text: str | None) -> str | None:
+        for path, name in paths.items():
+            text = text.replace(path, name) if text else text
+        return text
+
+    return {**body, "error": hide(body["error"]), "hint": hide(body["hint"])}
 
 
 def line(obj: Any) -> bytes:
@@ -262,13 +293,19 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
         body = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
         return Response(body, status, headers=headers, media_type="application/json")
 
-    def failure(exc: LogoError) -> Response:
+    paths = hidden_paths(service)
+
+    def shown(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        grant = request.scope.get("logo.grant")
+        return for_client(body, paths, admin=isinstance(grant, Grant) and grant.admin)
+
+    def failure(request: Request, exc: LogoError) -> Response:
         status = status_of(exc)
-        return json_response(error_body(exc), status, error_headers(exc, status))
+        return json_response(shown(request, error_body(exc)), status, error_headers(exc, status))
 
     @app.exception_handler(LogoError)
-    async def logo_error(_: Request, exc: LogoError) -> Response:
-        return failure(exc)
+    async def logo_error(request: Request, exc: LogoError) -> Response:
+        return failure(request, exc)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
@@ -277,14 +314,15 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
         return json_response(body, exc.status_code, dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> Response:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
-        return failure(UsageError(f"`{where}`: {first.get('msg')}" if where else str(first.get("msg"))))
+        return failure(request, UsageError(f"`{where}`: {first.get('msg')}" if where else str(first.get("msg"))))
 
     @app.exception_handler(Exception)
-    async def bug(_: Request, exc: Exception) -> Response:
-        return json_response(bug_body(exc), 500)
+    async def bug(request: Request, exc: Exception) -> Response:
+        traceback.print_exception(exc)
+        return json_response(shown(request, bug_body(exc)), 500)
 
     def grant_of(request: Request) -> Grant:
         grant = request.scope.get("logo.grant")
@@ -374,9 +412,10 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
                     yield line(item)
                     kind_, item = await pieces.get()
                 if isinstance(item, LogoError):  # after the first line: the stream's last line says it
-                    yield line(error_body(item))
+                    yield line(shown(request, error_body(item)))
                 elif item is not None:
-                    yield line(bug_body(item))
+                    traceback.print_exception(item)
+                    yield line(shown(request, bug_body(item)))
             finally:
                 if not work.done():  # a client that left stops the work at its next token
                     ticket.cancel(GONE)
