@@ -58,8 +58,9 @@ LOCAL = Rule(
 LOCAL_K = Rule(4, 0, 50, help="Most of the user's records in the prompt.")
 GLOBAL_K = Rule(3, 0, 20, help="Most population clusters in the prompt.")
 # ----- who is cold-start or biased
-COLD_START_MAX = Rule(3, 0, None, help="Users with at most this many records are cold-start.")
-BIASED_MIN_HISTORY = Rule(20, 1, None, help="Biased users have at least this many records...")
+MOST_RECORDS = 10**9  # a bound on record counts a threshold may name: past 2^63 a count was a 500 in `logo serve`
+COLD_START_MAX = Rule(3, 0, MOST_RECORDS, help="Users with at most this many records are cold-start.")
+BIASED_MIN_HISTORY = Rule(20, 1, MOST_RECORDS, help="Biased users have at least this many records...")
 BIASED_MAX_DIVERSITY = Rule(
     0.7,  # of relative_diversity; flags ~7% of MovieLens users (selection half)
     0.0,

@@ -13,6 +13,7 @@ from .config import Settings
 from .embed import load_embedder
 from .errors import NotFound, UsageError
 from .global_memory import Cluster, GlobalMemory
+from .global_memory.model import Community
 from .local_memory.store import store_for
 from .mediator import MediatorOptions, classify
 from .records import format_time
@@ -124,16 +125,26 @@ def profile_view(settings: Settings, user: str, at: float | None, options: Media
             {
                 "id": community.id,
                 "size": community.size,
-                "top_clusters": [
-                    {"cluster": c, "share": share, "keywords": memory.clusters[c].keywords[:4]}
-                    for c, share in community.top_clusters
-                ],
+                "top_clusters": community_tops(memory, community),
             }
             if community
             else None
         ),
         "global_version": memory.version,
     }
+
+
+def community_tops(memory: GlobalMemory, community: Community) -> list[dict[str, Any]]:
+    """The clusters a community's members favour. Their shares are exact means over the members: in a community
+    of two, one member's own profile and the mean gave the other's (found by a helper playing attacker). Under
+    privacy no share is shown, and no cluster for a community whose released size is under min_users."""
+    private = memory.release is not None
+    if private and community.size < memory.min_users:
+        return []
+    return [
+        {"cluster": c, "share": None if private else share, "keywords": memory.clusters[c].keywords[:4]}
+        for c, share in community.top_clusters
+    ]
 
 
 def plot_map(memory: GlobalMemory, path: Path) -> Path:

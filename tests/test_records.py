@@ -91,6 +91,8 @@ def test_ids_are_stable_and_user_scoped() -> None:
         ({"user": "a", "query": "q"}, "`response`"),
         ({"user": "a", "text": "x", "rating": "five"}, "`rating`"),
         ({"user": "a", "text": "x", "rating": True}, "`rating`"),
+        ({"user": "a", "text": "x", "rating": 1e20}, "within ±1,000,000"),  # took everyone's precision in a sum
+        ({"user": "a", "text": "x", "rating": -1e308}, "within ±1,000,000"),
         ({"user": "a", "text": "x", "timestamp": "yesterday"}, "`timestamp`"),
         ({"user": "a", "text": "x", "meta": {"deep": {"x": 1}}}, "meta.deep"),
         ({"user": "a", "text": "x", "meta": [1]}, "`meta`"),

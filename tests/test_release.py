@@ -21,6 +21,7 @@ from .helpers import lines, make_records, run, write_jsonl
 W = release.DEFAULT_PERIOD_DAYS * release.DAY
 PERIOD_A = int(53 * 365.25 * release.DAY / W)  # in 2023: the five first raters; PERIOD_A + 1: the newcomer
 FILMS = 150
+TWO_TOPICS = {f"film{i}": ("films", 12) for i in range(5)} | {f"cook{i}": ("cooking", 12) for i in range(5)}
 
 
 def film(i: int) -> str:
@@ -848,3 +849,119 @@ def test_a_release_whose_arrays_disagree_is_unreadable(attacked: Path) -> None:
         for args in (("global",), ("global", "--ledger"), ("build-global", "--seed", "0", "--epsilon", "3")):
             code, _, err = run(*args)
             assert code == 6 and "unreadable" in err, (what, args, err)
+
+
+def test_a_build_from_a_snapshot_older_than_the_last_build_is_refused(attacked: Path, tmp_path: Path) -> None:
+    """Found by a helper auditing the ledger: a build from an older snapshot took the records ingested since out
+    of the open period, and the next build put them back, each a new draw the ledger did not charge (a record
+    paid 9 where the ledger said 3.75); after a forget it brought the person back."""
+    old, new = tmp_path / "old-snap", tmp_path / "new-snap"
+    assert run("snapshot", str(old))[0] == 0
+    build("--epsilon", "3", "--snapshot", str(old))
+    build("--epsilon", "3", "--update", "--snapshot", str(old))  # its own snapshot again: the same records
+    late = [{"user": "late", "id": "late-1", "text": "Watched a film at the cinema", "item": film(0), "rating": 5}]
+    assert run("ingest", str(write_jsonl(tmp_path / "late.jsonl", late)))[0] == 0
+    build("--epsilon", "3", "--update")  # from the store: the late record is in
+    for exact in ("3", "inf"):
+        code, _, err = run("build-global", "--seed", "0", "--update", "--epsilon", exact, "--snapshot", str(old))
+        assert code == 2 and "older than the records" in " ".join(err.split()) and "logo snapshot" in err, err
+    assert run("snapshot", str(new))[0] == 0
+    assert build("--epsilon", "3", "--update", "--snapshot", str(new))["privacy"]["epsilon"] == 3.0
+
+
+def test_a_change_of_the_rating_range_releases_the_rating_sums_again_and_charges_them(
+    fake_env: Path, tmp_path: Path
+) -> None:
+    """Found by a helper auditing the ledger: a range of 1-5 narrowed to 2-4 (the same centre) re-clipped every
+    rating sum and changed its sensitivity, drawing closed periods again, and the ledger charged nothing."""
+    rows = make_records({f"film{i}": ("films", 10) for i in range(6)})
+    for row in rows:
+        row["rating"] = 2.0 + row["rating"] % 3  # 2, 3 and 4 from everyone
+    for u in range(4):  # four people also give a 5 and a 1: in the scale at min_users 3, out of it at 5
+        rows += [{**rows[u * 10], "id": f"edge{u}-{r}", "rating": float(r)} for r in (1, 5)]
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows)))[0] == 0
+    build("--epsilon", "3", "--min-users", "3")
+    narrowed = build("--epsilon", "3", "--update", "--min-users", "5")["privacy"]["ledger"][-1]
+    again = {e["statistic"] for e in narrowed["releases"] if e["released_old_records_again"]}
+    assert {"item_rating_sum", "cluster_rating_sum"} <= again, again
+    assert build("--epsilon", "3", "--update", "--min-users", "5")["privacy"]["ledger"][-1]["epsilon_old_records"] < 1
+
+
+def test_one_record_moves_each_family_by_no_more_than_its_stated_sensitivity(
+    fake_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a helper auditing the ledger: a person counts in the period of their first record of an item (or
+    in a cluster), so one earlier record moves them: two cells change, where the people counts stated 1. Two
+    stores one record apart, with the same clusters (--update): each family's exact cells differ by at most the
+    sensitivity its draws use (L1)."""
+    rows = make_records(TWO_TOPICS)
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows)))[0] == 0
+    build("--epsilon", "3")
+    twin = tmp_path / "twin"
+    shutil.copytree(fake_env, twin)
+    first = min((r for r in rows if r["user"] == "film0"), key=lambda r: r["timestamp"])
+    earlier = {**first, "id": "earlier", "timestamp": first["timestamp"] - 400 * release.DAY}  # periods before
+    monkeypatch.setenv("LOGO_HOME", str(twin))
+    assert run("ingest", str(write_jsonl(tmp_path / "one.jsonl", [earlier])))[0] == 0
+    cells = []
+    for home in (fake_env, twin):
+        monkeypatch.setenv("LOGO_HOME", str(home))
+        build("--epsilon", "3", "--update")
+        cells.append(release.exact_cells(global_memory.versions.load_exact(home / "global"), W))
+    moved = {}
+    for name in [*release.ITEM_FAMILIES, "cluster_users", "cluster_records", "cluster_rated", "cluster_rating_sum"]:
+        a, b = cells[0][name], cells[1][name]
+        keys, periods = sorted(set(a.keys) | set(b.keys)), np.union1d(a.periods, b.periods)
+        moved[name] = int(np.abs(dense(a, keys, periods) - dense(b, keys, periods)).sum())
+        assert moved[name] <= b.sensitivity, (name, moved[name], b.sensitivity)
+    assert moved["item_users"] == 2 and moved["cluster_users"] == 2  # the person moved to the earlier period
+
+
+def dense(cells: release.Cells, keys: list[str], periods: np.ndarray) -> np.ndarray:
+    """The family's exact cells on these keys and periods (zero where it has none)."""
+    out = np.zeros((len(keys), len(periods)), dtype=np.int64)
+    rows = np.array([keys.index(k) for k in cells.keys], dtype=np.int64)[cells.rows]
+    np.add.at(out, (rows, np.searchsorted(periods, cells.periods)), cells.values)
+    return out
+
+
+def test_records_that_leave_an_open_period_are_charged_again(fake_env: Path, tmp_path: Path) -> None:
+    """A forget takes a person's records out of cells still open (here the undated period, which never closes):
+    the next increment of those cells holds them with a minus sign, a second draw of them. The ledger charges it;
+    a forget of records in closed periods only costs nothing."""
+    rows = make_records(TWO_TOPICS)
+    undated = [
+        {k: v for k, v in r.items() if k != "timestamp"} | {"user": "nodate", "id": f"nd{i}"}
+        for i, r in enumerate(rows[:12])
+    ]
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows + undated)))[0] == 0
+    build("--epsilon", "3")
+    for user, charged in (("film4", False), ("nodate", True)):
+        code, _, err = run("forget", "--user", user)
+        assert code == 0, err
+        last = global_memory.versions.load(fake_env / "global").release.ledger[-1]
+        assert last["records_left_open_periods"] is charged, (user, last)
+        assert (last["epsilon_old_records"] >= 3.0) is charged, (user, last["epsilon_old_records"])
+
+
+def test_a_communitys_exact_shares_are_never_shown_under_privacy(attacked: Path) -> None:
+    """Found by a helper playing attacker: a profile showed its community's top clusters with exact mean shares;
+    in a community of two, twice the mean less one's own share gave the other member's. Under privacy a profile
+    names the clusters without shares, and none for a community whose released size is under min_users."""
+    for epsilon in ("inf", "3"):
+        build("--epsilon", epsilon)
+        placed = 0
+        for user in ("early0", "early3", "cook0", "trav1"):
+            code, out, err = run("profile", "--user", user, "--json")
+            assert code == 0, err
+            community = json.loads(out)["community"]
+            if community is None:
+                continue
+            placed += 1
+            shares = [t["share"] for t in community["top_clusters"]]
+            if epsilon == "inf":
+                assert shares and all(isinstance(s, float) for s in shares), community
+            else:
+                assert all(s is None for s in shares), community
+                assert shares or community["size"] < 3, community
+        assert placed >= 2, epsilon

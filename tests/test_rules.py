@@ -67,7 +67,7 @@ BAD = [
     ({"max_tokens": 0}, "`max_tokens` must be an integer from 1 to 4096, not 0"),
     ({"temperature": -1}, "`temperature` must be a number from 0 to 2, not -1"),
     ({"biased_max_diversity": 7}, "`biased_max_diversity` must be a number from 0 to 1, not 7"),
-    ({"biased_min_history": 0}, "`biased_min_history` must be an integer of at least 1, not 0"),
+    ({"biased_min_history": 0}, "`biased_min_history` must be an integer from 1 to 1000000000, not 0"),
     ({"memory": "all"}, "`memory` must be one of logo, local, global, none, not 'all'"),
     ({"count": 51}, "`count` must be an integer from 1 to 50, not 51"),
     ({"seed": "1"}, "`seed` must be an integer from 0 to 2147483647, not '1'"),

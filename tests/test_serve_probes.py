@@ -218,19 +218,41 @@ def test_errors_show_the_servers_paths_to_the_admin_only(tmp_path: Path) -> None
                     assert "CURRENT" in body["error"], body
                     assert (str(home) in response.text) is sees_path, body
                     assert ("$LOGO_HOME" in body["error"]) is not sees_path, body
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {maya}"}, timeout=30) as client:
+            # a 4xx echoes the client's own input: hiding paths there told a client which home it guessed
+            for guess in (str(home), "/srv/elsewhere"):
+                body = shaped(client.get("/profile", params={"user": "maya", "at": guess}), 400, 2)
+                assert guess in body["error"] and "$LOGO_HOME" not in body["error"], body
+        (home / "tokens.json").write_text('{"version": 1, "tokens": [{"id": "x"}]}')  # not a tokens file
+        with httpx.Client(base_url=url, headers={"Authorization": "Bearer nonsense"}, timeout=30) as client:
+            response = client.get("/health")  # checked before any route, and before anyone is known
+            assert response.status_code == 500 and str(home) not in response.text, response.text
+            assert set(response.json()) >= {"error", "hint", "exit_code"}
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
 
 
-def test_a_bugs_text_reaches_the_admin_only() -> None:
-    from logo_cli.server.app import bug_body, for_client
+def test_a_bugs_text_an_llm_servers_words_and_model_folders_reach_the_admin_only() -> None:
+    """Found by a helper playing attacker: with LOGO_LLM_URL every answer's model stamp named the LLM server and
+    its model file's folder, and its errors passed on its own words (a LoRA's path) and its status."""
+    from logo_cli.config import Settings
+    from logo_cli.llm.remote.http import HTTPStatus
+    from logo_cli.server.app import bug_body, error_body, for_client, hidden_paths, models_for_client, status_of
 
-    body = bug_body(FileNotFoundError(2, "No such file", "/srv/logo/secret-place/x.npz"))
-    paths = {"/srv/logo": "$LOGO_HOME"}
-    assert "/srv/logo/secret-place" in for_client(body, paths, admin=True)["error"]
-    shown = for_client(body, paths, admin=False)
+    paths = hidden_paths(Settings(home=Path("/srv/logo"), llm_url="http://10.0.0.7:8080", chroma_url="http://db:8000"))
+    bug = FileNotFoundError(2, "No such file", "/srv/logo/secret-place/x.npz")
+    assert "/srv/logo/secret-place" in for_client(bug, bug_body(bug), 500, paths, admin=True)["error"]
+    shown = for_client(bug, bug_body(bug), 500, paths, admin=False)
     assert "srv" not in json.dumps(shown) and shown["exit_code"] == 1 and "log" in shown["error"]
+    upstream = HTTPStatus("http://10.0.0.7:8080/v1", "/chat/completions", 400, "failed to load /srv/lora/a.gguf")
+    assert status_of(upstream) == 500  # the LLM server's status is its own, not this server's answer
+    shown = for_client(upstream, error_body(upstream), 500, paths, admin=False)
+    assert "lora" not in json.dumps(shown) and "10.0.0.7" not in json.dumps(shown) and "HTTP 400" in shown["error"]
+    answer = {"answer": "4", "models": {"llm": "openai:/srv/models/q.gguf @ http://10.0.0.7:8080/v1", "embedder": "e"}}
+    shown_models = models_for_client(answer, paths, admin=False)["models"]
+    assert shown_models == {"llm": "openai:q.gguf @ $LOGO_LLM_URL/v1", "embedder": "e"}
+    assert models_for_client(answer, paths, admin=True) == answer
 
 
 # ------------------------------------------------------------------------------------------ the web's reach
@@ -345,7 +367,7 @@ RANGE_ERRORS = [
     ({"max_tokens": 600}, "`max_tokens` must be at most 512 on this server, not 600"),
     ({"temperature": -1}, "`temperature` must be a number from 0 to 2, not -1"),
     ({"biased_max_diversity": 7}, "`biased_max_diversity` must be a number from 0 to 1, not 7"),
-    ({"cold_start_max": "3"}, "`cold_start_max` must be an integer of at least 0, not '3'"),
+    ({"cold_start_max": "3"}, "`cold_start_max` must be an integer from 0 to 1000000000, not '3'"),
     ({"local_k": True}, "`local_k` must be an integer from 0 to 50, not True"),
     ({"memory": "all"}, "`memory` must be one of logo, local, global, none, not 'all'"),
     ({"local": "vector"}, "`local` must be one of rag, profile, profile+rag, not 'vector'"),
@@ -391,7 +413,9 @@ def test_bad_batches_and_bodies(server: Server) -> None:
     shaped(admin.post("/ask", params={"stream": "maybe"}, json=q), 400, 2)
     for params in ({"batch_size": "0"}, {"batch_size": "x"}, {"skip_invalid": "perhaps"}):
         shaped(admin.post("/ingest", params=params, content=b"", headers={"Content-Type": "application/json"}), 400, 2)
-    for params in ({"cold_start_max": "x"}, {"biased_max_diversity": "7"}, {"at": "never"}):
+    huge = "99999999999999999999999"  # past 2^63: a 500 (a helper playing attacker)
+    odd = ({"cold_start_max": "x"}, {"biased_max_diversity": "7"}, {"at": "never"}, {"biased_min_history": huge})
+    for params in odd:
         shaped(admin.get("/profile", params={"user": "maya", **params}), 400, 2)
     shaped(admin.get("/nowhere"), 404)
     shaped(admin.get("/ask"), 405)

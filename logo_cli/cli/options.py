@@ -62,11 +62,10 @@ LocalKOpt = Annotated[
 GlobalKOpt = Annotated[
     int, typer.Option("--global-k", min=rules.GLOBAL_K.ge, max=rules.GLOBAL_K.le, help=rules.GLOBAL_K.help)
 ]
-ColdStartOpt = Annotated[
-    int, typer.Option("--cold-start-max", min=rules.COLD_START_MAX.ge, help=rules.COLD_START_MAX.help)
-]
+_COLD, _BIASED = rules.COLD_START_MAX, rules.BIASED_MIN_HISTORY
+ColdStartOpt = Annotated[int, typer.Option("--cold-start-max", min=_COLD.ge, max=_COLD.le, help=_COLD.help)]
 BiasedHistoryOpt = Annotated[
-    int, typer.Option("--biased-min-history", min=rules.BIASED_MIN_HISTORY.ge, help=rules.BIASED_MIN_HISTORY.help)
+    int, typer.Option("--biased-min-history", min=_BIASED.ge, max=_BIASED.le, help=_BIASED.help)
 ]
 BiasedDiversityOpt = Annotated[
     float,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -89,6 +90,14 @@ def build_global(
             raise
         say("the privacy release is unreadable: this exact build holds none")  # the way out of a damaged one
         previous = None
+    if previous is not None and memory.data_at < previous.data_at:
+        raise UsageError(
+            f"{f'The snapshot {snapshot}' if snapshot else 'The snapshot of the store'} is older than the records "
+            "global memory was last built from "
+            f"({_when(memory.data_at)} < {_when(previous.data_at)}): a build from it would take back what was "
+            "ingested since, and bring back anyone forgotten since, each a second noisy draw of their figures.",
+            "Write a new one with `logo snapshot DIR`, or build from the store (without --snapshot).",
+        )
     held = None
     period_days = release.chosen_period(options.period_days, previous)
     if not options.exact:
@@ -98,11 +107,15 @@ def build_global(
         memory.users = release.diversity_from_release(memory, memory.release)
     else:  # the exact build showed every record: the ledger keeps it, whether or not a release came before
         continued = previous or release.nothing_released(memory, period_days, memory.built_at)
-        held = release.held_by_exact_build(continued, memory.built_at)
+        held = release.held_by_exact_build(continued, memory.built_at, memory.data_at)
     if describe is not None:
         write_descriptions(memory, describe, say)
     versions.save(memory, home, held=held)
     return release.apply(memory, memory.release) if memory.release is not None else memory
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch else "unknown"
 
 
 def finish(memory: GlobalMemory, say: Say) -> GlobalMemory:

@@ -376,6 +376,7 @@ class GlobalMemory:
     items: ItemTable | None = None  # absent in memories built before it existed
     neighbours: ItemNeighbours | None = None  # the items' collaborative neighbours as built (`collaborative`)
     release: Any = None  # the differentially private release every view reads (`release`); None: exact
+    data_at: float = 0.0  # when the snapshot it was built from was written (not saved: the ledger keeps it)
 
     @property
     def min_users(self) -> int:

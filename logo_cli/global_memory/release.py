@@ -67,6 +67,9 @@ SHARES: dict[str, float] = {
     "cluster_keywords": 1 / 24,
     "communities": 1 / 24,
 }
+# A person counts in the period of their first record of the item (or in the cluster): a record earlier than
+# that moves them to its period, one cell down and one up (found by a helper auditing the ledger).
+PEOPLE_SENSITIVITY = 2
 CLUSTER_FAMILIES = ("cluster_records", "cluster_users", "cluster_rated", "cluster_rating_sum", "cluster_labels")
 # Drawn afresh every build (their old records pay again, in the ledger): a record can move its user to another
 # community; the keyword candidates, and so the words a record counts for, change with the texts.
@@ -230,6 +233,13 @@ class Release:
         """The memory's clusters as everyone sees them as of `when` (`released_clusters`)."""
         return released_clusters(memory, self, when)
 
+    @property
+    def data_at(self) -> float:
+        """When the records of the last build in the ledger were read (its snapshot's time; a ledger from before
+        this was kept: when it was built, as late as they can have been)."""
+        last = self.ledger[-1] if self.ledger else {}
+        return float(last.get("data_at") or last.get("built_at") or self.built_at)
+
     def spent(self) -> float:
         """The most privacy loss any one record has had over the builds in the ledger: what it paid when it was
         first released, plus every later build's re-release of old records."""
@@ -270,7 +280,7 @@ def budget_text(epsilon: float | str) -> str:
     return epsilon if isinstance(epsilon, str) else f"{epsilon:g}"
 
 
-def held_by_exact_build(previous: Release, now: float) -> Release:
+def held_by_exact_build(previous: Release, now: float, data_at: float) -> Release:
     """`previous`, kept by a build with --epsilon inf: a later private build continues it, reusing its final cells
     instead of drawing them again (a second draw of a closed period would be a second look at it). Its ledger
     says that the exact build showed every record released so far exactly: what they spent is inf from now on."""
@@ -278,6 +288,7 @@ def held_by_exact_build(previous: Release, now: float) -> Release:
 
     exact = {
         "built_at": now,
+        "data_at": data_at,
         "epsilon": "inf",
         "period_days": previous.period_days,
         "epsilon_new_records": "inf",
@@ -357,6 +368,10 @@ def _owner(offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
 
 
+def _scale_of(rel: Release) -> tuple[float, int, float, float]:
+    return rel.step, rel.center, rel.low, rel.high
+
+
 def exact_cells(memory: Any, width: float) -> dict[str, Cells]:
     """Every family's exact per-entry contributions, from the finished memory (either engine's)."""
     step, center, sens, low, high = rating_scale(memory)
@@ -365,7 +380,8 @@ def exact_cells(memory: Any, width: float) -> dict[str, Cells]:
     if items is not None:
         names = list(items.names)
         ones = np.ones(len(items.user_ts), dtype=np.int64)
-        cells["item_users"] = Cells(names, _owner(items.user_offsets), period_of(items.user_ts, width), ones, 1)
+        user_periods = period_of(items.user_ts, width)
+        cells["item_users"] = Cells(names, _owner(items.user_offsets), user_periods, ones, PEOPLE_SENSITIVITY)
         ratings = _slice_values(items.rating_cum, items.offsets)
         rows, periods = _owner(items.offsets), period_of(items.rating_ts, width)
         cells["item_ratings"] = Cells(names, rows, periods, np.ones(len(rows), dtype=np.int64), 1)
@@ -381,7 +397,8 @@ def exact_cells(memory: Any, width: float) -> dict[str, Cells]:
         cells["cluster_rated"] = Cells(clusters, rows, periods, rated, 1)
         cells["cluster_rating_sum"] = Cells(clusters, rows, periods, csum, sens)
         urows, uperiods = _owner(tl.user_offsets), period_of(tl.user_first_ts, width)
-        cells["cluster_users"] = Cells(clusters, urows, uperiods, np.ones(len(urows), dtype=np.int64), 1)
+        people = np.ones(len(urows), dtype=np.int64)
+        cells["cluster_users"] = Cells(clusters, urows, uperiods, people, PEOPLE_SENSITIVITY)
     label_keys = [f"{c.id}\t{label}" for c in memory.clusters for label in c.labels]
     label_counts = np.array([n for c in memory.clusters for n in c.labels.values()], dtype=np.int64)
     n = len(label_keys)
@@ -461,7 +478,8 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
     cells = exact_cells(memory, width)
     usable = previous if previous is not None and previous.period_days == period_days else None
     grid = _grid(cells, usable)
-    same_scale = usable is not None and (usable.step, usable.center) == (step, center)
+    # the whole scale: a narrower range with the same centre clips old ratings anew and changes the sensitivity
+    same_scale = usable is not None and _scale_of(usable) == (step, center, low, high)
     same_clusters = usable is not None and usable.centroids_digest == digest
 
     def still_valid(name: str) -> bool:
@@ -503,17 +521,26 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
             left = _retired(name, usable.families.get(name), usable.retired.get(name), set(), usable.built_at, width)
             if left is not None:
                 retired[name] = left
+    # A record that left a cell still open (`forget`) is in this build's increment of it, with a minus sign: a
+    # second draw of it, in every family it counts in. Seen by a count that fell; charged to old records.
+    removed = any(e.get("records_left_open_cells") for e in entries)
+    if removed:
+        for entry in entries:
+            entry["released_old_records_again"] = True
     ledger = list(previous.ledger) if previous is not None else []
     # Records first released this build pay epsilon; records released before pay again only where a family
-    # could not keep its cells (a new clustering, a new rating scale, community sizes and keywords every build).
+    # could not keep its cells (a new clustering, a new rating scale, community sizes and keywords every build,
+    # and everything when records left an open period).
     again = [e["epsilon"] for e in entries if e["released_old_records_again"]]
     ledger.append(
         {
             "built_at": now,
+            "data_at": memory.data_at,
             "epsilon": epsilon,
             "period_days": period_days,
             "epsilon_new_records": round(sum(e["epsilon"] for e in entries), 6),
             "epsilon_old_records": round(sum(again), 6) if previous is not None else 0.0,
+            "records_left_open_periods": removed,
             "releases": entries,
         }
     )
@@ -580,6 +607,7 @@ def _release_family(
     frozen = np.zeros(exact.shape, dtype=bool)
     delta = exact.copy()
     seen = np.zeros(exact.shape, dtype=bool)
+    fell = False  # an open cell of a count below what was released: records left it (a forget, or an older store)
     # `before` and `gone` (keys that had left) hold disjoint keys: a key is continued from whichever has it
     assert before is None or gone is None or not set(before.keys) & set(gone.keys)
     for source in (before, gone):
@@ -600,6 +628,7 @@ def _release_family(
                 closed = np.broadcast_to(_closed(periods[cc], released_at, width), old_exact.shape)
             seen[rr, cc] = was
             frozen[rr, cc] = closed & was
+            fell |= bool(((exact[rr, cc] < old_exact) & was & ~closed).any())
             noisy[rr, cc] = np.where(was, old_noisy, 0)
             stored[rr, cc] = np.where(frozen[rr, cc], old_exact, exact[rr, cc])
             delta[rr, cc] = np.where(was, exact[rr, cc] - old_exact, exact[rr, cc])
@@ -629,6 +658,8 @@ def _release_family(
         "cells_released": int(todo.sum()),
         "cells_final_reused": int(frozen.sum()),
     }
+    if fell and not name.endswith("rating_sum"):  # (a sum falls when low ratings come in, too)
+        entry["records_left_open_cells"] = True
     return family, entry
 
 

@@ -48,6 +48,7 @@ def _to_json(memory: GlobalMemory) -> bytes:
     payload = asdict(replace(memory, items=None, neighbours=None, release=None))
     for key in ("centroids", "community_centroids", "timeline", "as_of_time", "items", "neighbours", "release"):
         payload.pop(key)
+    payload.pop("data_at")  # the ledger keeps it
     payload["format"] = FORMAT_VERSION
     payload["private"] = memory.release is not None  # a private version without its ledger is damaged, not exact
     payload["item_first_ts"] = memory.timeline.item_first_ts if memory.timeline else {}

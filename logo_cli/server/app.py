@@ -30,7 +30,9 @@ last line.
 import asyncio
 import contextlib
 import ipaddress
+import re
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -41,6 +43,7 @@ from typing import Any
 import orjson
 
 from ..cancel import Cancelled
+from ..config import Settings
 from ..errors import Denied, ExitCode, LogoError, UsageError
 from ..tokens import Grant, Keyring
 from .queue import LONG, QUICK, Ticket
@@ -59,6 +62,7 @@ STATUS = {
 JSON_TYPES = ("application/json", "application/x-ndjson", "application/jsonl")
 GONE = "the client went away"
 BUG_HINT = "This is a bug in logo: please report it."
+FOLDERS = re.compile(r"(?<![\w/.$])/(?:[^\s/@]+/)+")  # the folders of an absolute path (not a URL's path)
 
 
 class Refused(LogoError):
@@ -117,32 +121,49 @@ def bug_body(exc: BaseException) -> dict[str, Any]:
     return {"error": f"{type(exc).__name__}: {exc}", "hint": BUG_HINT, "exit_code": 1}
 
 
-def hidden_paths(service: Service) -> dict[str, str]:
-    """The server's own paths, each with the name a client sees instead (as /health, errors show them only to
-    the admin): longest first, so a home inside a model's folder is not half replaced."""
-    settings = service.settings
-    named = {"$LOGO_HOME": [settings.home], "$LOGO_MODEL": [], "$LOGO_EMBEDDER": []}
+def hidden_paths(settings: Settings) -> dict[str, str]:
+    """The server's own paths and addresses, each with the name a client sees instead (as /health, errors show
+    them only to the admin): longest first, so a home inside a model's folder is not half replaced."""
+    named: dict[str, list[str]] = {"$LOGO_HOME": [str(settings.home), str(settings.home.resolve())]}
     for name, value in (("$LOGO_MODEL", settings.model), ("$LOGO_EMBEDDER", settings.embedder)):
         if value and Path(value).is_absolute():
-            named[name].append(Path(value))
-    paths = {str(form): name for name, found in named.items() for path in found for form in (path, path.resolve())}
+            named[name] = [value, str(Path(value).resolve())]
+    for name, url in (("$LOGO_LLM_URL", settings.llm_url), ("$LOGO_CHROMA_URL", settings.chroma_url)):
+        if url:
+            named[name] = [url.rstrip("/")]
+    paths = {form: name for name, forms in named.items() for form in forms}
     return dict(sorted(paths.items(), key=lambda item: -len(item[0])))
 
 
-def for_client(body: dict[str, Any], paths: dict[str, str], admin: bool) -> dict[str, Any]:
-    """An error body as a client may read it: the admin's in full; anyone else's without the server's paths,
-    and a bug's without its text (which can hold any path), which the server's stderr has."""
-    if admin:
+def hide(text: str, paths: dict[str, str]) -> str:
+    for path, name in paths.items():
+        text = text.replace(path, name)
+    return text
+
+
+def for_client(
+    exc: BaseException, body: dict[str, Any], status: int, paths: dict[str, str], admin: bool
+) -> dict[str, Any]:
+    """An error body as a client may read it. The admin's, and any 4xx (the client's own input, which it may
+    echo: hiding paths there would tell a client which path it guessed), in full. A 5xx (the store, the model, a
+    bug) for anyone else without the server's paths, an LLM server's own words or a bug's text: the server's
+    stderr has them."""
+    if admin or status < 500:
         return body
-    if body["exit_code"] == 1 and body["hint"] == BUG_HINT:
+    if not isinstance(exc, LogoError):
         return {**body, "error": "Internal error: the server's log (its stderr) has the details."}
+    upstream = getattr(exc, "upstream", None)
+    if upstream is not None:  # an LLM server's answer: its text may name its files
+        return {**body, "error": f"The LLM server failed (HTTP {upstream}).", "hint": "The server's log has more."}
+    return {**body, "error": hide(body["error"], paths), "hint": hide(body["hint"], paths) if body["hint"] else None}
 
-    def hide(text: str | None) -> str | None:
-        for path, name in paths.items():
-            text = text.replace(path, name) if text else text
-        return text
 
-    return {**body, "error": hide(body["error"]), "hint": hide(body["hint"])}
+def models_for_client(answer: Any, paths: dict[str, str], admin: bool) -> Any:
+    """An answer's model stamps for anyone but the admin: a model's file name, not its folder or server."""
+    if admin or not isinstance(answer, dict) or not isinstance(answer.get("models"), dict):
+        return answer
+    shown = {k: FOLDERS.sub("", hide(v, paths)) if isinstance(v, str) else v for k, v in answer["models"].items()}
+    return {**answer, "models": shown}
 
 
 def line(obj: Any) -> bytes:
@@ -172,10 +193,11 @@ def is_loopback(host: str) -> bool:
 class Guard:
     """The checks every request passes before a route sees it (plain ASGI: no per-request task or copy)."""
 
-    def __init__(self, app: Any, policy: Policy, keyring: Keyring | None) -> None:
+    def __init__(self, app: Any, policy: Policy, keyring: Keyring | None, paths: dict[str, str]) -> None:
         self.app = app
         self.policy = policy
         self.keyring = keyring
+        self.paths = paths  # its errors come before any grant: a 5xx's paths are hidden from every client
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -188,8 +210,10 @@ class Guard:
             if scope["method"] == "POST":
                 self._json(headers.get("content-type"))
             receive = self._limited(headers.get("content-length"), receive)
-        except LogoError as exc:
-            await respond(send, exc)
+        except Exception as exc:  # a tokens file that is not one (500), or a bug: JSON, as every other error
+            if not isinstance(exc, LogoError):
+                traceback.print_exception(exc)
+            await respond(send, exc, self.paths)
             return
         await self.app(scope, receive, send)
 
@@ -260,11 +284,15 @@ class Guard:
         return counted
 
 
-async def respond(send: Any, exc: LogoError) -> None:
-    status = status_of(exc)
-    body = orjson.dumps(error_body(exc))
+async def respond(send: Any, exc: Exception, paths: dict[str, str]) -> None:
+    if isinstance(exc, LogoError):
+        status, shown = status_of(exc), error_body(exc)
+        headers_of = error_headers(exc, status)
+    else:
+        status, shown, headers_of = 500, bug_body(exc), {}
+    body = orjson.dumps(for_client(exc, shown, status, paths, admin=False))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in error_headers(exc, status).items()]
+    headers += [(k.lower().encode(), v.encode()) for k, v in headers_of.items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -293,15 +321,29 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
         body = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
         return Response(body, status, headers=headers, media_type="application/json")
 
-    paths = hidden_paths(service)
+    paths = hidden_paths(service.settings)
 
-    def shown(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    def admin(request: Request) -> bool:
         grant = request.scope.get("logo.grant")
-        return for_client(body, paths, admin=isinstance(grant, Grant) and grant.admin)
+        return isinstance(grant, Grant) and grant.admin
+
+    def shown(request: Request, exc: BaseException) -> dict[str, Any]:
+        """The body of `exc` as this request's client may read it; a 5xx in full on stderr, for the operator."""
+        if isinstance(exc, LogoError):
+            body, status = error_body(exc), status_of(exc)
+        else:
+            body, status = bug_body(exc), 500
+            traceback.print_exception(exc)
+        if status >= 500 and isinstance(exc, LogoError):
+            print(f"logo serve: {status}: {exc.message}", file=sys.stderr, flush=True)
+        return for_client(exc, body, status, paths, admin(request))
+
+    def answered(request: Request, answer: Any) -> Any:
+        return models_for_client(answer, paths, admin(request))
 
     def failure(request: Request, exc: LogoError) -> Response:
         status = status_of(exc)
-        return json_response(shown(request, error_body(exc)), status, error_headers(exc, status))
+        return json_response(shown(request, exc), status, error_headers(exc, status))
 
     @app.exception_handler(LogoError)
     async def logo_error(request: Request, exc: LogoError) -> Response:
@@ -321,8 +363,7 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> Response:
-        traceback.print_exception(exc)
-        return json_response(shown(request, bug_body(exc)), 500)
+        return json_response(shown(request, exc), 500)
 
     def grant_of(request: Request) -> Grant:
         grant = request.scope.get("logo.grant")
@@ -411,11 +452,8 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
                 while kind_ == "item":
                     yield line(item)
                     kind_, item = await pieces.get()
-                if isinstance(item, LogoError):  # after the first line: the stream's last line says it
-                    yield line(shown(request, error_body(item)))
-                elif item is not None:
-                    traceback.print_exception(item)
-                    yield line(shown(request, bug_body(item)))
+                if item is not None:  # after the first line: the stream's last line says it
+                    yield line(shown(request, item))
             finally:
                 if not work.done():  # a client that left stops the work at its next token
                     ticket.cancel(GONE)
@@ -433,10 +471,12 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
         question = service.read_question(await body_of(request), grant)  # every check before any work
         ticket = service.queue.admit(service.lane(question))
         if not stream:
-            return json_response(await worked(request, ticket, lambda: service.ask(question, ticket)))
+            answer = await worked(request, ticket, lambda: service.ask(question, ticket))
+            return json_response(answered(request, answer))
 
         def produce(put: Callable[[Any], None]) -> None:
-            put({"answer": service.ask_stream(question, ticket, lambda t: put({"token": t}))})
+            answer = service.ask_stream(question, ticket, lambda t: put({"token": t}))
+            put({"answer": answered(request, answer)})
 
         return await streamed(request, ticket, produce)
 
@@ -448,7 +488,7 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
 
         def produce(put: Callable[[Any], None]) -> None:
             for answer in service.answer_batch(batch, ticket):
-                put(answer)
+                put(answered(request, answer))
 
         return await streamed(request, ticket, produce)
 
@@ -472,7 +512,7 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
         ticket = service.queue.admit(QUICK)
         return json_response(await worked(request, ticket, lambda: service.profile(user, when, options, ticket)))
 
-    outer: Any = Guard(app, policy, Keyring(service.settings.home) if policy.auth else None)
+    outer: Any = Guard(app, policy, Keyring(service.settings.home) if policy.auth else None, paths)
     if policy.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

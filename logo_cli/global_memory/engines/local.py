@@ -86,6 +86,7 @@ def build(snapshot: Snapshot, options: BuildOptions, kept: Kept | None, say: Say
     return GlobalMemory(
         version=versions.new_version(),
         built_at=time.time(),
+        data_at=float(snapshot.stamp.get("written_at", 0.0)),
         embedder=str(snapshot.stamp["embedder"]),
         options=asdict(options),
         records=records.n,

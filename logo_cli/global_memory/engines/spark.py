@@ -249,6 +249,7 @@ def build(
     return GlobalMemory(
         version=versions.new_version(),
         built_at=time.time(),
+        data_at=float(stamp.get("written_at", 0.0)),
         embedder=embedder_id,
         options=asdict(options),
         records=int(summary[1]),

@@ -148,7 +148,7 @@ class RemoteGenerator:
             try:
                 answer = self.api.post_json("/completions", echo_request(self.model, prompt, text))
             except HTTPStatus as exc:
-                raise cannot_score(self.base, f"HTTP {exc.status}: {exc.detail}") from None
+                raise cannot_score(self.base, f"HTTP {exc.upstream}: {exc.detail}") from None
             try:
                 results.append(continuation_score(answer, text))
             except Unscorable as exc:

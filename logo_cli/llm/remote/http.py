@@ -56,7 +56,7 @@ class HTTPStatus(ModelError):
         else:
             hint = "Check the server's log."
         super().__init__(f"{base}: the LLM server answered HTTP {status} to {path}: {detail}", hint)
-        self.status = status
+        self.upstream = status  # not `status`: the server's answer to its client is its own (500), not this one's
         self.detail = detail
 
 
