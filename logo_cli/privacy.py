@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from . import global_memory
 from .config import Settings
@@ -55,6 +56,9 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
         raise NotFound(f"No records for user {user!r}.", "`logo users` lists the users in the store.")
     if dry_run:
         return ForgetReport(user, len(ids), True, False, None)
+    # Records in a period the release still draws leave it with a minus sign in the next draw: charged. (A rerun
+    # after a kill no longer has them: charged, to be safe.)
+    removed = refresh and (not ids or _in_open_periods(store, user, home))
     if ids:
         store.delete(ids)
     if damaged is not None:
@@ -72,10 +76,24 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     if previous is not None and refresh and store.count():
         options = BuildOptions(**{**previous.options, "update": True})  # its options; no release needed
         embedder = load_embedder(settings.embedder_spec())
-        version = build_global(store, embedder.id, embedder.dim, home, options).version
+        version = build_global(store, embedder.id, embedder.dim, home, options, removed=removed).version
     elif previous is not None and refresh:  # nobody is left: no global memory can stand
         (home / global_memory.POINTER).unlink()
     kept = version if refresh else (previous.version if previous is not None else None)
     versions.remove_others(home, kept)
     remove_stale_snapshots(home)  # a killed build's snapshot holds every record, the user's too
     return ForgetReport(user, len(ids), False, version is not None, version)
+
+
+def _in_open_periods(store: Any, user: str, home: Any) -> bool:
+    """Whether any of the user's records is in a period global memory's release has not closed."""
+    try:
+        released = global_memory.versions.continued_release(home)
+    except StoreError:
+        return True
+    if released is None:
+        return False
+    from .global_memory.release import in_open_periods
+
+    records, _ = store.user_history(user)
+    return in_open_periods(released, [r.timestamp for r in records])

@@ -135,14 +135,14 @@ def profile_view(settings: Settings, user: str, at: float | None, options: Media
 
 
 def community_tops(memory: GlobalMemory, community: Community) -> list[dict[str, Any]]:
-    """The clusters a community's members favour. Their shares are exact means over the members: in a community
-    of two, one member's own profile and the mean gave the other's (found by a helper playing attacker). Under
-    privacy no share is shown, and no cluster for a community whose released size is under min_users."""
-    private = memory.release is not None
-    if private and community.size < memory.min_users:
+    """The clusters a community's members favour, exact means over the members: in a community of two, one
+    member's own profile and the mean gave the other's (found by a helper playing attacker), and the order alone
+    says which clusters the other favours. Under privacy, none (the mediator still steers by them, as by the
+    other fitted figures privacy.md names)."""
+    if memory.release is not None:
         return []
     return [
-        {"cluster": c, "share": None if private else share, "keywords": memory.clusters[c].keywords[:4]}
+        {"cluster": c, "share": share, "keywords": memory.clusters[c].keywords[:4]}
         for c, share in community.top_clusters
     ]
 

@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -864,7 +865,7 @@ def test_a_build_from_a_snapshot_older_than_the_last_build_is_refused(attacked: 
     build("--epsilon", "3", "--update")  # from the store: the late record is in
     for exact in ("3", "inf"):
         code, _, err = run("build-global", "--seed", "0", "--update", "--epsilon", exact, "--snapshot", str(old))
-        assert code == 2 and "older than the records" in " ".join(err.split()) and "logo snapshot" in err, err
+        assert code == 2 and "before the records" in " ".join(err.split()) and "logo snapshot" in err, err
     assert run("snapshot", str(new))[0] == 0
     assert build("--epsilon", "3", "--update", "--snapshot", str(new))["privacy"]["epsilon"] == 3.0
 
@@ -942,12 +943,24 @@ def test_records_that_leave_an_open_period_are_charged_again(fake_env: Path, tmp
         last = global_memory.versions.load(fake_env / "global").release.ledger[-1]
         assert last["records_left_open_periods"] is charged, (user, last)
         assert (last["epsilon_old_records"] >= 3.0) is charged, (user, last["epsilon_old_records"])
+    # a dated record of a person whose records were undated moves them out of the open undated cell of people:
+    # a count that fell with nobody leaving, not charged (the reviewer saw it charged)
+    fresh = {**undated[0], "user": "fresh", "id": "fresh-undated"}
+    assert run("ingest", str(write_jsonl(tmp_path / "undated.jsonl", [fresh])))[0] == 0
+    build("--epsilon", "3", "--update")
+    before = global_memory.versions.load(fake_env / "global").release.families["cluster_users"]
+    dated = {**fresh, "id": "fresh-dated", "timestamp": rows[0]["timestamp"]}  # earlier than undated
+    assert run("ingest", str(write_jsonl(tmp_path / "dated.jsonl", [dated])))[0] == 0
+    last = build("--epsilon", "3", "--update")["privacy"]["ledger"][-1]
+    after = global_memory.versions.load(fake_env / "global").release.families["cluster_users"]
+    assert after.exact[:, -1].sum() == before.exact[:, -1].sum() - 1  # fresh left the undated cell of people
+    assert last["records_left_open_periods"] is False and last["epsilon_old_records"] < 1, last
 
 
 def test_a_communitys_exact_shares_are_never_shown_under_privacy(attacked: Path) -> None:
     """Found by a helper playing attacker: a profile showed its community's top clusters with exact mean shares;
-    in a community of two, twice the mean less one's own share gave the other member's. Under privacy a profile
-    names the clusters without shares, and none for a community whose released size is under min_users."""
+    in a community of two, twice the mean less one's own share gave the other member's, and their order says
+    which clusters the other favours. Under privacy a profile names none."""
     for epsilon in ("inf", "3"):
         build("--epsilon", epsilon)
         placed = 0
@@ -961,7 +974,25 @@ def test_a_communitys_exact_shares_are_never_shown_under_privacy(attacked: Path)
             shares = [t["share"] for t in community["top_clusters"]]
             if epsilon == "inf":
                 assert shares and all(isinstance(s, float) for s in shares), community
-            else:
-                assert all(s is None for s in shares), community
-                assert shares or community["size"] < 3, community
+            else:  # (the reviewer: at noise scale 16 a community of two reads 3 or more half the time)
+                assert shares == [], community
         assert placed >= 2, epsilon
+
+
+def test_a_ledger_from_before_the_people_counts_had_sensitivity_2_is_read_at_what_it_paid() -> None:
+    """The reviewer: a ledger written with the people counts at sensitivity 1 still said 3, where a record could
+    pay 3.75. It is read at what it paid: the people counts' epsilon twice, for new and re-released records."""
+    shares = {"item_users": 0.5, "cluster_users": 0.25, "item_ratings": 0.5}
+
+    def entry(new: float, old: float, again: bool, sensitivity: int) -> dict:
+        releases = [
+            {"statistic": name, "epsilon": eps, "sensitivity": sensitivity if name.endswith("users") else 1,
+             "released_old_records_again": again}
+            for name, eps in shares.items()
+        ]
+        return {"epsilon_new_records": new, "epsilon_old_records": old, "releases": releases}
+
+    old_ledger = [entry(3.0, 0.0, False, 1), entry(3.0, 1.25, True, 1)]
+    spent = small_release([0, 0], [0, 0], 1.0)
+    assert replace(spent, ledger=old_ledger).spent() == pytest.approx(3.75 + 1.25 + 0.75)
+    assert replace(spent, ledger=[entry(3.0, 0.0, False, 2), entry(3.0, 1.25, True, 2)]).spent() == 4.25

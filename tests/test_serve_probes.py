@@ -237,6 +237,7 @@ def test_a_bugs_text_an_llm_servers_words_and_model_folders_reach_the_admin_only
     """Found by a helper playing attacker: with LOGO_LLM_URL every answer's model stamp named the LLM server and
     its model file's folder, and its errors passed on its own words (a LoRA's path) and its status."""
     from logo_cli.config import Settings
+    from logo_cli.errors import StoreError
     from logo_cli.llm.remote.http import HTTPStatus
     from logo_cli.server.app import bug_body, error_body, for_client, hidden_paths, models_for_client, status_of
 
@@ -251,8 +252,15 @@ def test_a_bugs_text_an_llm_servers_words_and_model_folders_reach_the_admin_only
     assert "lora" not in json.dumps(shown) and "10.0.0.7" not in json.dumps(shown) and "HTTP 400" in shown["error"]
     answer = {"answer": "4", "models": {"llm": "openai:/srv/models/q.gguf @ http://10.0.0.7:8080/v1", "embedder": "e"}}
     shown_models = models_for_client(answer, paths, admin=False)["models"]
-    assert shown_models == {"llm": "openai:q.gguf @ $LOGO_LLM_URL/v1", "embedder": "e"}
+    assert shown_models == {"llm": "openai:q.gguf @ $LOGO_LLM_URL", "embedder": "e"}
     assert models_for_client(answer, paths, admin=True) == answer
+    # the reviewer: a pasted endpoint is written normalized (…/v1); a relative home turned every "h" to $LOGO_HOME
+    pasted = hidden_paths(Settings(home=Path("h"), llm_url="http://10.0.0.7:8080/v1/chat/completions"))
+    assert models_for_client(answer, pasted, admin=False)["models"]["llm"] == "openai:q.gguf @ $LOGO_LLM_URL"
+    store = StoreError("the store has no home here")
+    assert for_client(store, error_body(store), 500, pasted, admin=False)["error"] == "the store has no home here"
+    busy = StoreError(f"Another logo process is using {Path('h').absolute()}.")  # a 409 names the home too
+    assert "$LOGO_HOME" in for_client(busy, error_body(busy), 409, pasted, admin=False)["error"]
 
 
 # ------------------------------------------------------------------------------------------ the web's reach

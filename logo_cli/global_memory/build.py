@@ -58,16 +58,20 @@ def build_global(
     engine: str = "local",
     master: str | None = None,
     snapshot: str | None = None,
+    removed: bool = False,
 ) -> GlobalMemory:
     """Build and save a new global memory version (see the module docstring). Without `snapshot` (a folder
     `logo snapshot` wrote, or for Spark any path its executors read), the store is snapshotted first into a
-    temporary folder beside global memory, removed after the build."""
+    temporary folder beside global memory, removed after the build. `removed`: records left a period the last
+    release had not closed (`logo forget`): the build charges their second draw."""
     say = progress or (lambda _msg: None)
     if engine not in ("local", "spark"):
         raise UsageError(f"--engine must be local or spark, not {engine}.")
     if master and engine != "spark":
         raise UsageError("--master is for --engine spark.")
     kept = keep_previous(home, embedder_id) if options.update else None  # all that --update changes
+    if snapshot is not None and (Path(snapshot) / "stamp.json").is_file():  # (a cluster's path: after the build)
+        _refuse_older_snapshot(snapshot, Snapshot(Path(snapshot)).stamp.get("written_at", 0.0), home)
     with _snapshot_for(store, embedder_id, dim, home, snapshot, engine, master, say) as path:
         from sklearn.exceptions import ConvergenceWarning
 
@@ -90,20 +94,16 @@ def build_global(
             raise
         say("the privacy release is unreadable: this exact build holds none")  # the way out of a damaged one
         previous = None
-    if previous is not None and memory.data_at < previous.data_at:
-        raise UsageError(
-            f"{f'The snapshot {snapshot}' if snapshot else 'The snapshot of the store'} is older than the records "
-            "global memory was last built from "
-            f"({_when(memory.data_at)} < {_when(previous.data_at)}): a build from it would take back what was "
-            "ingested since, and bring back anyone forgotten since, each a second noisy draw of their figures.",
-            "Write a new one with `logo snapshot DIR`, or build from the store (without --snapshot).",
-        )
+    if snapshot is not None:
+        _refuse_older_snapshot(snapshot, memory.data_at, home, previous)
     held = None
     period_days = release.chosen_period(options.period_days, previous)
     if not options.exact:
         assert options.epsilon is not None
         say(f"releasing population statistics with differential privacy (epsilon {options.epsilon:g} per record)")
-        memory.release = release.release(memory, options.epsilon, period_days, previous, memory.built_at)
+        memory.release = release.release(
+            memory, options.epsilon, period_days, previous, memory.built_at, removed=removed
+        )
         memory.users = release.diversity_from_release(memory, memory.release)
     else:  # the exact build showed every record: the ledger keeps it, whether or not a release came before
         continued = previous or release.nothing_released(memory, period_days, memory.built_at)
@@ -115,7 +115,28 @@ def build_global(
 
 
 def _when(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch else "unknown"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch else "an unknown time"
+
+
+def _refuse_older_snapshot(
+    snapshot: str, written_at: float, home: Path, previous: release.Release | None = None
+) -> None:
+    """A snapshot written before the records the last build read would take back what was ingested since and bring
+    back anyone forgotten since: each a new draw of their figures that no ledger entry pays for. Refused. (A build
+    from the store snapshots it now: only a given snapshot can be old.)"""
+    if previous is None:
+        try:
+            previous = versions.continued_release(home) if versions.on_disk(home) else None
+        except StoreError:
+            return  # the build says so, after
+    if previous is None or written_at >= previous.data_at:
+        return
+    raise UsageError(
+        f"The snapshot {snapshot} was written at {_when(written_at)}, before the records global memory was last "
+        f"built from ({_when(previous.data_at)}): a build from it would take back what was ingested since, and bring "
+        "back anyone forgotten since.",
+        "Write a new one with `logo snapshot DIR`, or build from the store (without --snapshot).",
+    )
 
 
 def finish(memory: GlobalMemory, say: Say) -> GlobalMemory:

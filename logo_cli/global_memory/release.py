@@ -70,6 +70,9 @@ SHARES: dict[str, float] = {
 # A person counts in the period of their first record of the item (or in the cluster): a record earlier than
 # that moves them to its period, one cell down and one up (found by a helper auditing the ledger).
 PEOPLE_SENSITIVITY = 2
+# Counts of records: a cell of them falls only when records leave it. (A sum falls when low ratings come in; a
+# people count when an earlier record moves its person to another period.)
+FALL_ONLY_WHEN_RECORDS_LEAVE = ("item_ratings", "cluster_records", "cluster_rated", "cluster_labels")
 CLUSTER_FAMILIES = ("cluster_records", "cluster_users", "cluster_rated", "cluster_rating_sum", "cluster_labels")
 # Drawn afresh every build (their old records pay again, in the ledger): a record can move its user to another
 # community; the keyword candidates, and so the words a record counts for, change with the texts.
@@ -245,8 +248,8 @@ class Release:
         first released, plus every later build's re-release of old records."""
         worst = 0.0
         for i, entry in enumerate(self.ledger):
-            later = sum(_paid(e["epsilon_old_records"]) for e in self.ledger[i + 1 :])
-            worst = max(worst, _paid(entry["epsilon_new_records"]) + later)
+            later = sum(_repriced(e, "epsilon_old_records") for e in self.ledger[i + 1 :])
+            worst = max(worst, _repriced(entry, "epsilon_new_records") + later)
         return worst if math.isinf(worst) else round(worst, 6)
 
     @property
@@ -270,6 +273,20 @@ def _paid(epsilon: float | str) -> float:
     return math.inf if epsilon == "inf" else float(epsilon)
 
 
+def _repriced(entry: dict[str, Any], key: str) -> float:
+    """What an entry's records paid: its `key`, plus, for a build that drew the people counts at sensitivity 1
+    (before PEOPLE_SENSITIVITY), their epsilon again: one record could move them by 2."""
+    paid = _paid(entry[key])
+    again = key == "epsilon_old_records"
+    under = [
+        r["epsilon"]
+        for r in entry.get("releases", [])
+        if r["statistic"] in ("item_users", "cluster_users") and r.get("sensitivity") == 1
+        and (not again or r.get("released_old_records_again"))
+    ]
+    return paid + float(sum(under))
+
+
 def _budget(epsilon: float) -> float | str:
     """A budget as JSON writes it: "inf" for exact figures (JSON has no infinity)."""
     return "inf" if math.isinf(epsilon) else epsilon
@@ -278,6 +295,12 @@ def _budget(epsilon: float) -> float | str:
 def budget_text(epsilon: float | str) -> str:
     """A budget from a summary, for people: 3, 3.25 or inf."""
     return epsilon if isinstance(epsilon, str) else f"{epsilon:g}"
+
+
+def in_open_periods(rel: Release, times: list[float | None]) -> bool:
+    """Whether any of these record times is in a period `rel` had not closed (the undated one never closes)."""
+    width = rel.period_days * DAY
+    return any(t is None or (math.floor(t / width) + 1) * width > rel.built_at for t in times)
 
 
 def held_by_exact_build(previous: Release, now: float, data_at: float) -> Release:
@@ -469,9 +492,12 @@ def chosen_period(asked: float | None, previous: Release | None) -> float:
     return previous.period_days if previous is not None else DEFAULT_PERIOD_DAYS
 
 
-def release(memory: Any, epsilon: float, period_days: float, previous: Release | None, now: float) -> Release:
+def release(
+    memory: Any, epsilon: float, period_days: float, previous: Release | None, now: float, *, removed: bool = False
+) -> Release:
     """This build's release: every family's cells, reusing what `previous` released that is final (see the
-    module docstring), with noise from OpenDP on the rest, and the ledger with this build's entry."""
+    module docstring), with noise from OpenDP on the rest, and the ledger with this build's entry. `removed`:
+    records left a period `previous` had not closed (`logo forget` knows; a count that fell shows it too)."""
     width = period_days * DAY
     step, center, sens, low, high = rating_scale(memory)
     digest = centroids_digest(memory.centroids)
@@ -522,8 +548,8 @@ def release(memory: Any, epsilon: float, period_days: float, previous: Release |
             if left is not None:
                 retired[name] = left
     # A record that left a cell still open (`forget`) is in this build's increment of it, with a minus sign: a
-    # second draw of it, in every family it counts in. Seen by a count that fell; charged to old records.
-    removed = any(e.get("records_left_open_cells") for e in entries)
+    # second draw of it, in every family it counts in. Charged to old records.
+    removed = previous is not None and (removed or any(e.get("records_left_open_cells") for e in entries))
     if removed:
         for entry in entries:
             entry["released_old_records_again"] = True
@@ -658,7 +684,7 @@ def _release_family(
         "cells_released": int(todo.sum()),
         "cells_final_reused": int(frozen.sum()),
     }
-    if fell and not name.endswith("rating_sum"):  # (a sum falls when low ratings come in, too)
+    if fell and name in FALL_ONLY_WHEN_RECORDS_LEAVE:
         entry["records_left_open_cells"] = True
     return family, entry
 

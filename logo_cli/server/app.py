@@ -124,13 +124,18 @@ def bug_body(exc: BaseException) -> dict[str, Any]:
 def hidden_paths(settings: Settings) -> dict[str, str]:
     """The server's own paths and addresses, each with the name a client sees instead (as /health, errors show
     them only to the admin): longest first, so a home inside a model's folder is not half replaced."""
-    named: dict[str, list[str]] = {"$LOGO_HOME": [str(settings.home), str(settings.home.resolve())]}
+    from ..llm.remote.http import normalize_url
+
+    # absolute forms only: a relative home "h" would turn every h into $LOGO_HOME
+    named: dict[str, list[str]] = {"$LOGO_HOME": [str(settings.home.absolute()), str(settings.home.resolve())]}
     for name, value in (("$LOGO_MODEL", settings.model), ("$LOGO_EMBEDDER", settings.embedder)):
         if value and Path(value).is_absolute():
             named[name] = [value, str(Path(value).resolve())]
-    for name, url in (("$LOGO_LLM_URL", settings.llm_url), ("$LOGO_CHROMA_URL", settings.chroma_url)):
-        if url:
-            named[name] = [url.rstrip("/")]
+    if settings.llm_url:  # as typed, and as the messages and stamps write it (…/v1)
+        base = normalize_url(settings.llm_url)
+        named["$LOGO_LLM_URL"] = [settings.llm_url.rstrip("/"), base, base.removesuffix("/v1")]
+    if settings.chroma_url:
+        named["$LOGO_CHROMA_URL"] = [settings.chroma_url.rstrip("/")]
     paths = {form: name for name, forms in named.items() for form in forms}
     return dict(sorted(paths.items(), key=lambda item: -len(item[0])))
 
@@ -144,18 +149,21 @@ def hide(text: str, paths: dict[str, str]) -> str:
 def for_client(
     exc: BaseException, body: dict[str, Any], status: int, paths: dict[str, str], admin: bool
 ) -> dict[str, Any]:
-    """An error body as a client may read it. The admin's, and any 4xx (the client's own input, which it may
-    echo: hiding paths there would tell a client which path it guessed), in full. A 5xx (the store, the model, a
-    bug) for anyone else without the server's paths, an LLM server's own words or a bug's text: the server's
-    stderr has them."""
-    if admin or status < 500:
+    """An error body as a client may read it. The admin's in full, and a 4xx but 409 (the client's own input, which
+    it may echo: hiding paths there would tell a client which path it guessed). A 5xx (the store, the model, a
+    bug) or a 409 (the store's lock, which names the home) for anyone else without the server's paths and
+    folders, an LLM server's own words or a bug's text: the server's stderr has them."""
+    if admin or (status < 500 and status != 409):
         return body
     if not isinstance(exc, LogoError):
         return {**body, "error": "Internal error: the server's log (its stderr) has the details."}
     upstream = getattr(exc, "upstream", None)
     if upstream is not None:  # an LLM server's answer: its text may name its files
         return {**body, "error": f"The LLM server failed (HTTP {upstream}).", "hint": "The server's log has more."}
-    return {**body, "error": hide(body["error"], paths), "hint": hide(body["hint"], paths) if body["hint"] else None}
+    def shown(text: str) -> str:
+        return FOLDERS.sub("", hide(text, paths))  # the named paths, then any other folder (the packaged model's)
+
+    return {**body, "error": shown(body["error"]), "hint": shown(body["hint"]) if body["hint"] else None}
 
 
 def models_for_client(answer: Any, paths: dict[str, str], admin: bool) -> Any:
@@ -213,6 +221,8 @@ class Guard:
         except Exception as exc:  # a tokens file that is not one (500), or a bug: JSON, as every other error
             if not isinstance(exc, LogoError):
                 traceback.print_exception(exc)
+            elif status_of(exc) == 500:
+                print(f"logo serve: 500: {exc.message}", file=sys.stderr, flush=True)
             await respond(send, exc, self.paths)
             return
         await self.app(scope, receive, send)
@@ -334,7 +344,7 @@ def create_app(service: Service, policy: Policy | None = None) -> Any:
         else:
             body, status = bug_body(exc), 500
             traceback.print_exception(exc)
-        if status >= 500 and isinstance(exc, LogoError):
+        if status == 500 and isinstance(exc, LogoError):  # (not 503: a full queue would write a line a request)
             print(f"logo serve: {status}: {exc.message}", file=sys.stderr, flush=True)
         return for_client(exc, body, status, paths, admin(request))
 
