@@ -130,6 +130,13 @@ class GlobalMemoryMissing(NotFound):
 
 class ModelError(LogoError):
     exit_code = ExitCode.MODEL
+    # Set where the message carries an LLM server's own words (its HTTP status, or 0 for an error sent inside a
+    # stream): `logo serve` shows those to its admin only, as they may name the server's files.
+    upstream: int | None = None
+
+    def from_server(self, status: int = 0) -> ModelError:
+        self.upstream = status
+        return self
 
 
 class StoreError(LogoError):

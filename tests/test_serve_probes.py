@@ -237,7 +237,7 @@ def test_a_bugs_text_an_llm_servers_words_and_model_folders_reach_the_admin_only
     """Found by a helper playing attacker: with LOGO_LLM_URL every answer's model stamp named the LLM server and
     its model file's folder, and its errors passed on its own words (a LoRA's path) and its status."""
     from logo_cli.config import Settings
-    from logo_cli.errors import StoreError
+    from logo_cli.errors import ModelError, StoreError
     from logo_cli.llm.remote.http import HTTPStatus
     from logo_cli.server.app import bug_body, error_body, for_client, hidden_paths, models_for_client, status_of
 
@@ -250,6 +250,8 @@ def test_a_bugs_text_an_llm_servers_words_and_model_folders_reach_the_admin_only
     assert status_of(upstream) == 500  # the LLM server's status is its own, not this server's answer
     shown = for_client(upstream, error_body(upstream), 500, paths, admin=False)
     assert "lora" not in json.dumps(shown) and "10.0.0.7" not in json.dumps(shown) and "HTTP 400" in shown["error"]
+    mid = ModelError("http://10.0.0.7:8080/v1: the LLM server failed mid-answer: /srv/lora/a.gguf").from_server()
+    assert for_client(mid, error_body(mid), 500, paths, admin=False)["error"] == "The LLM server failed."
     answer = {"answer": "4", "models": {"llm": "openai:/srv/models/q.gguf @ http://10.0.0.7:8080/v1", "embedder": "e"}}
     shown_models = models_for_client(answer, paths, admin=False)["models"]
     assert shown_models == {"llm": "openai:q.gguf @ $LOGO_LLM_URL", "embedder": "e"}

@@ -44,7 +44,7 @@ import orjson
 
 from ..cancel import Cancelled
 from ..config import Settings
-from ..errors import Denied, ExitCode, LogoError, UsageError
+from ..errors import Denied, ExitCode, LogoError, ModelError, UsageError
 from ..tokens import Grant, Keyring
 from .queue import LONG, QUICK, Ticket
 from .service import ADMIN, Service
@@ -157,9 +157,10 @@ def for_client(
         return body
     if not isinstance(exc, LogoError):
         return {**body, "error": "Internal error: the server's log (its stderr) has the details."}
-    upstream = getattr(exc, "upstream", None)
-    if upstream is not None:  # an LLM server's answer: its text may name its files
-        return {**body, "error": f"The LLM server failed (HTTP {upstream}).", "hint": "The server's log has more."}
+    upstream = exc.upstream if isinstance(exc, ModelError) else None
+    if upstream is not None:  # an LLM server's own words: they may name its files
+        status_text = f" (HTTP {upstream})" if upstream else ""
+        return {**body, "error": f"The LLM server failed{status_text}.", "hint": "The server's log has more."}
     def shown(text: str) -> str:
         return FOLDERS.sub("", hide(text, paths))  # the named paths, then any other folder (the packaged model's)
 

@@ -148,7 +148,8 @@ class RemoteGenerator:
             try:
                 answer = self.api.post_json("/completions", echo_request(self.model, prompt, text))
             except HTTPStatus as exc:
-                raise cannot_score(self.base, f"HTTP {exc.upstream}: {exc.detail}") from None
+                said = cannot_score(self.base, f"HTTP {exc.upstream}: {exc.detail}")
+                raise said.from_server(exc.upstream or 0) from None
             try:
                 results.append(continuation_score(answer, text))
             except Unscorable as exc:

@@ -182,11 +182,13 @@ class ServerAPI:
                 try:
                     chunk = json.loads(data)
                 except ValueError as exc:
-                    raise ModelError(f"{self.base}: the LLM server sent a malformed event: {data[:200]}") from exc
+                    said = f"{self.base}: the LLM server sent a malformed event: {data[:200]}"
+                    raise ModelError(said).from_server() from exc
                 if not isinstance(chunk, dict):
                     continue
                 if chunk.get("error"):
-                    raise ModelError(f"{self.base}: the LLM server failed mid-answer: {error_text(chunk)}")
+                    said = f"{self.base}: the LLM server failed mid-answer: {error_text(chunk)}"
+                    raise ModelError(said).from_server()
                 yield chunk
         except httpx.HTTPError as exc:
             raise self.transport_error(exc) from exc
