@@ -56,9 +56,10 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
         raise NotFound(f"No records for user {user!r}.", "`logo users` lists the users in the store.")
     if dry_run:
         return ForgetReport(user, len(ids), True, False, None)
-    # Records in a period the release still draws leave it with a minus sign in the next draw: charged. (A rerun
-    # after a kill no longer has them: charged, to be safe.)
-    removed = refresh and (not ids or _in_open_periods(store, user, home))
+    # Records in a period the release still draws leave it with a minus sign in the next draw: the next build
+    # charges it, whichever it is (a marker, written before the delete: a forget killed after it has lost them).
+    if ids and versions.on_disk(home) and _in_open_periods(store, user, home):
+        versions.mark_forget(home)
     if ids:
         store.delete(ids)
     if damaged is not None:
@@ -76,17 +77,20 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     if previous is not None and refresh and store.count():
         options = BuildOptions(**{**previous.options, "update": True})  # its options; no release needed
         embedder = load_embedder(settings.embedder_spec())
-        version = build_global(store, embedder.id, embedder.dim, home, options, removed=removed).version
+        version = build_global(store, embedder.id, embedder.dim, home, options).version
     elif previous is not None and refresh:  # nobody is left: no global memory can stand
         (home / global_memory.POINTER).unlink()
     kept = version if refresh else (previous.version if previous is not None else None)
     versions.remove_others(home, kept)
+    if kept is None:
+        versions.clear_forget(home)  # no release is left to charge
     remove_stale_snapshots(home)  # a killed build's snapshot holds every record, the user's too
     return ForgetReport(user, len(ids), False, version is not None, version)
 
 
 def _in_open_periods(store: Any, user: str, home: Any) -> bool:
-    """Whether any of the user's records is in a period global memory's release has not closed."""
+    """Whether any of the user's records is in a period global memory's release has not closed, or has a label
+    (label counts have no periods: they never close)."""
     try:
         released = global_memory.versions.continued_release(home)
     except StoreError:
@@ -96,4 +100,4 @@ def _in_open_periods(store: Any, user: str, home: Any) -> bool:
     from .global_memory.release import in_open_periods
 
     records, _ = store.user_history(user)
-    return in_open_periods(released, [r.timestamp for r in records])
+    return any(r.label for r in records) or in_open_periods(released, [r.timestamp for r in records])

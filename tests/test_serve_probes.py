@@ -261,8 +261,13 @@ def test_a_bugs_text_an_llm_servers_words_and_model_folders_reach_the_admin_only
     assert models_for_client(answer, pasted, admin=False)["models"]["llm"] == "openai:q.gguf @ $LOGO_LLM_URL"
     store = StoreError("the store has no home here")
     assert for_client(store, error_body(store), 500, pasted, admin=False)["error"] == "the store has no home here"
-    busy = StoreError(f"Another logo process is using {Path('h').absolute()}.")  # a 409 names the home too
-    assert "$LOGO_HOME" in for_client(busy, error_body(busy), 409, pasted, admin=False)["error"]
+    # `logo serve` makes the home absolute first, so the lock's message (it names the home as given) is hidden
+    from logo_cli.cli.serve import absolute
+
+    served = absolute(Settings(home=Path("data/logo")))
+    assert served.home == Path("data/logo").absolute()
+    busy = StoreError(f"Another logo process is still using {served.home} after 5 s.")  # a 409, as locking.py says
+    assert "data/logo" not in for_client(busy, error_body(busy), 409, hidden_paths(served), admin=False)["error"]
 
 
 # ------------------------------------------------------------------------------------------ the web's reach

@@ -1,5 +1,6 @@
 """`logo serve`: keep the models and memories loaded and answer over HTTP."""
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -107,7 +108,7 @@ def serve_cli(
             f"--no-auth answers anyone who can reach {host}: it is refused on an address other than loopback.",
             "Create tokens (`logo token create --admin`, `--user U`) and drop --no-auth.",
         )
-    settings = settings_for(run, home, embedder, model)
+    settings = absolute(settings_for(run, home, embedder, model))
     if not no_auth and not len(Keyring(settings.home)):
         raise UsageError(
             f"No tokens in {settings.home} yet: nobody could use this server.",
@@ -152,3 +153,15 @@ def client_url(host: str, port: int) -> str:
     elif host == "::":
         host = "::1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def absolute(settings: Any) -> Any:
+    """The settings with the home and any model path absolute: every message then names them as the server hides
+    them from its users (a relative `data/logo` passed through in a lock's message)."""
+    from dataclasses import replace
+
+    def path_of(value: str) -> str:
+        return str(Path(value).absolute()) if value and Path(value).exists() else value
+
+    home, model, embedder = settings.home.absolute(), path_of(settings.model), path_of(settings.embedder)
+    return replace(settings, home=home, model=model, embedder=embedder)

@@ -58,12 +58,11 @@ def build_global(
     engine: str = "local",
     master: str | None = None,
     snapshot: str | None = None,
-    removed: bool = False,
 ) -> GlobalMemory:
     """Build and save a new global memory version (see the module docstring). Without `snapshot` (a folder
     `logo snapshot` wrote, or for Spark any path its executors read), the store is snapshotted first into a
-    temporary folder beside global memory, removed after the build. `removed`: records left a period the last
-    release had not closed (`logo forget`): the build charges their second draw."""
+    temporary folder beside global memory, removed after the build. A private build charges old records again
+    when a `logo forget` marked that records left a period still open (`versions.mark_forget`)."""
     say = progress or (lambda _msg: None)
     if engine not in ("local", "spark"):
         raise UsageError(f"--engine must be local or spark, not {engine}.")
@@ -101,6 +100,7 @@ def build_global(
     if not options.exact:
         assert options.epsilon is not None
         say(f"releasing population statistics with differential privacy (epsilon {options.epsilon:g} per record)")
+        removed = versions.forget_pending(home)
         memory.release = release.release(
             memory, options.epsilon, period_days, previous, memory.built_at, removed=removed
         )
@@ -111,6 +111,7 @@ def build_global(
     if describe is not None:
         write_descriptions(memory, describe, say)
     versions.save(memory, home, held=held)
+    versions.clear_forget(home)  # charged (a private build), or exact: inf covers it
     return release.apply(memory, memory.release) if memory.release is not None else memory
 
 

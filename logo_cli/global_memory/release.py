@@ -70,6 +70,7 @@ SHARES: dict[str, float] = {
 # A person counts in the period of their first record of the item (or in the cluster): a record earlier than
 # that moves them to its period, one cell down and one up (found by a helper auditing the ledger).
 PEOPLE_SENSITIVITY = 2
+PEOPLE_FAMILIES = ("item_users", "cluster_users")
 # Counts of records: a cell of them falls only when records leave it. (A sum falls when low ratings come in; a
 # people count when an earlier record moves its person to another period.)
 FALL_ONLY_WHEN_RECORDS_LEAVE = ("item_ratings", "cluster_records", "cluster_rated", "cluster_labels")
@@ -281,7 +282,7 @@ def _repriced(entry: dict[str, Any], key: str) -> float:
     under = [
         r["epsilon"]
         for r in entry.get("releases", [])
-        if r["statistic"] in ("item_users", "cluster_users") and r.get("sensitivity") == 1
+        if r["statistic"] in PEOPLE_FAMILIES and r.get("sensitivity") == 1
         and (not again or r.get("released_old_records_again"))
     ]
     return paid + float(sum(under))
@@ -534,7 +535,8 @@ def release(
             left = _retired(name, kept, gone, set(cell.keys), released_at, width)
             if left is not None:
                 retired[name] = left
-        entry["released_old_records_again"] = previous is not None and not reusable
+        moved = bool(entry.pop("people_moved_in_open_cells", False))
+        entry["released_old_records_again"] = previous is not None and (not reusable or moved)
         families[name] = family
         entries.append(entry)
         if name in WEIGHED_BY.values():
@@ -686,6 +688,10 @@ def _release_family(
     }
     if fell and name in FALL_ONLY_WHEN_RECORDS_LEAVE:
         entry["records_left_open_cells"] = True
+    elif fell and name in PEOPLE_FAMILIES:
+        # a person moved out of an open cell by an earlier record: drawn again there (the reviewer: a record that
+        # moves them twice while the cells are open is in two increments), so this family's records pay again
+        entry["people_moved_in_open_cells"] = True
     return family, entry
 
 

@@ -108,6 +108,26 @@ def version_folders(home: Path) -> list[Path]:
     return sorted((p for p in home.iterdir() if p.is_dir() and p.name.startswith("v")), reverse=True)
 
 
+FORGET_PENDING = "forget-pending"  # a forget removed records from a period still open: the next build charges it
+
+
+def mark_forget(home: Path) -> None:
+    """Before a forget deletes records from a period still open: whichever build comes next (its own refresh, or
+    a later one if it is killed) charges their second draw, even if an ingest masks the fall of a count."""
+    home.mkdir(parents=True, exist_ok=True)
+    marker = home / FORGET_PENDING
+    marker.touch()
+    _fsync(marker)
+
+
+def forget_pending(home: Path) -> bool:
+    return (home / FORGET_PENDING).exists()
+
+
+def clear_forget(home: Path) -> None:
+    (home / FORGET_PENDING).unlink(missing_ok=True)
+
+
 def remove_others(home: Path, keep: str | None) -> None:
     """Delete every version folder but `keep` (None: all of them), and what crashed builds left: after
     `logo forget`, the older versions still hold the forgotten user's profile and records (the current one
