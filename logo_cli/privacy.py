@@ -61,6 +61,7 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
     if ids and versions.on_disk(home) and _in_open_periods(store, user, home):
         versions.mark_forget(home)
     if ids:
+        versions.note_forgotten(home)  # before the delete: a snapshot written before it holds them
         store.delete(ids)
     if damaged is not None:
         if not global_memory.exists(home) and store.count():  # versions without CURRENT: keep their release

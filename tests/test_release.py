@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import replace
@@ -1046,3 +1047,53 @@ def test_a_ledger_from_before_the_people_counts_had_sensitivity_2_is_read_at_wha
     spent = small_release([0, 0], [0, 0], 1.0)
     assert replace(spent, ledger=old_ledger).spent() == pytest.approx(3.75 + 1.25 + 0.75)
     assert replace(spent, ledger=[entry(3.0, 0.0, False, 2), entry(3.0, 1.25, True, 2)]).spent() == 4.25
+
+
+def test_a_snapshot_from_before_a_forget_is_refused_even_when_the_forget_left_nobody(
+    fake_env: Path, tmp_path: Path
+) -> None:
+    """Found by a helper playing attacker: forgetting everyone deleted every version and the ledger with them,
+    so a snapshot taken before was built without a word, bringing every forgotten person back under a fresh
+    ledger that said 3. The time of the last forget is kept beside the versions, and the check reads it."""
+    rows = make_records({"a": ("films", 6), "b": ("films", 6), "c": ("cooking", 6)})
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows)))[0] == 0
+    build("--epsilon", "3")
+    assert run("snapshot", str(tmp_path / "snap"))[0] == 0
+    for user in ("a", "b", "c"):
+        assert run("forget", "--user", user)[0] == 0
+    assert not global_memory.versions.version_folders(fake_env / "global")
+    code, _, err = run("build-global", "--seed", "0", "--epsilon", "3", "--snapshot", str(tmp_path / "snap"))
+    assert code == 2 and "logo forget" in " ".join(err.split()), err
+
+
+def test_an_exact_build_after_a_killed_forget_leaves_the_charge_to_the_next_private_build(
+    fake_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a helper playing attacker: a forget killed before its refresh, then an exact build, cleared the
+    marker; the exact build read the store after the delete, so it never showed those records, and the next
+    private build (continuing the release before it) did not charge their leaving."""
+    from logo_cli import privacy
+    from logo_cli.config import Settings
+    from logo_cli.global_memory import build as building
+
+    rows = make_records(TWO_TOPICS)
+    undated = [{k: v for k, v in r.items() if k != "timestamp"} | {"user": "nodate", "id": f"nd{i}"}
+               for i, r in enumerate(rows[:6])]
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows + undated)))[0] == 0
+    build("--epsilon", "3")
+    env = {k: os.environ[k] for k in ("LOGO_HOME", "LOGO_EMBEDDER", "LOGO_MODEL")}
+
+    def killed(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(building, "build_global", killed)
+    with pytest.raises(RuntimeError):
+        privacy.forget_user(Settings(), "nodate")
+    monkeypatch.undo()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    build("--epsilon", "inf", "--update")
+    masking = [{**r, "user": "other", "id": f"o{i}"} for i, r in enumerate(undated)]  # refills the same cells
+    assert run("ingest", str(write_jsonl(tmp_path / "masking.jsonl", masking)))[0] == 0
+    last = build("--epsilon", "3", "--update")["privacy"]["ledger"][-1]
+    assert last["records_left_open_periods"] is True and last["epsilon_old_records"] >= 3.0, last

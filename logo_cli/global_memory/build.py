@@ -28,6 +28,7 @@ instead of choosing them) and its drift baseline (step 10 compares against it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -111,7 +112,8 @@ def build_global(
     if describe is not None:
         write_descriptions(memory, describe, say)
     versions.save(memory, home, held=held)
-    versions.clear_forget(home)  # charged (a private build), or exact: inf covers it
+    if not options.exact:  # charged. An exact build read the store after the delete: the records it never
+        versions.clear_forget(home)  # showed left the release it holds, which the next private build continues
     return release.apply(memory, memory.release) if memory.release is not None else memory
 
 
@@ -126,16 +128,16 @@ def _refuse_older_snapshot(
     back anyone forgotten since: each a new draw of their figures that no ledger entry pays for. Refused. (A build
     from the store snapshots it now: only a given snapshot can be old.)"""
     if previous is None:
-        try:
+        with contextlib.suppress(StoreError):  # the build says so, after
             previous = versions.continued_release(home) if versions.on_disk(home) else None
-        except StoreError:
-            return  # the build says so, after
-    if previous is None or written_at >= previous.data_at:
+    # the last forget counts even when it left nobody and took every version (and the ledger) with it
+    newest = max(previous.data_at if previous is not None else 0.0, versions.forgotten_at(home))
+    if written_at >= newest:
         return
     raise UsageError(
         f"The snapshot {snapshot} was written at {_when(written_at)}, before the records global memory was last "
-        f"built from ({_when(previous.data_at)}): a build from it would take back what was ingested since, and bring "
-        "back anyone forgotten since.",
+        f"built from or a `logo forget` ({_when(newest)}): a build from it would take back what was ingested since, "
+        "and bring back anyone forgotten since.",
         "Write a new one with `logo snapshot DIR`, or build from the store (without --snapshot).",
     )
 

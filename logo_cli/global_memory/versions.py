@@ -128,6 +128,24 @@ def clear_forget(home: Path) -> None:
     (home / FORGET_PENDING).unlink(missing_ok=True)
 
 
+FORGOTTEN_AT = "forgotten-at"  # when `logo forget` last deleted records: no snapshot from before may be built
+
+
+def note_forgotten(home: Path) -> None:
+    """Kept even when nobody is left and every version goes: a snapshot taken before would bring them back."""
+    home.mkdir(parents=True, exist_ok=True)
+    stamp = home / FORGOTTEN_AT
+    stamp.write_text(repr(time.time()))
+    _fsync(stamp)
+
+
+def forgotten_at(home: Path) -> float:
+    try:
+        return float((home / FORGOTTEN_AT).read_text())
+    except (OSError, ValueError):
+        return 0.0
+
+
 def remove_others(home: Path, keep: str | None) -> None:
     """Delete every version folder but `keep` (None: all of them), and what crashed builds left: after
     `logo forget`, the older versions still hold the forgotten user's profile and records (the current one
