@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from dataclasses import replace
@@ -960,6 +959,36 @@ def test_records_that_leave_an_open_period_are_charged_again(fake_env: Path, tmp
     assert "cluster_users" in again and "item_ratings" not in again, again  # (a person moved twice: the reviewer)
 
 
+def forget_killed_before_its_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
+    """A private build of two topics and one person with undated records (a period that never closes), then a
+    `logo forget` of that person killed after its delete, before its refresh. The rows and the undated ones."""
+    from logo_cli import privacy
+    from logo_cli.config import Settings
+    from logo_cli.global_memory import build as building
+
+    rows = make_records(TWO_TOPICS)
+    undated = [
+        {k: v for k, v in r.items() if k != "timestamp"} | {"user": "nodate", "id": f"nd{i}"}
+        for i, r in enumerate(rows[:6])
+    ]
+    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows + undated)))[0] == 0
+    build("--epsilon", "3")
+
+    def killed(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patched, pytest.raises(RuntimeError):
+        patched.setattr(building, "build_global", killed)
+        privacy.forget_user(Settings(), "nodate")
+    return rows, undated
+
+
+def refill_cells_of(undated: list, tmp_path: Path) -> None:
+    """Another person's records in the same cells: no count falls, whoever left them."""
+    masking = [{**r, "user": "other", "id": f"o{i}"} for i, r in enumerate(undated)]
+    assert run("ingest", str(write_jsonl(tmp_path / "masking.jsonl", masking)))[0] == 0
+
+
 def test_a_forget_killed_before_its_refresh_is_charged_by_the_next_build_even_if_an_ingest_masks_it(
     fake_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -967,28 +996,8 @@ def test_a_forget_killed_before_its_refresh_is_charged_by_the_next_build_even_if
     open period, and an ingest into the same cells hid the fall of every count. A marker written before the
     delete makes the next build charge it. A forget of labelled records is charged too: label counts have no
     periods, so they never close."""
-    from logo_cli import privacy
-    from logo_cli.config import Settings
-    from logo_cli.global_memory import build as building
-
-    rows = make_records(TWO_TOPICS)
-    undated = [{k: v for k, v in r.items() if k != "timestamp"} | {"user": "nodate", "id": f"nd{i}"}
-               for i, r in enumerate(rows[:6])]
-    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows + undated)))[0] == 0
-    build("--epsilon", "3")
-
-    def killed(*_args: object, **_kw: object) -> None:
-        raise RuntimeError("killed")
-
-    monkeypatch.setattr(building, "build_global", killed)
-    with pytest.raises(RuntimeError):
-        privacy.forget_user(Settings(), "nodate")
-    monkeypatch.undo()
-    monkeypatch.setenv("LOGO_HOME", str(fake_env))
-    monkeypatch.setenv("LOGO_EMBEDDER", "fake")
-    monkeypatch.setenv("LOGO_MODEL", "fake")
-    masking = [{**r, "user": "other", "id": f"o{i}"} for i, r in enumerate(undated)]  # the same cells, refilled
-    assert run("ingest", str(write_jsonl(tmp_path / "masking.jsonl", masking)))[0] == 0
+    rows, undated = forget_killed_before_its_refresh(tmp_path, monkeypatch)
+    refill_cells_of(undated, tmp_path)
     last = build("--epsilon", "3", "--update")["privacy"]["ledger"][-1]
     assert last["records_left_open_periods"] is True and last["epsilon_old_records"] >= 3.0, last
     assert build("--epsilon", "3", "--update")["privacy"]["ledger"][-1]["records_left_open_periods"] is False
@@ -1072,28 +1081,8 @@ def test_an_exact_build_after_a_killed_forget_leaves_the_charge_to_the_next_priv
     """Found by a helper playing attacker: a forget killed before its refresh, then an exact build, cleared the
     marker; the exact build read the store after the delete, so it never showed those records, and the next
     private build (continuing the release before it) did not charge their leaving."""
-    from logo_cli import privacy
-    from logo_cli.config import Settings
-    from logo_cli.global_memory import build as building
-
-    rows = make_records(TWO_TOPICS)
-    undated = [{k: v for k, v in r.items() if k != "timestamp"} | {"user": "nodate", "id": f"nd{i}"}
-               for i, r in enumerate(rows[:6])]
-    assert run("ingest", str(write_jsonl(tmp_path / "rows.jsonl", rows + undated)))[0] == 0
-    build("--epsilon", "3")
-    env = {k: os.environ[k] for k in ("LOGO_HOME", "LOGO_EMBEDDER", "LOGO_MODEL")}
-
-    def killed(*_args: object, **_kw: object) -> None:
-        raise RuntimeError("killed")
-
-    monkeypatch.setattr(building, "build_global", killed)
-    with pytest.raises(RuntimeError):
-        privacy.forget_user(Settings(), "nodate")
-    monkeypatch.undo()
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    _, undated = forget_killed_before_its_refresh(tmp_path, monkeypatch)
     build("--epsilon", "inf", "--update")
-    masking = [{**r, "user": "other", "id": f"o{i}"} for i, r in enumerate(undated)]  # refills the same cells
-    assert run("ingest", str(write_jsonl(tmp_path / "masking.jsonl", masking)))[0] == 0
+    refill_cells_of(undated, tmp_path)
     last = build("--epsilon", "3", "--update")["privacy"]["ledger"][-1]
     assert last["records_left_open_periods"] is True and last["epsilon_old_records"] >= 3.0, last
