@@ -56,12 +56,12 @@ def forget_user(settings: Settings, user: str, *, dry_run: bool = False) -> Forg
         raise NotFound(f"No records for user {user!r}.", "`logo users` lists the users in the store.")
     if dry_run:
         return ForgetReport(user, len(ids), True, False, None)
-    # Records in a period the release still draws leave it with a minus sign in the next draw: the next build
-    # charges it, whichever it is (a marker, written before the delete: a forget killed after it has lost them).
-    if ids and versions.on_disk(home) and _in_open_periods(store, user, home):
-        versions.mark_forget(home)
-    if ids:
-        versions.note_forgotten(home)  # before the delete: a snapshot written before it holds them
+    if ids:  # both marks before the delete: a forget killed after it has lost the records
+        # Records in a period the release still draws leave it with a minus sign in its next draw: the next
+        # private build charges it, whichever it is.
+        if versions.on_disk(home) and _in_open_periods(store, user, home):
+            versions.mark_forget(home)
+        versions.note_forgotten(home)  # a snapshot written before now holds them
         store.delete(ids)
     if damaged is not None:
         if not global_memory.exists(home) and store.count():  # versions without CURRENT: keep their release
