@@ -1086,3 +1086,27 @@ def test_an_exact_build_after_a_killed_forget_leaves_the_charge_to_the_next_priv
     refill_cells_of(undated, tmp_path)
     last = build("--epsilon", "3", "--update")["privacy"]["ledger"][-1]
     assert last["records_left_open_periods"] is True and last["epsilon_old_records"] >= 3.0, last
+
+
+def test_the_shares_benchmark_builds_with_the_split_it_names(attacked: Path) -> None:
+    """bench/privacy_shares.py builds through `logo build-global` with another split of epsilon: the ledger
+    shows that split, and it still adds up to the budget."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "privacy_shares.py"), "people", "--", "--epsilon", "3", "--seed", "0",
+         "--clusters", "3"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    entry = json.loads(done.stdout)["privacy"]["ledger"][-1]
+    spent = {r["statistic"]: r["epsilon"] for r in entry["releases"]}
+    assert spent["item_users"] == pytest.approx(1.0)  # 1/3 of 3, against 1/6 in release.SHARES
+    assert spent["cluster_records"] == pytest.approx(3 / 48)
+    assert sum(spent.values()) == pytest.approx(3.0)
+    assert release.SHARES["item_users"] == pytest.approx(1 / 6)  # the product's split is untouched
