@@ -177,7 +177,9 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
     def store() -> str:
         if not store_for(settings).exists():
             return "no store yet (run `logo ingest`)"
-        return f"{open_store(settings).count()} records"
+        store = open_store(settings)
+        count = store.count()
+        return f"{count} records" + (" (Chroma's vector index was rebuilt after a crash)" if store.repaired else "")
 
     def memory() -> str:
         if not global_memory.versions.on_disk(settings.global_dir):

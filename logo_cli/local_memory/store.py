@@ -25,6 +25,7 @@ from .user_index import UserIndex
 
 SCHEMA_VERSION = 2  # 2: text and the unfiltered fields packed in one metadata field (see _metadata)
 COLLECTION = "records"
+CONFIGURATION: dict[str, Any] = {"hnsw": {"space": "cosine"}}
 GENERATION_FILE = "logo-generation"
 
 
@@ -133,6 +134,7 @@ class Store:
         self._index: UserIndex | None = None  # on-disk stores only: a server is shared, this file is not
         self._stamp: dict[str, Any] | None = None  # set by open(): the store's schema, embedder and dim
         self._packed = True
+        self.repaired = False  # whether opening had to rebuild Chroma's vector index (repair.py)
 
     def exists(self) -> bool:
         if not self.url:
@@ -191,13 +193,21 @@ class Store:
         return self
 
     def _open_collection(self, expected: dict[str, Any]) -> None:
+        from . import repair
+
         client = self._client()
+        if not self.url and repair.pending(self.path):  # a repair was cut short: finish it before any use
+            self._rebuild(client)
         try:
             collection = client.get_or_create_collection(
-                COLLECTION, metadata=expected, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+                COLLECTION, metadata=expected, configuration=CONFIGURATION, embedding_function=None
             )
+            if not self.url:
+                collection.count()  # the first read replays Chroma's log into its vector index: fails if damaged
         except Exception as exc:
-            raise StoreError(f"{self.where}: cannot open the records collection: {exc}") from exc
+            if self.url or not repair.damaged(exc):
+                raise StoreError(f"{self.where}: cannot open the records collection: {exc}") from exc
+            collection = self._repair(client, exc)
         found = dict(collection.metadata or {})
         _check_stamp(self.where, found, str(expected["embedder"]), int(expected["dim"]))
         self._collection = collection
@@ -205,6 +215,51 @@ class Store:
         self._packed = int(found.get("logo_schema", 0)) >= 2
         if not self.url:
             self._index = self._synced_index(collection, found)
+
+    def _repair(self, client: Any, cause: Exception) -> Any:
+        """Rebuild the collection whose vector index a crash left unusable (see repair.py), and return it.
+        The caller holds the store lock, as every command that opens the store does."""
+        from . import repair
+
+        try:
+            metadata = dict(client.get_collection(COLLECTION, embedding_function=None).metadata or {})
+            repair.capture(self.path, COLLECTION, metadata, self.path / USER_INDEX_FILE)
+        except Exception as exc:
+            raise StoreError(
+                f"{self.where}: Chroma's vector index is damaged ({cause}), and logo cannot rebuild it: {exc}",
+                "Nothing was changed. Keep a copy of the folder, then move it aside and run `logo ingest` again.",
+            ) from exc
+        return self._rebuild(client)
+
+    def _rebuild(self, client: Any) -> Any:
+        """Drop the collection and add every record of the repair file to a new one with the same stamp; then
+        remove the file. Run again from the start if cut short: the file stays until the count is checked."""
+        from . import repair
+
+        captured: repair.Captured | None = None
+        try:
+            captured = repair.Captured(self.path)
+            if COLLECTION in [c.name if hasattr(c, "name") else str(c) for c in client.list_collections()]:
+                client.delete_collection(COLLECTION)
+            collection = client.create_collection(
+                COLLECTION, metadata=captured.metadata, configuration=CONFIGURATION, embedding_function=None
+            )
+            for batch in captured.batches(5000):
+                _add_rows(collection, batch)
+            if collection.count() != captured.count:
+                raise StoreError(f"{collection.count()} records after the rebuild, not {captured.count}.")
+        except Exception as exc:
+            raise StoreError(
+                f"{self.where}: rebuilding the vector index failed: {exc}",
+                "Run the command again: the rebuild starts over from logo-repair.sqlite3 in the store folder.",
+            ) from exc
+        finally:
+            if captured is not None:
+                captured.close()
+        repair.finish(self.path)
+        self.repaired = True
+        self._wrote()  # a reader that stays open (logo serve) must open the new collection
+        return collection
 
     def _synced_index(self, collection: Any, stamp: dict[str, Any]) -> UserIndex:
         """The user index, rebuilt from the store when missing, from another collection, left dirty by a crash,
@@ -469,6 +524,23 @@ def _index_row(record: Record, vector: np.ndarray) -> tuple[str, str, float | No
     """A record as the user index keeps it: its fields as schema 2 packs them, its vector as float32 bytes."""
     meta = _metadata(record)
     return record.uid, record.user, record.timestamp, orjson.dumps(meta), np.asarray(vector, np.float32).tobytes()
+
+
+def _add_rows(collection: Any, rows: Sequence[Any]) -> None:
+    """Add repair rows (repair.Row) as Chroma had them: documents and metadata only where a record had them
+    (schema 1 kept the text as the document; schema 2 keeps none), in their order."""
+    import itertools
+
+    for (has_document, has_metadata), group in itertools.groupby(
+        rows, key=lambda r: (r.document is not None, bool(r.metadata))
+    ):
+        part = list(group)
+        collection.add(
+            ids=[r.uid for r in part],
+            embeddings=np.stack([r.vector for r in part]),
+            metadatas=[r.metadata for r in part] if has_metadata else None,
+            documents=[r.document for r in part] if has_document else None,
+        )
 
 
 def _vectors(blobs: Sequence[bytes]) -> np.ndarray:
