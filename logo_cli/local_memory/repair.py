@@ -43,13 +43,12 @@ from ..errors import StoreError
 
 FILENAME = "logo-repair.sqlite3"
 PARTIAL = FILENAME + ".partial"
-# What Chroma says when its vector segment cannot be loaded or caught up from its log (seen after a kill
-# mid-persist; the first is chroma-core/chroma#7678's). Whatever else the message holds is ignored.
+# What Chroma says of the two states a kill mid-persist leaves (chroma-core/chroma#7678): files from two
+# persists, or a torn id map. Other failures to load the index (no memory, no file handles, permissions) must
+# not drop and rebuild the collection, so a message counts only if it holds every part of one of these.
 DAMAGE = (
-    "failed to apply logs to the hnsw segment writer",
-    "failed to get hnsw segment writer",
-    "error constructing hnsw segment reader",
-    "error loading hnsw index",
+    ("failed to apply logs to the hnsw segment writer",),
+    ("hnsw segment", "deserializing pickle"),
 )
 DOCUMENT_KEY = "chroma:document"  # how Chroma's metadata segment keeps a record's document
 OPERATIONS = {0: "add", 1: "update", 2: "upsert", 3: "delete"}  # embeddings_queue.operation
@@ -60,7 +59,7 @@ _SEGMENT_FILES = ("header.bin", "data_level0.bin", "length.bin", "link_lists.bin
 def damaged(exc: BaseException) -> bool:
     """Whether Chroma failed because its vector index on disk is unusable (what `capture` can rebuild)."""
     text = str(exc).lower()
-    return any(sign in text for sign in DAMAGE)
+    return any(all(part in text for part in sign) for sign in DAMAGE)
 
 
 def pending(store_dir: Path) -> bool:

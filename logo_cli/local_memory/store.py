@@ -195,6 +195,14 @@ class Store:
     def _open_collection(self, expected: dict[str, Any]) -> None:
         from . import repair
 
+        # a repair copy beside a store that is gone: it was removed on purpose, never bring its records back
+        if not self.url and repair.pending(self.path) and not self.exists():
+            raise StoreError(
+                f"{self.where}: {repair.FILENAME} holds every record of a store whose repair was cut short, "
+                "but that store is gone.",
+                f"If you removed the store on purpose, delete {self.path / repair.FILENAME}; to get the "
+                "records back, restore chroma.sqlite3 beside it.",
+            )
         client = self._client()
         if not self.url and repair.pending(self.path):  # a repair was cut short: finish it before any use
             self._rebuild(client)
@@ -239,6 +247,7 @@ class Store:
         captured: repair.Captured | None = None
         try:
             captured = repair.Captured(self.path)
+            self._wrote()  # a reader that stays open (logo serve) must not keep the collection this drops
             if COLLECTION in [c.name if hasattr(c, "name") else str(c) for c in client.list_collections()]:
                 client.delete_collection(COLLECTION)
             collection = client.create_collection(
@@ -248,15 +257,19 @@ class Store:
                 _add_rows(collection, batch)
             if collection.count() != captured.count:
                 raise StoreError(f"{collection.count()} records after the rebuild, not {captured.count}.")
+            captured.close()
+            captured = None
+            repair.finish(self.path)
         except Exception as exc:
             raise StoreError(
                 f"{self.where}: rebuilding the vector index failed: {exc}",
-                "Run the command again: the rebuild starts over from logo-repair.sqlite3 in the store folder.",
+                f"Run the command again: the rebuild starts over from {repair.FILENAME} in the store folder. "
+                "If it fails again, check free disk space (a rebuild needs about the store's size again) and "
+                "memory.",
             ) from exc
         finally:
             if captured is not None:
                 captured.close()
-        repair.finish(self.path)
         self.repaired = True
         self._wrote()  # a reader that stays open (logo serve) must open the new collection
         return collection
