@@ -80,10 +80,13 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, 
     return before, after, every, [r["id"] for r in records]
 
 
-def damaged(tmp_path: Path, stores: tuple[Path, Path, Path, list[str]], how: str) -> Path:
+def damaged(tmp_path: Path, stores: tuple[Path, Path, Path, list[str]], how: str, forget: tuple[str, ...] = ()) -> Path:
+    """A copy of the 1,800-record store, torn `how`; the users in `forget` are forgotten before the kill."""
     before, after, _, _ = stores
     home = tmp_path / "home"
     shutil.copytree(before, home)
+    for user in forget:
+        assert logo(home, "forget", "--user", user, env=FAKE).returncode == 0
     folder = segment(home)
     if how == "torn-files":  # killed after the persist at 2,000 wrote its first two files
         for name in ("header.bin", "data_level0.bin"):
@@ -205,3 +208,19 @@ def test_only_the_two_torn_states_count_as_damage() -> None:
         "Error constructing hnsw segment reader: Permission denied",
     ):
         assert not repair.damaged(Exception(other))
+
+
+def test_a_repair_never_brings_back_a_forgotten_person(
+    tmp_path: Path, stores: tuple[Path, Path, Path, list[str]]
+) -> None:
+    """One person forgotten among the records in the last good persist of the index, one among those only in
+    Chroma's log since: the deletes are in the log when the kill tears the index, and the rebuild must
+    honour them."""
+    home = damaged(tmp_path, stores, "torn-files", forget=("u001", "u035"))
+    found = read_all(home)
+    ids = found["ids"]
+    assert found["repaired"] is True
+    gone = {i for i in stores[3][:1800] if i.startswith(("u001-", "u035-"))}
+    assert len(gone) == 100, "the fixture's ids changed: pick the forgotten users again"
+    assert isinstance(ids, list) and len(ids) == len(set(ids)) == 1700
+    assert set(ids) == set(stores[3][:1800]) - gone
