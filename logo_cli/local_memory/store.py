@@ -140,7 +140,7 @@ class Store:
         if not self.url:
             return (self.path / "chroma.sqlite3").is_file()
         try:
-            return COLLECTION in [c.name if hasattr(c, "name") else str(c) for c in self._client().list_collections()]
+            return COLLECTION in _collection_names(self._client())
         except StoreError:
             raise
         except Exception as exc:
@@ -195,8 +195,8 @@ class Store:
     def _open_collection(self, expected: dict[str, Any]) -> None:
         from . import repair
 
-        # a repair copy beside a store that is gone: it was removed on purpose, never bring its records back
-        if not self.url and repair.pending(self.path) and not self.exists():
+        cut_short = not self.url and repair.pending(self.path)  # a repair to finish before any use
+        if cut_short and not self.exists():  # the store was removed on purpose: never bring its records back
             raise StoreError(
                 f"{self.where}: {repair.FILENAME} holds every record of a store whose repair was cut short, "
                 "but that store is gone.",
@@ -204,7 +204,7 @@ class Store:
                 "records back, restore chroma.sqlite3 beside it.",
             )
         client = self._client()
-        if not self.url and repair.pending(self.path):  # a repair was cut short: finish it before any use
+        if cut_short:
             self._rebuild(client)
         try:
             collection = client.get_or_create_collection(
@@ -248,7 +248,7 @@ class Store:
         try:
             captured = repair.Captured(self.path)
             self._wrote()  # a reader that stays open (logo serve) must not keep the collection this drops
-            if COLLECTION in [c.name if hasattr(c, "name") else str(c) for c in client.list_collections()]:
+            if COLLECTION in _collection_names(client):
                 client.delete_collection(COLLECTION)
             collection = client.create_collection(
                 COLLECTION, metadata=captured.metadata, configuration=CONFIGURATION, embedding_function=None
@@ -537,6 +537,10 @@ def _index_row(record: Record, vector: np.ndarray) -> tuple[str, str, float | No
     """A record as the user index keeps it: its fields as schema 2 packs them, its vector as float32 bytes."""
     meta = _metadata(record)
     return record.uid, record.user, record.timestamp, orjson.dumps(meta), np.asarray(vector, np.float32).tobytes()
+
+
+def _collection_names(client: Any) -> list[str]:
+    return [c.name if hasattr(c, "name") else str(c) for c in client.list_collections()]
 
 
 def _add_rows(collection: Any, rows: Sequence[Any]) -> None:
