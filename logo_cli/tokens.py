@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .durable import write_atomic
 from .errors import NotFound, StoreError, UsageError
 
 FILE = "tokens.json"
@@ -103,20 +103,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
 def _write(path: Path, rows: list[dict[str, Any]]) -> None:
     """Atomically, mode 0600: a reader sees the old file or the new one, and only this user can read either."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask said
-        os.write(fd, json.dumps({"version": VERSION, "tokens": rows}, indent=1).encode() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_atomic(path, json.dumps({"version": VERSION, "tokens": rows}, indent=1).encode() + b"\n", mode=0o600)
 
 
 @contextmanager

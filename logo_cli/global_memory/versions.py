@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from ..durable import sync_directory, sync_file, write_atomic
 from ..errors import GlobalMemoryMissing, StoreError
 from . import release
 from .model import Cluster, Community, GlobalMemory, ItemNeighbours, ItemTable, Timeline, UserProfile
@@ -56,11 +57,6 @@ def _to_json(memory: GlobalMemory) -> bytes:
     return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 
-def _fsync(path: Path) -> None:
-    with path.open("rb") as fh:
-        os.fsync(fh.fileno())
-
-
 def save(memory: GlobalMemory, home: Path, held: release.Release | None = None) -> Path:
     """Write a new version folder, then atomically repoint CURRENT at it; prune old versions. `held`: the release
     an exact version keeps for the next private build (in HELD, which no view reads)."""
@@ -85,15 +81,15 @@ def save(memory: GlobalMemory, home: Path, held: release.Release | None = None) 
         (tmp / HELD).mkdir()
         release.save(held, tmp / HELD)
         for file in (tmp / HELD).iterdir():
-            _fsync(file)
+            sync_file(file)
+        sync_directory(tmp / HELD)
     for file in tmp.iterdir():
         if file.is_file():
-            _fsync(file)
+            sync_file(file)
+    sync_directory(tmp)  # the files' names, not only their bytes, before the folder takes its final name
     os.replace(tmp, final)
-    pointer_tmp = home / f".{POINTER}.tmp"
-    pointer_tmp.write_text(memory.version)
-    _fsync(pointer_tmp)
-    os.replace(pointer_tmp, home / POINTER)  # the switch: atomic on POSIX
+    sync_directory(home)  # the rename on disk before CURRENT can name the folder
+    write_atomic(home / POINTER, memory.version.encode())  # the switch: atomic on POSIX, and durable
     versions = sorted(p for p in home.iterdir() if p.is_dir() and p.name.startswith("v"))
     for old in versions[:-KEEP_VERSIONS]:
         if old.name != memory.version:
@@ -117,7 +113,8 @@ def mark_forget(home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
     marker = home / FORGET_PENDING
     marker.touch()
-    _fsync(marker)
+    sync_file(marker)
+    sync_directory(home)  # a marker created but lost to a power loss would let the next build skip the charge
 
 
 def forget_pending(home: Path) -> bool:
@@ -136,7 +133,8 @@ def note_forgotten(home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
     stamp = home / FORGOTTEN_AT
     stamp.write_text(repr(time.time()))
-    _fsync(stamp)
+    sync_file(stamp)
+    sync_directory(home)  # the first stamp is a new file: its name must reach the disk too
 
 
 def forgotten_at(home: Path) -> float:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ..durable import sync_directory, sync_file
 from ..errors import StoreError
 
 FILENAME = "logo-repair.sqlite3"
@@ -130,9 +131,9 @@ def capture(store_dir: Path, collection: str, metadata: dict[str, Any], index_fi
         if index is not None:
             index.close()
     out.close()
-    _sync(partial)
+    sync_file(partial)
     os.replace(partial, store_dir / FILENAME)  # the file appears whole or not at all
-    _sync(store_dir)
+    sync_directory(store_dir)  # and stays so after a power loss
     return count
 
 
@@ -149,7 +150,7 @@ def finish(store_dir: Path) -> None:
         if _UUID.match(folder.name) and folder.name not in live and files <= set(_SEGMENT_FILES):
             shutil.rmtree(folder, ignore_errors=True)
     (store_dir / FILENAME).unlink(missing_ok=True)
-    _sync(store_dir)
+    sync_directory(store_dir)
 
 
 def _copy(
@@ -265,11 +266,3 @@ def _fields(entries: list[Any]) -> tuple[str | None, dict[str, Any]]:
         else:
             meta[key] = value
     return document, meta
-
-
-def _sync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

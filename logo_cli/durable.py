@@ -1,0 +1,55 @@
+"""Writes that survive a crash or a power loss: fsync the file, rename it into place, then fsync its folder.
+
+A file's fsync makes its bytes durable, not its name: a rename, or a file just created, lives in its folder's
+entries, and only an fsync of the folder puts those on disk. Without it, after a power loss, a renamed file can
+be back under its old name (or gone), even though its content was synced.
+
+Only the standard library, so importing it costs nothing wherever a file is written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def sync_file(path: Path) -> None:
+    """Flush a file's content (and its size) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_directory(path: Path) -> None:
+    """Flush a folder's entries to disk: what was renamed into it, created or removed in it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Replace `path` with `data`: a reader sees the old file or the new one, whole, and so does the disk after a
+    crash. `mode`: the new file's permissions, whatever the umask (None: the umask's default, as open() makes).
+    A failure leaves the old file as it was and no temporary file."""
+    # in the same folder, so the rename never crosses file systems; the pid keeps two processes apart
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)  # os.open's mode is masked by the umask
+            view = memoryview(data)
+            while view:  # os.write may write less than it is given
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    sync_directory(path.parent)
