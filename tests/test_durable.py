@@ -144,11 +144,13 @@ def test_a_saved_version_and_its_pointer_reach_the_disk(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(durable, "sync_directory", sync_directory)
     monkeypatch.setattr(versions, "sync_directory", sync_directory)
+    home.mkdir()
+    (home / f".{versions.POINTER}.4242.tmp").write_text("v-killed")  # a build killed while writing CURRENT
     versions.save(memory, home)
     # the folder's rename is on disk before CURRENT names it, and CURRENT's own rename after
     assert states == [(True, ""), (True, memory.version)]
     assert versions.load_exact(home).version == memory.version
-    assert not [p.name for p in home.iterdir() if p.name.startswith(".")]
+    assert not [p.name for p in home.iterdir() if p.name.startswith(".")]  # the stale temporary too
 
 
 @pytest.mark.parametrize("mark", [versions.mark_forget, versions.note_forgotten])

@@ -63,6 +63,8 @@ def save(memory: GlobalMemory, home: Path, held: release.Release | None = None) 
     home.mkdir(parents=True, exist_ok=True)
     for stale in home.glob(".tmp-*"):  # left by a build that crashed
         shutil.rmtree(stale, ignore_errors=True)
+    for stale in home.glob(f".{POINTER}.*.tmp"):  # CURRENT's temporary, left by a build killed while writing it
+        stale.unlink(missing_ok=True)
     final = home / memory.version
     tmp = home / f".tmp-{memory.version}"
     tmp.mkdir()
@@ -131,10 +133,8 @@ FORGOTTEN_AT = "forgotten-at"  # when `logo forget` last deleted records: no sna
 def note_forgotten(home: Path) -> None:
     """Kept even when nobody is left and every version goes: a snapshot taken before would bring them back."""
     home.mkdir(parents=True, exist_ok=True)
-    stamp = home / FORGOTTEN_AT
-    stamp.write_text(repr(time.time()))
-    sync_file(stamp)
-    sync_directory(home)  # the first stamp is a new file: its name must reach the disk too
+    # whole or not at all: a torn stamp read as 0.0 would let a snapshot from before the forget be built
+    write_atomic(home / FORGOTTEN_AT, repr(time.time()).encode())
 
 
 def forgotten_at(home: Path) -> float:
