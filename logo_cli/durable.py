@@ -9,6 +9,7 @@ Only the standard library, so importing it costs nothing wherever a file is writ
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -22,13 +23,30 @@ def sync_file(path: Path) -> None:
         os.close(fd)
 
 
+# What some file systems (CIFS, some FUSE and NFS mounts) answer an fsync of a folder with: they cannot, and
+# a build or a forget must not fail for it (PostgreSQL's fsync_fname ignores the same for folders).
+UNSYNCABLE_FOLDER = (errno.EINVAL, errno.EBADF, errno.ENOTSUP)
+
+
 def sync_directory(path: Path) -> None:
     """Flush a folder's entries to disk: what was renamed into it, created or removed in it."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in UNSYNCABLE_FOLDER:
+            raise
     finally:
         os.close(fd)
+
+
+def make_folder(path: Path) -> None:
+    """mkdir -p, and a new folder's name synced into its parent: a file written into it next is durable only
+    if the folder is."""
+    if path.is_dir():
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    sync_directory(path.parent)
 
 
 def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:

@@ -4,6 +4,7 @@ versions and markers)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable
@@ -157,5 +158,45 @@ def test_a_saved_version_and_its_pointer_reach_the_disk(tmp_path: Path, monkeypa
 def test_markers_reach_the_disk(tmp_path: Path, synced: list[Path], mark: Callable[[Path], None]) -> None:
     home = tmp_path / "global"
     mark(home)
-    assert synced[-1] == home and len(synced) == 2  # the marker, then its folder's entry
+    # the new folder's name in its parent, the marker, then the marker's name in the folder
+    assert synced[0] == tmp_path and synced[-1] == home and len(synced) == 3
     assert versions.forget_pending(home) or versions.forgotten_at(home) > 0
+    synced.clear()
+    mark(home)  # the folder is there now: only the marker and its name
+    assert synced[-1] == home and len(synced) == 2
+
+
+def test_removed_versions_stay_removed(tmp_path: Path, synced: list[Path]) -> None:
+    """After `logo forget` deletes the versions that still hold a person, the deletions reach the disk."""
+    home = tmp_path / "global"
+    for name in ("v1", "v2", ".tmp-v3"):
+        (home / name).mkdir(parents=True)
+    versions.remove_others(home, "v2")
+    assert sorted(p.name for p in home.iterdir()) == ["v2"] and synced == [home]
+
+
+@pytest.mark.parametrize("code", [errno.EINVAL, errno.EBADF, errno.ENOTSUP])
+def test_a_folder_the_file_system_cannot_sync_is_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """CIFS and some FUSE or NFS mounts refuse an fsync of a folder: a build or a forget must still work there."""
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(code, os.strerror(code))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    durable.write_atomic(tmp_path / "data", b"new")
+    assert (tmp_path / "data").read_bytes() == b"new"
+
+
+def test_other_errors_of_a_folder_sync_are_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError) as raised:
+        durable.sync_directory(tmp_path)
+    assert raised.value.errno == errno.EIO

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from ..durable import sync_directory, sync_file, write_atomic
+from ..durable import make_folder, sync_directory, sync_file, write_atomic
 from ..errors import GlobalMemoryMissing, StoreError
 from . import release
 from .model import Cluster, Community, GlobalMemory, ItemNeighbours, ItemTable, Timeline, UserProfile
@@ -112,7 +112,7 @@ FORGET_PENDING = "forget-pending"  # a forget removed records from a period stil
 def mark_forget(home: Path) -> None:
     """Before a forget deletes records from a period still open: whichever build comes next (its own refresh, or
     a later one if it is killed) charges their second draw, even if an ingest masks the fall of a count."""
-    home.mkdir(parents=True, exist_ok=True)
+    make_folder(home)
     marker = home / FORGET_PENDING
     marker.touch()
     sync_file(marker)
@@ -132,7 +132,7 @@ FORGOTTEN_AT = "forgotten-at"  # when `logo forget` last deleted records: no sna
 
 def note_forgotten(home: Path) -> None:
     """Kept even when nobody is left and every version goes: a snapshot taken before would bring them back."""
-    home.mkdir(parents=True, exist_ok=True)
+    make_folder(home)  # a stamp in a folder a power loss undoes is no stamp
     # whole or not at all: a torn stamp read as 0.0 would let a snapshot from before the forget be built
     write_atomic(home / FORGOTTEN_AT, repr(time.time()).encode())
 
@@ -153,6 +153,8 @@ def remove_others(home: Path, keep: str | None) -> None:
             shutil.rmtree(folder, ignore_errors=True)
     for stale in home.glob(".tmp-*") if home.is_dir() else []:
         shutil.rmtree(stale, ignore_errors=True)
+    if home.is_dir():  # the removals on disk: a power loss must not bring back a version that holds them
+        sync_directory(home)
 
 
 def holds_user(folder: Path, user: str) -> bool:
