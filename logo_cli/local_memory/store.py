@@ -8,6 +8,7 @@ with vectors from another model or read by an older logo.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -546,8 +547,6 @@ def _collection_names(client: Any) -> list[str]:
 def _add_rows(collection: Any, rows: Sequence[Any]) -> None:
     """Add repair rows (repair.Row) as Chroma had them: documents and metadata only where a record had them
     (schema 1 kept the text as the document; schema 2 keeps none), in their order."""
-    import itertools
-
     for (has_document, has_metadata), group in itertools.groupby(
         rows, key=lambda r: (r.document is not None, bool(r.metadata))
     ):
