@@ -56,7 +56,7 @@ def main() -> None:
         if item is not None and user is not None and user.memory is not None and user.snapshot is not None:
             memory, snap = user.memory, user.snapshot
             assert memory.items is not None
-            parts["prior"] = float(user._cluster_means(memory.assign(memory.items.vectors[[item.row]]))[0])
+            parts["prior"] = float(user.cluster_prior(memory.assign(memory.items.vectors[[item.row]]))[0])
             parts["variance"] = None if snap.mean_noise is None else float(snap.mean_noise[item.row])
         line = {
             "id": c.item.id,

@@ -161,7 +161,9 @@ class UserEvidence:
         total = sum(n for _, n in means)
         return float(sum(m * n for m, n in means) / total) if total else None
 
-    def _cluster_means(self, clusters: np.ndarray) -> np.ndarray:
+    def cluster_prior(self, clusters: np.ndarray) -> np.ndarray:
+        """The rating each cluster's items shrink toward: its released mean, or everyone's where it has none or is
+        private (NaN where memory knows no rating at all)."""
         assert self.memory is not None
         fallback = np.nan if self._overall_mean is None else self._overall_mean
         table = np.array(
@@ -175,7 +177,7 @@ class UserEvidence:
         memory, snap = self.memory, self.snapshot
         if memory is None or snap is None or memory.items is None or not len(rows):
             return np.full(len(rows), np.nan)
-        prior = self._cluster_means(memory.assign(memory.items.vectors[rows]))
+        prior = self.cluster_prior(memory.assign(memory.items.vectors[rows]))
         n = np.where(np.isnan(snap.rating_mean[rows]), 0, snap.ratings[rows]).astype(np.float64)
         mean = np.nan_to_num(snap.rating_mean[rows])
         # the weight of the item's own mean, n / (n + ITEM_PRIOR) when exact: 1 / (1 + ITEM_PRIOR/n + noise),
@@ -206,7 +208,7 @@ class UserEvidence:
             base[known] = self.population(rows[known])
         missing = np.isnan(base)
         if missing.any():  # no item statistics: the record's cluster says how people rate such things
-            base[missing] = self._cluster_means(memory.assign(self.vectors[idx[missing]]))
+            base[missing] = self.cluster_prior(memory.assign(self.vectors[idx[missing]]))
         keep = ~np.isnan(base)
         return idx[keep], rows[keep], ratings[keep], base[keep]
 
