@@ -8,9 +8,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from logo_cli.global_memory import GlobalMemory
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_histories"
@@ -122,3 +125,22 @@ def make_records(users: dict[str, tuple[str, int]], *, start: int = 1_735_689_60
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def make_memory(**fields: Any) -> GlobalMemory:
+    """A GlobalMemory holding only what the test gives (clusters, communities, items...), empty otherwise."""
+    from logo_cli.global_memory import GlobalMemory
+
+    empty: dict[str, Any] = {
+        "version": "v-test",
+        "built_at": 0.0,
+        "embedder": "fake:4",
+        "options": {},
+        "records": 0,
+        "clusters": [],
+        "users": {},
+        "communities": [],
+        "segments": [],
+        "rating_range": None,
+    }
+    return GlobalMemory(**(empty | fields))

@@ -30,6 +30,8 @@ from logo_cli.global_memory import Cluster, Community, GlobalMemory, ItemTable
 from logo_cli.modes import Memory
 from logo_cli.records import Record
 
+from .helpers import make_memory
+
 
 @pytest.mark.parametrize(
     ("question", "kind"),
@@ -185,16 +187,11 @@ def catalog() -> GlobalMemory:
         user_community=np.array([c for _, _, c in flat], dtype=np.int32),
         user_index=np.array([u for u, _, _ in flat], dtype=np.int32),
     )
-    return GlobalMemory(
-        version="v-test",
-        built_at=0.0,
-        embedder="fake:4",
+    return make_memory(
         options={"min_users": 3},
         records=40,
         clusters=[_cluster(0, ["film"]), _cluster(1, ["dinner"]), _cluster(2, ["trip"]), _cluster(3, ["misc"])],
-        users={},
         communities=[Community(0, 5, [(0, 0.8)]), Community(1, 5, [(1, 0.6)])],
-        segments=[],
         rating_range=(1.0, 5.0),
         centroids=E.copy(),
         community_centroids=np.array([[0.8, 0.2, 0, 0], [0.4, 0.6, 0, 0]], dtype=np.float32),

@@ -46,6 +46,8 @@ from logo_cli.global_memory.stages import (
 )
 from logo_cli.records import Record
 
+from .helpers import make_memory
+
 INF, NAN = math.inf, math.nan
 
 
@@ -472,17 +474,11 @@ def test_update_keeps_centroids_community_centroids_and_the_drift_baseline(tmp_p
     with pytest.raises(GlobalMemoryMissing):
         keep_previous(home, "fake:2")
     centroids = np.eye(2, dtype=np.float32)
-    previous = global_memory.GlobalMemory(
+    previous = make_memory(
         version=global_memory.new_version(),
         built_at=time.time(),
         embedder="fake:2",
-        options={},
         records=40,
-        clusters=[],
-        users={},
-        communities=[],
-        segments=[],
-        rating_range=None,
         selection={"clusters": {"method": "forced", "k": 2}, "seconds": 1.0},
         drift={"mean_similarity": 0.4, "baseline_similarity": 0.5, "baseline_records": 30},
         centroids=centroids,

@@ -14,7 +14,8 @@ import pytest
 
 from logo_cli import durable, tokens
 from logo_cli.global_memory import versions
-from logo_cli.global_memory.model import GlobalMemory
+
+from .helpers import make_memory
 
 
 @pytest.fixture
@@ -122,18 +123,7 @@ def test_tokens_are_written_durably(tmp_path: Path, synced: list[Path]) -> None:
 
 def test_a_saved_version_and_its_pointer_reach_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "global"
-    memory = GlobalMemory(
-        version=versions.new_version(),
-        built_at=0.0,
-        embedder="fake",
-        options={},
-        records=0,
-        clusters=[],
-        users={},
-        communities=[],
-        segments=[],
-        rating_range=None,
-    )
+    memory = make_memory(version=versions.new_version(), embedder="fake")
     states: list[tuple[bool, str]] = []  # at each sync of home: the version folder in place, what CURRENT names
     real = durable.sync_directory
 

@@ -17,6 +17,8 @@ from logo_cli.modes import Memory
 from logo_cli.preferences import clauses, polarity
 from logo_cli.records import Record
 
+from .helpers import make_memory
+
 E = np.eye(4, dtype=np.float32)
 
 
@@ -55,16 +57,11 @@ def memory() -> GlobalMemory:
         Cluster(c, 10, 5, [f"k{c}"], [], rating, 10 if rating else 0, {}, [], [], False)
         for c, rating in enumerate([4.0, 3.0, None, None])
     ]
-    return GlobalMemory(
+    return make_memory(
         version="v-evidence",
-        built_at=0.0,
-        embedder="fake:4",
         options={"min_users": 3},
         records=20,
         clusters=clusters,
-        users={},
-        communities=[],
-        segments=[],
         rating_range=(0.5, 5.0),
         centroids=E.copy(),
         community_centroids=np.zeros((0, 4), np.float32),

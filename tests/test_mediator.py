@@ -13,6 +13,8 @@ from logo_cli.local_memory.store import Hit
 from logo_cli.mediator import SYSTEM_PROMPT, MediatorOptions, build_messages, local_weight, mediate
 from logo_cli.records import Record
 
+from .helpers import make_memory
+
 E = np.eye(4, dtype=np.float32)  # cluster i has centroid e_i
 
 
@@ -42,16 +44,10 @@ def memory() -> GlobalMemory:
         cluster(2, ["trip", "hotel", "beach"]),
         cluster(3, ["secret", "diary"], users=1, private=True),
     ]
-    return GlobalMemory(
-        version="v-test",
-        built_at=0.0,
-        embedder="fake:4",
-        options={},
+    return make_memory(
         records=80,
         clusters=clusters,
-        users={},
         communities=[Community(0, 10, [(0, 0.7), (2, 0.2)]), Community(1, 8, [(1, 0.8), (2, 0.1)])],
-        segments=[],
         rating_range=(1.0, 5.0),
         centroids=E.copy(),
         community_centroids=np.array([[0.7, 0, 0.2, 0], [0, 0.8, 0.1, 0]], dtype=np.float32),
