@@ -71,3 +71,22 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
         temporary.unlink(missing_ok=True)
         raise
     sync_directory(path.parent)
+    _remove_orphans(path)
+
+
+def _remove_orphans(path: Path) -> None:
+    """Remove the temporaries of `path` that processes killed mid-write left; a live writer's stays."""
+    for orphan in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = orphan.name[len(path.name) + 2 : -len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            orphan.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or no such pid can exist): leave its file alone
+    return True

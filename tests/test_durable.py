@@ -7,6 +7,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,6 +87,19 @@ def test_the_mode_holds_whatever_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o666  # no mode: open()'s default
     assert leftovers(tmp_path) == []
+
+
+def test_a_killed_writers_temporary_is_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no process has now (unless the system reuses it at once)
+    orphan = tmp_path / f".tokens.json.{dead.pid}.tmp"
+    live = tmp_path / f".tokens.json.{os.getppid()}.tmp"  # a writer still at work
+    other = tmp_path / f".other.{dead.pid}.tmp"  # another file's: not this write's to clean
+    for file in (orphan, live, other):
+        file.write_bytes(b"partial")
+    durable.write_atomic(path, b"{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, live.name, other.name])
 
 
 def test_the_folder_is_synced_after_the_rename(
