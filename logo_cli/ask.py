@@ -27,13 +27,16 @@ from .answers import (
     choice_answer,
     choice_text,
     detect,
+    given_rating,
     looping,
     options_in,
+    own_rating_reason,
     rating_answer,
     rating_reason,
     rating_text,
     recommendation_text,
     requested_count,
+    rescale,
     scale_for,
 )
 from .answers.recommend import recommend
@@ -380,15 +383,19 @@ class Asker:
 
     def _rate(self, question: Question, prepared: Prepared, result: Answer) -> None:
         memory = self.memory or self.catalog
-        scale = scale_for(
-            question.query,
-            memory.rating_range if memory else None,
-            memory.rating_step if memory else None,
-        )
+        rating_range = memory.rating_range if memory else None
+        rating_step = memory.rating_step if memory else None
+        scale = scale_for(question.query, rating_range, rating_step)
+        data_scale = scale_for("", rating_range, rating_step)  # what memory's figures are on
         ctx = prepared.context
         estimate = None
         if ctx.evidence and ctx.evidence.get("rating_estimate") is not None:
-            estimate = float(ctx.evidence["rating_estimate"])
+            estimate = rescale(float(ctx.evidence["rating_estimate"]), data_scale, scale)
+        own = (ctx.evidence or {}).get("own_rating")
+        if own is not None and estimate is not None:  # the user rated it: that is the answer, not the model's
+            result.rating = given_rating(scale.snap(estimate), scale)
+            result.answer = rating_text(result.rating, own_rating_reason(own, float(own["rating"]), data_scale))
+            return
         prior = self._prior(scale)
         scores = [x.logprob for x in self.generator.score(prepared.messages, scale.candidates(), result.usage)]
         result.rating = rating_answer(scores, prior, estimate, scale)

@@ -102,6 +102,7 @@ class Context:
     profile_lines: list[str] = field(default_factory=list)  # the user's profile (--local profile modes)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     evidence: dict[str, Any] | None = None
+    own_rating: Record | None = field(default=None, repr=False)  # the user's own rating of the item named
     # what conflicts and evidence are recomputed from when the budget drops memory
     candidates: list[Hit] = field(default_factory=list, repr=False)  # all fetched hits; `local` is a prefix
     local_vectors: np.ndarray | None = field(default=None, repr=False)  # aligned with `candidates`
@@ -224,6 +225,7 @@ def mediate(
         ctx.local = list(hits[: max(1, n_local) if options.local_k > 0 else 0])
     if use_local:
         ctx.candidates, ctx.local_vectors = list(hits), hit_vectors
+        ctx.own_rating = own_rating(query, evidence.history, {h.record.uid for h in hits})
 
     if use_global and memory is not None:
         _choose_global(ctx, question_vector, hits, hit_vectors, profile, memory, options)
@@ -308,6 +310,26 @@ def _choose_global(
                 uses.append(GlobalUse(cluster, score, "community"))
                 break
     ctx.global_ = uses
+
+
+def own_rating(query: str, history: Sequence[Record], near: set[str] | frozenset[str] = frozenset()) -> Record | None:
+    """The user's latest rated record of the item the question names by its title (`How would I rate
+    Parasite?` after rating Parasite): what they said is the answer, not an estimate. A one-word title counts
+    only when one of the item's records is also among those nearest the question (`near`: their uids), so "the
+    heat of this curry" does not find a rating of Heat; the longest title named wins."""
+    words = " " + " ".join(re.findall(r"\w+", query.lower())) + " "
+    rated: dict[str, list[tuple[float, int, Record]]] = defaultdict(list)
+    for index, record in enumerate(history):
+        if record.rating is not None and record.item:
+            rated[record.item].append((record.timestamp if record.timestamp is not None else -np.inf, index, record))
+    best: tuple[int, str] | None = None
+    for item, records in rated.items():
+        keys = [k for k in name_keys(item) if len(k) >= 3 and f" {k} " in words]
+        if not any(r.uid in near for _, _, r in records):
+            keys = [k for k in keys if " " in k]
+        if keys and (best is None or max(map(len, keys)) > best[0]):
+            best = (max(map(len, keys)), item)
+    return max(rated[best[1]], key=lambda r: (r[0], r[1]))[2] if best else None
 
 
 def _choose_items(
@@ -406,6 +428,9 @@ def _rating_evidence(ctx: Context) -> dict[str, Any]:
         fused = theirs + offset[0]
     else:
         fused = _fuse(ctx, mine, theirs)
+    own = ctx.own_rating
+    if own is not None and own.rating is not None:
+        fused = float(own.rating)  # a rating the user gave is no estimate
     if fused is None:
         return {}
 
@@ -440,6 +465,7 @@ def _rating_evidence(ctx: Context) -> dict[str, Any]:
         "user_offset": round(offset[0], 2) if offset is not None else None,
         "offset_records": offset[1] if offset is not None else 0,
         "items": [i.to_json() for i in ctx.items],
+        "own_rating": None if own is None else {k: v for k, v in own.to_json().items() if k != "user"},
     }
 
 

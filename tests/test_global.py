@@ -103,6 +103,28 @@ def test_item_table_holds_each_shared_items_ratings_as_of_any_time(built: Path, 
             assert view.item_rating(item) == expected, (item, when)
 
 
+def test_a_rating_the_user_gave_is_the_answer(built: Path) -> None:
+    code, out, err = run("ask", "--user", "film0", "--json", "How would I rate Jaws?")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["answer"].startswith("5/5: you rated Jaws 5/5 on 2025-")
+    assert answer["rating"]["head"] == "own"
+    assert answer["evidence"]["own_rating"]["id"] == "film0-9"  # the latest of the two
+    code, out, _ = run("ask", "--user", "film0", "--json", "How would I rate Jaws out of 10?")
+    assert json.loads(out)["answer"].startswith("10/10: you rated Jaws 5/5")
+    code, out, _ = run("ask", "--user", "film0", "--json", "--at", "2025-01-02", "How would I rate Jaws?")
+    assert json.loads(out)["evidence"] is None or json.loads(out)["evidence"]["own_rating"] is None  # not yet
+
+
+def test_memorys_estimate_moves_to_the_scale_the_question_states(built: Path) -> None:
+    _, out, _ = run("ask", "--user", "cook0", "--json", "How would I rate Jaws?")
+    fives = json.loads(out)["evidence"]["rating_estimate"]
+    _, out, _ = run("ask", "--user", "cook0", "--json", "How would I rate Jaws out of 10?")
+    tens = json.loads(out)["rating"]
+    assert tens["scale"] == [1.0, 10.0, 1.0]
+    assert tens["estimate"] == pytest.approx(1 + (fives - 1) * 9 / 4, abs=0.01)  # 4.5 of 5 is not 4.5 of 10
+
+
 def test_memory_built_before_item_tables_still_answers(built: Path) -> None:
     folder = built / "global" / (built / "global" / "CURRENT").read_text().strip()
     (folder / "items.npz").unlink()

@@ -263,3 +263,18 @@ def test_rating_questions_are_told_by_whole_words() -> None:
 
     assert _asks_rating("How would this user rate Alien (1979)?") and _asks_rating("Give it a score out of 5")
     assert not _asks_rating("Tell me about pirate films") and not _asks_rating("Is this accurate?")
+
+
+def test_the_users_own_rating_of_the_item_a_question_names() -> None:
+    from logo_cli.mediator import own_rating
+
+    def rec(uid: str, item: str, rating: float | None, ts: float) -> Record:
+        return Record(user="u", text=item, uid=uid, item=item, rating=rating, timestamp=ts)
+
+    history = [rec("d1", "Dune: Part Two", 3.0, 1.0), rec("d2", "Dune: Part Two", 4.5, 2.0), rec("h", "Heat", 5.0, 3.0)]
+    history.append(rec("p", "Parasite", None, 4.0))  # a note without a rating answers nothing
+    assert own_rating("How would I rate Dune: Part Two?", history).uid == "d2"  # the latest
+    assert own_rating("How would I rate Parasite?", history) is None
+    assert own_rating("How would I rate the heat of this curry?", history) is None  # one word, not near
+    assert own_rating("How would I rate Heat?", history, {"h"}).uid == "h"
+    assert own_rating("How would I rate Dune?", history) is None  # not the whole title

@@ -182,6 +182,26 @@ def rating_answer(
     )
 
 
+def given_rating(value: float, scale: RatingScale) -> RatingAnswer:
+    """The answer when the user already rated what the question names: their rating, on the question's scale,
+    with no model reading (head `own`)."""
+    return RatingAnswer(
+        value=value,
+        expected=value,
+        distribution={f"{v:g}": float(v == value) for v in scale.values},
+        scale=scale,
+        head="own",
+        estimate=value,
+        heads={h: value for h in RATING_HEADS},
+    )
+
+
+def own_rating_reason(own: dict[str, Any], rating: float, scale: RatingScale) -> str:
+    """`you rated Parasite 2/5 on 2025-01-10`: where a given rating comes from (`own`: the record, as JSON)."""
+    when = f" on {str(own['timestamp'])[:10]}" if own.get("timestamp") else ""
+    return f"you rated {own.get('item')} {rating:g}/{scale.high:g}{when}"
+
+
 def _degree(offset: float, scale: RatingScale) -> str:
     size = abs(offset) / ((scale.high - scale.low) / 4.0)  # in stars of a 5-star range
     side = "above" if offset > 0 else "below"
