@@ -53,7 +53,8 @@ LOCAL = Rule(
     "rag",
     choices=LOCAL_MODES,
     kind=str,
-    help="How local memory enters the prompt: rag (retrieved records), profile (a rule-built profile), or both.",
+    help="How local memory enters the prompt: rag (retrieved records), profile (a rule-built profile), or "
+    "profile+rag (both).",
 )
 LOCAL_K = Rule(4, 0, 50, help="Most of the user's records in the prompt.")
 GLOBAL_K = Rule(3, 0, 20, help="Most population clusters in the prompt.")
