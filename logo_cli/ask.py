@@ -454,6 +454,8 @@ class Asker:
         ctx = prepared.context
         count = question.count or requested_count(question.query) or DEFAULT_COUNT
         items: list[Recommendation] = []
+        if catalog is None and question.answer_type == AnswerType.RECOMMEND:
+            raise GlobalMemoryMissing()  # asked for items, and no memory holds any: not a text about nothing
         if catalog is not None:
             items = recommend(catalog, self.recommend_request(question.query, prepared), count)
         if not items:

@@ -150,6 +150,9 @@ def test_no_global_memory_exit_4_unless_local(fake_env: Path, population: Path) 
     assert code == 0 and out.startswith("Fake answer")
     code, out, _ = run("ask", "--user", "cook1", "--memory", "none", "--json", "dinner?")
     assert code == 0 and json.loads(out)["local"] == [] and json.loads(out)["global"] == []
+    # items asked for by name (-t recommend) need global memory whatever the mode: not model text about nothing
+    code, out, err = run("ask", "--user", "cook1", "--memory", "local", "-t", "recommend", "dinner?")
+    assert code == ExitCode.NOT_FOUND and out == "" and "logo build-global" in err
 
 
 def test_usage_errors(built: Path) -> None:
