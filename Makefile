@@ -45,7 +45,7 @@ demo: setup
 	@$(LOGO) ask --explain --user hollis "What should I cook for dinner tonight?"
 	@echo; echo "== regular user maya asks for films, then how she would rate one =="
 	@$(LOGO) ask --explain --user maya "What should I watch this weekend?"
-	@$(LOGO) ask --explain --user maya "How would I rate Dune: Part Two?"
+	@$(LOGO) ask --explain --user maya "How would I rate Barbie?"
 	@echo; echo "== maya picks among three films: memory's estimate for her picks, not the model's taste =="
 	@$(LOGO) ask --explain --user maya "Which should I watch tonight? options: Barbie, Get Out, Conclave"
 	@echo; echo "== an open question is generated text, cut at the first repetition loop =="

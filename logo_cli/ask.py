@@ -366,22 +366,24 @@ class Asker:
                 result.messages = prepared.messages = self._messages(ctx, question.query)
                 timings["mediate"] = round(timings["mediate"] + _ms(clock), 2)
         clock = time.perf_counter()
+        read_by_model = True
         if result.answer_type == AnswerType.RATING:
-            self._rate(question, prepared, result)
+            read_by_model = self._rate(question, prepared, result)
         elif result.answer_type == AnswerType.CHOICE:
             self._choose(question, prepared, result)
         elif result.answer_type == AnswerType.OPEN:
             result.answer = self._generate(prepared.messages, result.usage, on_token)
         if result.answer_type != AnswerType.RECOMMEND:
             timings["generate"] = _ms(clock)
-            result.models["llm"] = self.generator.id
+            result.models["llm"] = self.generator.id if read_by_model else None
         timings["total"] = _ms(started)
         result.timings_ms = timings
         result.models["embedder"] = self._embedder.id if self._embedder else None
         result.models["embedder_runtime"] = self._embedder.runtime if self._embedder else None
         return result
 
-    def _rate(self, question: Question, prepared: Prepared, result: Answer) -> None:
+    def _rate(self, question: Question, prepared: Prepared, result: Answer) -> bool:
+        """The rating answer; False when no model read it (the user's own rating of the item named)."""
         memory = self.memory or self.catalog
         rating_range = memory.rating_range if memory else None
         rating_step = memory.rating_step if memory else None
@@ -395,11 +397,12 @@ class Asker:
         if own is not None and estimate is not None:  # the user rated it: that is the answer, not the model's
             result.rating = given_rating(scale.snap(estimate), scale)
             result.answer = rating_text(result.rating, own_rating_reason(own, float(own["rating"]), data_scale))
-            return
+            return False
         prior = self._prior(scale)
         scores = [x.logprob for x in self.generator.score(prepared.messages, scale.candidates(), result.usage)]
         result.rating = rating_answer(scores, prior, estimate, scale)
         result.answer = rating_text(result.rating, rating_reason(ctx.evidence, ctx.memory, scale))
+        return True
 
     def _choose(self, question: Question, prepared: Prepared, result: Answer) -> None:
         """The best option by what memory knows about this user and each option, and the model's scores of the

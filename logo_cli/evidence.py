@@ -56,6 +56,7 @@ RECENT_DAYS = 180.0
 OWN_K = 8  # `local`: the user's most similar rated records that make their own estimate
 STATED_RECORDS = 8  # the user's preference statements most like the question that a choice reads
 QUOTED_MEAN_NOISE = 0.5  # stars: answers quote an item's mean only while its privacy noise's sd is below this
+QUOTED_PEOPLE_NOISE = 0.25  # ...and its people only while their noise's sd is below this share of the count
 
 
 def quoted_mean(mean: float | None, noise_sd: float | None) -> float | None:
@@ -65,6 +66,19 @@ def quoted_mean(mean: float | None, noise_sd: float | None) -> float | None:
     if mean is None or math.isnan(mean) or (noise_sd is not None and noise_sd > QUOTED_MEAN_NOISE):
         return None
     return mean
+
+
+UNCOUNTED_PEOPLE = "in other people's histories"
+
+
+def people_reason(people: int, noise_sd: float | None) -> str | None:
+    """`9 people have it in their history`, as a reason, while privacy noise could not move the number by more
+    than QUOTED_PEOPLE_NOISE of itself; else None, and an answer says UNCOUNTED_PEOPLE where it has no other
+    reason (in the sample histories every item's people carry a noise of about 9: Mexico City, which 4 people
+    have, read "36 people")."""
+    if noise_sd is not None and noise_sd > QUOTED_PEOPLE_NOISE * people:
+        return None
+    return f"{people} people have it in their history"
 
 
 @dataclass
@@ -87,6 +101,7 @@ class ItemEvidence:
     weight: float = 1.0  # share among the items a question may name (rating answers)
     similarity: float | None = None  # to the question (rating answers)
     rating_mean_noise: float | None = None  # the standard deviation privacy noise adds to it (None: exact)
+    raters_noise: float | None = None  # ...and to `raters`
 
     @property
     def quoted_mean(self) -> float | None:
@@ -112,6 +127,7 @@ class ItemEvidence:
             "weight": r(self.weight, 4),
             "similarity": r(self.similarity, 4),
             "rating_mean_noise": r(self.rating_mean_noise),
+            "raters_noise": r(self.raters_noise, 1),
         }
 
 
@@ -333,6 +349,7 @@ class UserEvidence:
                     because=(record.item or record.text[:60]) if record is not None else None,
                     because_rating=record.rating if record is not None else None,
                     rating_mean_noise=snap.mean_noise_sd(row) if self.memory is not None else None,
+                    raters_noise=snap.users_noise_sd(row) if self.memory is not None else None,
                 )
             )
         return out

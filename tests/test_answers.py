@@ -374,6 +374,17 @@ def test_a_mean_that_privacy_noise_could_move_by_half_a_star_is_not_quoted() -> 
     assert _quoted_mean(replace(snap, mean_noise=None), 0) == pytest.approx(1.5)  # exact figures are quoted
 
 
+def test_people_are_counted_in_a_reason_only_where_noise_could_not_move_the_count_by_a_quarter() -> None:
+    memory = catalog()
+    evidence = UserEvidence(memory, memory, [], np.zeros((0, 4), np.float32), Memory.LOGO, 0)
+    recs = recommend(memory, RecommendInput(E[0], evidence, 0.0, 1.0), 2)
+    alien = replace(recs[1], raters_noise=9.4, because=None, sources=["question"])  # Mexico City read 36 for 4
+    assert recommendation_text([alien], 5.0) == "1. Alien: in other people's histories"
+    assert recommendation_text([replace(alien, because="Heat")], 5.0) == "1. Alien: like Heat"
+    assert recommendation_text([replace(alien, raters_noise=0.9)], 5.0).startswith("1. Alien: 4 people have it")
+    assert alien.to_json()["raters_noise"] == 9.4
+
+
 def test_a_rating_reason_quotes_the_population_where_an_items_mean_is_noisy() -> None:
     scale = RatingScale(0.5, 5.0, 0.5)
     item = {"item": "Barbie", "ratings": 7, "rating_mean": 1.5}

@@ -121,7 +121,8 @@ def test_answers_are_real_and_stamped(answers: dict[str, dict]) -> None:
 def typed(home: Path) -> dict[str, dict]:
     """The demo's questions, each answered by the type the rule gives it."""
     questions = {
-        "rating": ("maya", "How would I rate Dune: Part Two on a scale from 1 to 5?"),
+        "rating": ("maya", "How would I rate Barbie on a scale from 1 to 5?"),
+        "rated": ("maya", "How would I rate Dune: Part Two?"),  # she rated it 3.5
         "cold_start": ("ines", "What's an easy dinner I could cook tonight?"),
         "biased": ("hollis", "What should I cook for dinner tonight?"),
         "regular": ("maya", "Recommend three films for this weekend."),
@@ -138,9 +139,15 @@ def test_a_rating_is_a_number_on_the_scale_that_says_where_it_comes_from(typed: 
     assert result["answer_type"] == "rating" and result["rating"]["scale"] == [1.0, 5.0, 1.0]
     value = result["answer_value"]
     assert value in (1, 2, 3, 4, 5) and result["answer"].startswith(f"{value:g}/5: ")
-    assert "ratings of Dune: Part Two average" in result["answer"]  # the item's population rating, by name
+    assert "ratings of Barbie average" in result["answer"]  # the item's population rating, by name
     assert abs(value - result["evidence"]["rating_estimate"]) <= 1.0
     assert "SmolLM2" in result["models"]["llm"]
+
+
+def test_a_rating_the_user_gave_is_quoted_not_estimated(typed: dict[str, dict]) -> None:
+    result = typed["rated"]
+    assert result["answer"] == "3.5/5: you rated Dune: Part Two 3.5/5 on 2025-08-13."
+    assert result["rating"]["head"] == "own" and result["models"]["llm"] is None  # no model read it
 
 
 def test_recommendations_name_only_items_from_memory_the_user_does_not_have(home: Path, typed: dict[str, dict]) -> None:

@@ -108,7 +108,7 @@ def test_a_rating_the_user_gave_is_the_answer(built: Path) -> None:
     assert code == 0, err
     answer = json.loads(out)
     assert answer["answer"].startswith("5/5: you rated Jaws 5/5 on 2025-")
-    assert answer["rating"]["head"] == "own"
+    assert answer["rating"]["head"] == "own" and answer["models"]["llm"] is None
     assert answer["evidence"]["own_rating"]["id"] == "film0-9"  # the latest of the two
     code, out, _ = run("ask", "--user", "film0", "--json", "How would I rate Jaws out of 10?")
     assert json.loads(out)["answer"].startswith("10/10: you rated Jaws 5/5")

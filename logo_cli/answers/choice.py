@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evidence import ItemEvidence
+from ..evidence import UNCOUNTED_PEOPLE, ItemEvidence, people_reason
 
 # the head: a conditional logit over the options (bench/choice_select.py)
 WEIGHTS = {  # bench/choice_select.py on the selection halves (MovieLens choice half 0 + PrefEval half 0)
@@ -139,8 +139,10 @@ def choice_reason(pick: OptionScore, options: Sequence[OptionScore], scale_high:
         if item.quoted_mean is not None:
             high = f"/{scale_high:g}" if scale_high else ""
             parts.append(f"{item.quoted_mean:.1f}{high} from {item.ratings} ratings")
-        elif item.raters:
-            parts.append(f"{item.raters} people have it in their history")
+        elif item.raters and (people := people_reason(item.raters, item.raters_noise)) is not None:
+            parts.append(people)
+        elif item.raters and not item.because:
+            parts.append(UNCOUNTED_PEOPLE)
         if item.because and item.because_rating is not None:
             parts.append(f"like {item.because}, which you rated {item.because_rating:g}")
         elif item.because and item.content > 0:

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evidence import UserEvidence, quoted_mean
+from ..evidence import UNCOUNTED_PEOPLE, UserEvidence, people_reason, quoted_mean
 from ..global_memory import GlobalMemory, ItemSnapshot, ItemTable
 from ..modes import Memory
 from ..records import Record
@@ -89,6 +89,7 @@ class Recommendation:
     topic: str  # its cluster's keywords
     because: str | None = None  # the user's own liked record most like it, when the personal term counts
     terms: dict[str, float] = field(default_factory=dict)
+    raters_noise: float | None = None  # the standard deviation privacy noise adds to `raters` (None: exact)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +98,7 @@ class Recommendation:
             "sources": self.sources,
             "rating_mean": None if self.rating_mean is None else round(self.rating_mean, 2),
             "raters": self.raters,
+            "raters_noise": None if self.raters_noise is None else round(self.raters_noise, 1),
             "ratings": self.ratings,
             "cluster": self.cluster,
             "topic": self.topic,
@@ -177,6 +179,7 @@ def recommend(memory: GlobalMemory, request: RecommendInput, count: int) -> list
                 sources=sources,
                 rating_mean=_quoted_mean(snap, row),
                 raters=int(snap.users[row]),
+                raters_noise=snap.users_noise_sd(row),
                 ratings=int(snap.ratings[row]),
                 cluster=cluster.id,
                 topic=", ".join(cluster.keywords[:3]) if not cluster.private else "",
@@ -273,8 +276,10 @@ def recommendation_text(
             if rec.rating_mean is not None:
                 high = f"/{scale_high:g}" if scale_high else ""
                 reasons.append(f"{rec.rating_mean:.1f}{high} from {rec.ratings} ratings")
-            else:
-                reasons.append(f"{rec.raters} people have it in their history")
+            elif (people := people_reason(rec.raters, rec.raters_noise)) is not None:
+                reasons.append(people)
+            elif not rec.because and "community" not in rec.sources:
+                reasons.append(UNCOUNTED_PEOPLE)
         if rec.because:
             reasons.append(f"like {rec.because}")
         elif population and "community" in rec.sources:

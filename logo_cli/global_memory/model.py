@@ -114,10 +114,15 @@ class ItemSnapshot:
     rating_mean: np.ndarray  # NaN while fewer than min_users people had rated it
     community_users: np.ndarray | None = None  # distinct people of one community, when asked for
     mean_noise: np.ndarray | None = None  # the variance privacy noise adds to each rating mean (None: exact)
+    users_noise: np.ndarray | None = None  # ...and to each count of people
 
     def mean_noise_sd(self, row: int) -> float | None:
         """The standard deviation privacy noise adds to one item's rating mean (None: exact figures)."""
         return None if self.mean_noise is None else float(np.sqrt(self.mean_noise[row]))
+
+    def users_noise_sd(self, row: int) -> float | None:
+        """The standard deviation privacy noise adds to one item's people (None: exact figures)."""
+        return None if self.users_noise is None else float(np.sqrt(self.users_noise[row]))
 
 
 @dataclass
@@ -249,6 +254,7 @@ class ItemTable:
             ratings=ratings,
             rating_mean=np.where(shown, mean, np.nan),
             mean_noise=rel.mean_noise(mean, ratings, when),
+            users_noise=np.broadcast_to(rel.noise_variance("item_users", when), users.shape),
         )
 
     def _scale(self) -> tuple[float, float]:
