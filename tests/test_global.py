@@ -240,7 +240,10 @@ def test_profile(built: Path) -> None:
     assert code == 0 and view["history"] == 30 and view["biased"] is True and view["diversity"] < 0.35
     assert view["dominant"] and view["community"] is not None
     code, out, _ = run("profile", "--user", "narrow", "--at", "2025-02-20T00:00:00Z")
-    assert code == 0 and 0 < json.loads(out)["history"] < 30
+    then = json.loads(out)
+    assert code == 0 and 0 < then["history"] < 30
+    ratings = [1 + i % 5 for i in range(then["history"])]  # the user's own mean as of then (it read null)
+    assert then["rating_mean"] == pytest.approx(sum(ratings) / len(ratings), abs=1e-3)
     code, out, _ = run("profile", "--user", "narrow", "--biased-max-diversity", "0.0", "--biased-min-history", "50")
     assert json.loads(out)["biased"] is False
     assert run("profile", "--user", "nobody")[0] == 4
