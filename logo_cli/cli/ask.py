@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     epilog=(
         'Example: logo ask --user maya "What should I cook tonight?"\n\n'
         'Example: logo ask --user maya --json "Any film for tonight?" | jq .answer\n\n'
-        'Example: echo \'{"user": "maya", "query": "A book for the train?"}\' | logo ask -'
+        'Example: echo \'{"user": "ines", "query": "How would I rate Shakshuka?"}\' | logo ask -'
     ),
 )
 def ask_cli(
