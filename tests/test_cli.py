@@ -155,6 +155,14 @@ def test_no_global_memory_exit_4_unless_local(fake_env: Path, population: Path) 
     assert code == ExitCode.NOT_FOUND and out == "" and "logo build-global" in err
 
 
+def test_explain_shows_the_memory_used_on_stderr_with_or_without_json(built: Path) -> None:
+    code, out, err = run("ask", "--user", "cook1", "--explain", "dinner recipe with garlic?")
+    assert code == 0 and out.strip() and "memory logo: local" in err and "  local " in err
+    code, out, err = run("ask", "--user", "cook1", "--json", "--explain", "dinner recipe with garlic?")
+    assert code == 0 and json.loads(out)["user"] == "cook1"  # stdout stays one JSON object
+    assert "memory logo: local" in err
+
+
 def test_usage_errors(built: Path) -> None:
     assert run("ask", "--user", "a", "--memory", "all", "q")[0] == ExitCode.USAGE
     code, _, err = run("ask", "--user", "a", "--at", "last tuesday", "q")

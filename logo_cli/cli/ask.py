@@ -155,6 +155,8 @@ def ask_cli(
         answered += 1
         if batch or as_json:
             emit(result)
+            if explain:  # asked for: on stderr, so stdout stays JSON lines
+                explain_answer(run, result, always=True)
             continue
         sys.stdout.write("\n" if streamed else result["answer"] + "\n")  # typed answers come whole: no stream
         if result.get("note"):
