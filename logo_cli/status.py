@@ -63,6 +63,7 @@ def stats(settings: Settings) -> dict[str, Any]:
     }
     if global_memory.exists(settings.global_dir):
         memory = global_memory.load(settings.global_dir)
+        built_from = sum(p.history for p in memory.users.values())  # exact: the operator's view
         out["global"] = {
             "version": memory.version,
             "built": format_time(memory.built_at),
@@ -70,8 +71,9 @@ def stats(settings: Settings) -> dict[str, Any]:
             "clusters": len(memory.clusters),
             "communities": len(memory.communities),
             "users": len(memory.users),
-            "records": memory.records,
-            "stale": sum(p.history for p in memory.users.values()) != records,  # exact: the operator's view
+            "records": built_from,
+            "records_released": memory.records if memory.release is not None else None,  # noisy: what views show
+            "stale": built_from != records,
             "privacy": memory.privacy(brief=True),
             "bytes": _size(settings.global_dir),
         }
