@@ -101,7 +101,7 @@ INGEST_HINT = (
     "Fix the line and run again (records before it are stored; a re-run adds only the rest), "
     "or pass --skip-invalid to report and skip bad lines."
 )
-QUESTIONS_HINT = "Fix the line and run again (the questions before it were answered)."
+QUESTIONS_HINT = "Fix the line and go on from it (the questions before it were answered)."
 
 
 class BadRecord(LogoError):

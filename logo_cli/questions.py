@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .answers import AnswerType
-from .errors import QUESTIONS_HINT, BadRecord
+from .errors import BadRecord
 from .records import read_jsonl_objects
 
 if TYPE_CHECKING:
@@ -70,8 +70,21 @@ def read_questions(
 ) -> Iterator[tuple[int, QuestionLine]]:
     """(line number, question) for each line of a JSONL file (`-`: stdin); a bad line raises BadRecord."""
     source = "<stdin>" if path == "-" else path
-    for line, obj in read_jsonl_objects(path):
-        try:
-            yield line, parse_question(obj, defaults, gold=gold)
-        except ValueError as exc:
-            raise BadRecord(source, line, str(exc), QUESTIONS_HINT) from None
+    try:
+        for line, obj in read_jsonl_objects(path):
+            try:
+                question = parse_question(obj, defaults, gold=gold)
+            except ValueError as exc:
+                raise BadRecord(source, line, str(exc)) from None
+            yield line, question
+    except BadRecord as exc:  # what to do next depends on whether the lines before it were answered
+        raise BadRecord(exc.source, exc.line, exc.reason, _hint(exc.line, scored=gold)) from None
+
+
+def _hint(line: int, *, scored: bool) -> str:
+    if scored:  # `logo eval` reads every line before it scores one
+        return "Fix the line and run again: nothing was scored."
+    return (
+        f"Fix the line and go on from it: the questions before it were answered "
+        f"(`tail -n +{line} FILE | logo ask -`)."
+    )

@@ -228,12 +228,14 @@ def test_batch_bad_line_exit_3(built: Path) -> None:
     assert code == ExitCode.BAD_DATA and "<stdin>:2:" in err and "`query`" in err
     assert len(jsonl(out)) == 1  # the first question was answered before the bad line
     assert "--skip-invalid" not in err  # ingest's hint: ask has no such option
+    assert "tail -n +2 FILE | logo ask -" in " ".join(err.split())  # how to go on, not answer line 1 again
 
 
 def test_batch_invalid_json_names_the_column_of_its_line(built: Path) -> None:
     code, _, err = run("ask", "-", input='{"user": "cook1", "query": "dinner?"}\n{bad\n')
     assert code == ExitCode.BAD_DATA and "<stdin>:2: invalid JSON at column 2:" in err
     assert "line 2 column" not in err  # the decoder's own count would disagree with the file's
+    assert "tail -n +2" in err
 
 
 def test_ask_without_question_and_empty_stdin_is_usage_error(built: Path) -> None:

@@ -54,8 +54,9 @@ def test_load_eval_validates(tmp_path: Path) -> None:
     items = load_eval(str(good))
     assert [i.kind for i in items] == ["number", "choice", "text"]
     bad = write_jsonl(tmp_path / "b.jsonl", [{"user": "a", "query": "q", "gold": "z", "candidates": ["a", "b"]}])
-    with pytest.raises(BadRecord, match=":1: `gold` must be one of"):
+    with pytest.raises(BadRecord, match=":1: `gold` must be one of") as caught:
         load_eval(str(bad))
+    assert caught.value.hint == "Fix the line and run again: nothing was scored."  # eval reads all lines first
 
 
 def test_profile_is_built_from_the_users_own_records() -> None:
