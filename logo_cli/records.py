@@ -215,7 +215,12 @@ def read_records(paths: Iterable[Source], *, skip_invalid: bool = False) -> Iter
     """Stream records from JSONL files (`-` is stdin) or (name, stream) pairs. Blank lines are skipped.
 
     A bad line raises BadRecord, or with `skip_invalid` is yielded as an InvalidLine for the caller to report.
+    Every file is looked for before the first record is read: a mistyped second name stops nothing half-way.
     """
+    paths = list(paths)
+    for path in paths:
+        if isinstance(path, str) and path != "-":
+            _check_file(path)
     for path in paths:
         if isinstance(path, tuple):
             yield from _read_stream(path[1], path[0], skip_invalid)
@@ -224,15 +229,21 @@ def read_records(paths: Iterable[Source], *, skip_invalid: bool = False) -> Iter
         if path == "-":
             yield from _read_stream(sys.stdin.buffer, source, skip_invalid)
             continue
-        file = Path(path)
-        if file.is_dir():
-            raise NotFound(f"{path}: is a directory, not a JSONL file.", "Pass the .jsonl files inside it.")
         try:
-            stream = file.open("rb")
-        except FileNotFoundError:
+            stream = _check_file(path).open("rb")
+        except FileNotFoundError:  # gone since it was looked for
             raise NotFound(f"{path}: no such file.", "Check the path, or use - to read from stdin.") from None
         with stream:
             yield from _read_stream(stream, source, skip_invalid)
+
+
+def _check_file(path: str) -> Path:
+    file = Path(path)
+    if file.is_dir():
+        raise NotFound(f"{path}: is a directory, not a JSONL file.", "Pass the .jsonl files inside it.")
+    if not file.exists():
+        raise NotFound(f"{path}: no such file.", "Check the path, or use - to read from stdin.")
+    return file
 
 
 def _read_stream(stream: BinaryIO, source: str, skip_invalid: bool) -> Iterator[Record | InvalidLine]:
