@@ -243,12 +243,12 @@ def test_ask_without_question_and_empty_stdin_is_usage_error(built: Path) -> Non
     assert code == ExitCode.USAGE and "nothing on stdin" in err
 
 
-def test_missing_second_file_keeps_first_files_records(fake_env: Path, population: Path, tmp_path: Path) -> None:
+def test_a_missing_second_file_stops_the_run_before_it_starts(fake_env: Path, population: Path, tmp_path: Path) -> None:
     code, out, err = run("ingest", str(population), str(tmp_path / "missing.jsonl"))
-    assert code == ExitCode.NOT_FOUND and "no such file" in err
-    assert jsonl(out)[0]["added"] == 175
+    assert code == ExitCode.NOT_FOUND and "missing.jsonl: no such file" in err
+    assert jsonl(out)[0]["read"] == 0  # looked for first: nothing of the first file was embedded for nothing
     code, out, _ = run("ingest", str(population))
-    assert jsonl(out)[0]["added"] == 0
+    assert jsonl(out)[0]["added"] == 175
 
 
 def test_zero_k_means_no_memory_of_that_kind(built: Path) -> None:
