@@ -133,5 +133,5 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     good = tmp_path / "good.jsonl"
     good.write_text('{"user": "a", "text": "x"}\n')
     reader = read_records([str(good), str(tmp_path / "typo.jsonl")])
-    with pytest.raises(NotFound, match="typo.jsonl: no such file"):
+    with pytest.raises(NotFound, match=r"typo\.jsonl: no such file"):
         next(reader)  # before the first record: nothing of good.jsonl is embedded, then stopped
