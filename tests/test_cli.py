@@ -67,6 +67,11 @@ def test_skip_invalid_reports_and_continues(fake_env: Path, tmp_path: Path) -> N
     assert f"{f}:2: invalid JSON" in err
 
 
+def test_an_empty_input_says_nothing_was_ingested(fake_env: Path, tmp_path: Path) -> None:
+    code, out, err = run("ingest", "-", input="")
+    assert code == 0 and jsonl(out)[0]["read"] == 0 and "nothing was ingested" in err
+
+
 def test_missing_file_is_not_found(fake_env: Path, tmp_path: Path) -> None:
     code, _, err = run("ingest", str(tmp_path / "nope.jsonl"))
     assert code == ExitCode.NOT_FOUND and "no such file" in err

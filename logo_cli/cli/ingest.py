@@ -80,6 +80,8 @@ def ingest_cli(
             emit({**exc.summary.to_json(), "error": exc.message})
             raise
     emit(summary.to_json())
+    if not summary.read and not summary.invalid:
+        console.print("[yellow]Note:[/] no records in the input: nothing was ingested (is the file empty?)")
 
 
 def _ingest_server(run: CliState, files: list[str], skip_invalid: bool, batch_size: int) -> dict[str, Any]:
