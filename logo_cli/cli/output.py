@@ -265,8 +265,8 @@ def print_profile(view: dict[str, Any], user: str) -> None:
         console.print(f"  {d['share']:>5.0%}  cluster {d['cluster']}: {', '.join(d['keywords'])}")
     if view["community"]:
         c = view["community"]
-        tops = "; ".join(", ".join(t["keywords"][:3]) for t in c["top_clusters"])
-        console.print(f"  community {c['id']} ({c['size']} users): {tops}")
+        tops = "; ".join(", ".join(t["keywords"][:3]) for t in c["top_clusters"])  # none under privacy
+        console.print(f"  community {c['id']} ({c['size']} users)" + (f": {tops}" if tops else ""))
 
 
 def print_checks(checks: list[dict[str, Any]], as_json: bool) -> None:
