@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import math
 import random
 import re
 from collections import defaultdict
@@ -29,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from .errors import NotFound, UsageError
+from .errors import BadRecord, NotFound, UsageError
 
 
 @dataclass
@@ -46,13 +47,41 @@ class ConvertSummary:
     choice_file: str | None = None
 
 
-def _csv(path: Path) -> Iterator[dict[str, str]]:
+CSV_HINT = "Fix the line and run the conversion again (nothing was written)."
+
+
+def _csv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows with their line numbers. A header without one of `columns`, or a row with fewer fields than
+    the header, is a BadRecord naming the line."""
     if not path.is_file():
         raise NotFound(f"{path}: no such file.", "Point at the folder that holds ratings.csv and movies.csv.")
     with path.open(newline="", encoding="utf-8") as fh:
-        yield from csv.DictReader(fh)
+        reader = csv.DictReader(fh)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            reason = f"no column {', '.join(missing)}: the header must name {', '.join(columns)}"
+            raise BadRecord(str(path), 1, reason, CSV_HINT)
+        for row in reader:
+            if any(row[c] is None for c in columns):  # DictReader's filler for a short row
+                raise BadRecord(str(path), reader.line_num, f"fewer fields than the header's {len(columns)}", CSV_HINT)
+            yield reader.line_num, row
 
 
+def _number(path: Path, line: int, row: dict[str, str], column: str, kind: type[int] | type[float]) -> Any:
+    """A field as a number (a float must be finite), else a BadRecord naming the line."""
+    try:
+        value = kind(row[column])
+        if math.isfinite(value):
+            return value
+    except ValueError:
+        pass
+    what = "a whole number" if kind is int else "a number"
+    raise BadRecord(str(path), line, f"{column} {row[column]!r} is not {what}", CSV_HINT)
+
+
+MOVIES = ("movieId", "title", "genres")  # the columns each file needs (ml-latest-small's headers name more)
+TAGS = ("userId", "movieId", "tag")
+RATINGS = ("userId", "movieId", "rating", "timestamp")
 LIKED = 4.0  # a held-out film rated at least this is one the user liked: the gold of recommend questions
 DISLIKED = 2.0  # a held-out film rated at most this is one they did not: a `seen` choice question's other options
 UNSEEN_RATERS = 10  # an `unseen` choice question's other options: films this many people had rated before it
@@ -174,14 +203,18 @@ def movielens(
         raise UsageError("--holdout must be between 0 and 1.")
     if not 0 <= cold_share <= 1:
         raise UsageError("--cold-share must be between 0 and 1.")
-    movies = {row["movieId"]: (row["title"], row["genres"]) for row in _csv(folder / "movies.csv")}
+    movies = {row["movieId"]: (row["title"], row["genres"]) for _, row in _csv(folder / "movies.csv", MOVIES)}
     tags: dict[tuple[str, str], list[str]] = defaultdict(list)
     if (folder / "tags.csv").is_file():
-        for row in _csv(folder / "tags.csv"):
+        for _, row in _csv(folder / "tags.csv", TAGS):
             tags[(row["userId"], row["movieId"])].append(row["tag"])
     by_user: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
-    for row in _csv(folder / "ratings.csv"):
-        by_user[row["userId"]].append((int(float(row["timestamp"])), row["movieId"], float(row["rating"])))
+    ratings_csv = folder / "ratings.csv"
+    for line, row in _csv(ratings_csv, RATINGS):
+        _number(ratings_csv, line, row, "userId", int)  # users and films are ordered by their ids as numbers
+        _number(ratings_csv, line, row, "movieId", int)
+        ts = int(_number(ratings_csv, line, row, "timestamp", float))
+        by_user[row["userId"]].append((ts, row["movieId"], _number(ratings_csv, line, row, "rating", float)))
 
     users = sorted(by_user, key=int)
     if max_users is not None:

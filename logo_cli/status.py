@@ -126,8 +126,9 @@ def config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def doctor(settings: Settings) -> list[dict[str, Any]]:
-    """Checks that the install works here; each check says ok or what failed."""
+def doctor(settings: Settings, unusable_home: LogoError | None = None) -> list[dict[str, Any]]:
+    """Checks that the install works here; each check says ok or what failed. `unusable_home`: why the store
+    lock could not be taken in LOGO_HOME, if it could not."""
     checks: list[dict[str, Any]] = []
 
     def check(name: str, fn: Any) -> None:
@@ -189,7 +190,13 @@ def doctor(settings: Settings) -> list[dict[str, Any]]:
         loaded = global_memory.load(settings.global_dir)
         return f"{loaded.version}: {len(loaded.clusters)} clusters"
 
+    def home() -> str:
+        if unusable_home is not None:
+            raise unusable_home
+        return str(settings.home)
+
     check("versions", versions)
+    check("LOGO_HOME is a folder logo can write", home)
     check("embedder loads and embeds", embedder)
     check("llama.cpp loads the model and generates on this CPU", llm)
     check("store opens", store)

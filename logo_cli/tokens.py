@@ -111,8 +111,14 @@ def _editing(home: Path) -> Iterator[list[dict[str, Any]]]:
     """The rows, under an exclusive lock; written back when the block ends without an error."""
     import fcntl
 
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / f"{FILE}.lock", "a") as lock:
+    from .local_memory.locking import home_error, make_home
+
+    make_home(home)
+    try:
+        lock = open(home / f"{FILE}.lock", "a")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise home_error(home, exc) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         rows = _read(path_of(home))
         yield rows

@@ -120,6 +120,16 @@ def test_snapshot_writes_every_record_once_with_the_stores_stamp(fake_env: Path,
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
 
 
+def test_a_snapshot_where_none_can_be_written_is_a_usage_error(fake_env: Path, tmp_path: Path) -> None:
+    ingest(fake_env, population_before())
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for out in (afile / "snap", afile):  # a parent that is a file (as /proc or a read-only mount refuse), a file
+        code, _, err = run("snapshot", str(out))
+        assert code == 2 and f"{out}: " in err, err
+    assert "cannot write a snapshot there (Not a directory)" in run("snapshot", str(afile / "snap"))[2]
+
+
 def test_the_local_engine_writes_what_the_build_wrote_before_snapshots(fake_env: Path, tmp_path: Path) -> None:
     """tests/data/global_memory_before.json is the digest of `logo build-global --seed 0` at commit 64e85c1
     (which read Chroma directly) on these records. From a snapshot of the same vectors (Chroma's copy: it

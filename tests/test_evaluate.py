@@ -148,6 +148,21 @@ def test_eval_rejects_unknown_methods(fake_env: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
+def test_eval_checks_its_output_paths_before_evaluating(
+    fake_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad --plot or --predictions path would otherwise fail only after the whole evaluation ran."""
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the evaluation ran")
+
+    monkeypatch.setattr("logo_cli.evaluate.run_eval", never)
+    f = write_jsonl(tmp_path / "e.jsonl", [{"user": "a", "query": "q", "gold": 1}])
+    for flag, name in (("--plot", "x.png"), ("--predictions", "p.jsonl"), ("--plot", "x.txt")):
+        result = runner.invoke(app, ["eval", str(f), flag, str(tmp_path / "nowhere" / name)])
+        assert result.exit_code == 2 and f"{flag} {tmp_path / 'nowhere' / name}:" in result.stderr, result.stderr
+
+
 def test_convert_prefeval_shuffles_options(tmp_path: Path) -> None:
     folder = FIXTURES / "prefeval"
     result = runner.invoke(app, ["convert", "prefeval", str(folder), "--out", str(tmp_path), "--max-per-topic", "5"])

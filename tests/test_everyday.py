@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from pathlib import Path
@@ -141,6 +142,43 @@ def test_doctor_fails_on_a_broken_model(built: Path, tmp_path: Path) -> None:
     code, out, _ = run("doctor", "--json", "--model", str(broken))
     failed = [c for c in map(json.loads, out.splitlines()) if not c["ok"]]
     assert code == 8 and failed and "not a GGUF" in failed[0]["detail"]  # a check failed, not a bug
+
+
+def test_a_home_that_is_a_file_is_a_store_error(
+    fake_env: Path, population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("LOGO_HOME", str(afile))
+    commands = [["stats"], ["users"], ["ingest", str(population)], ["ask", "-u", "a", "q"]]
+    for command in [*commands, ["token", "create", "--admin"]]:
+        code, _, err = run(*command)
+        assert code == 6 and f"LOGO_HOME {afile} is a file, not a folder." in err and "--home" in err, command
+    code, out, _ = run("doctor", "--json")
+    failed = [c for c in map(json.loads, out.splitlines()) if not c["ok"]]
+    assert code == 8 and [c["check"] for c in failed] == ["LOGO_HOME is a folder logo can write"]
+    assert "is a file" in failed[0]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("number", "reason"), [(errno.EROFS, "Read-only file system"), (errno.EACCES, "Permission denied")]
+)
+def test_a_read_only_home_says_logo_writes_its_lock_there(
+    built: Path, monkeypatch: pytest.MonkeyPatch, number: int, reason: str
+) -> None:
+    """Tests run as root, whom a 0555 folder does not stop: the lock file's open fails as it would for others."""
+    import filelock
+
+    def refused(lock: filelock.FileLock, *args: object, **kwargs: object) -> None:
+        raise OSError(number, reason, str(lock.lock_file))
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", refused)
+    for command in (["stats"], ["users"], ["ask", "-u", "cook1", "dinner?"]):
+        code, _, err = run(*command)
+        assert code == 6 and f"LOGO_HOME {built} is not writable ({reason})" in err and "writable copy" in err, command
+    code, out, _ = run("doctor", "--json")
+    failed = [c for c in map(json.loads, out.splitlines()) if not c["ok"]]
+    assert code == 8 and [c["check"] for c in failed] == ["LOGO_HOME is a folder logo can write"]
 
 
 def test_one_exit_code_table_for_help_and_readme() -> None:

@@ -234,6 +234,16 @@ def test_global_lines_one_cluster_and_plot(built: Path, tmp_path: Path) -> None:
     assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+def test_global_plot_checks_its_path_and_says_the_file_it_wrote(built: Path, tmp_path: Path) -> None:
+    code, _, err = run("global", "--plot", str(tmp_path / "nowhere" / "map.png"))
+    assert code == 2 and f"there is no folder {tmp_path / 'nowhere'}" in err
+    code, _, err = run("global", "--plot", str(tmp_path / "map.txt"))
+    assert code == 2 and "matplotlib cannot write .txt files" in err and ".png" in err
+    (tmp_path / "somedir").mkdir()
+    code, _, err = run("global", "--plot", str(tmp_path / "somedir"))  # no suffix: matplotlib adds .png
+    assert code == 0 and f"wrote {tmp_path / 'somedir.png'}" in err and (tmp_path / "somedir.png").is_file()
+
+
 def test_profile(built: Path) -> None:
     code, out, _ = run("profile", "--user", "narrow")
     view = json.loads(out)

@@ -15,7 +15,7 @@ from logo_cli.embed import load_embedder
 from logo_cli.evaluate import cluster_agreement
 from logo_cli.local_memory.store import Store
 
-from .helpers import FIXTURES, full_data, logo
+from .helpers import FIXTURES, full_data, logo, run
 
 pytestmark = pytest.mark.real
 MOVIELENS = FIXTURES / "ml-latest-small"  # 12 real users' ratings; the full set is under LOGO_EVAL_DATA
@@ -131,6 +131,21 @@ def test_eval_harness_on_a_slice(slice_home: tuple[Path, Path], tmp_path: Path) 
     assert rows[("logo", "all")]["evidence_mae"] is not None
     assert rows[("none", "all")]["prompt_tokens"] < rows[("logo", "all")]["prompt_tokens"]
     assert (tmp_path / "eval.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_convert_reports_bad_ratings_as_file_and_line(tmp_path: Path) -> None:
+    data, out = tmp_path / "ml", tmp_path / "out"
+    data.mkdir()
+    (data / "movies.csv").write_text("movieId,title,genres\n1,Heat (1995),Action\n")
+    ratings = data / "ratings.csv"
+    ratings.write_text("userId,movieId,rating,timestamp\n1,1,4.0,100\n1,1,abc,200\n")
+    code, _, err = run("convert", "movielens", str(data), "--out", str(out))
+    assert code == 3 and f"{ratings}:3: rating 'abc' is not a number" in err, err
+    ratings.write_text("user,movie,rating,timestamp\n1,1,4.0,100\n")
+    code, _, err = run("convert", "movielens", str(data), "--out", str(out))
+    assert code == 3 and f"{ratings}:1: no column userId, movieId" in err
+    assert "the header must name userId, movieId, rating, timestamp" in err
+    assert not out.exists()
 
 
 def test_convert_writes_recommend_questions_from_held_out_liked_films(tmp_path: Path) -> None:

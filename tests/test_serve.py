@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import lines, logo, make_records, write_jsonl
+from .helpers import lines, logo, make_records, run, write_jsonl
 
 FAKE = {"LOGO_EMBEDDER": "fake", "LOGO_MODEL": "fake"}
 JSONL = {"Content-Type": "application/x-ndjson"}
@@ -156,6 +156,13 @@ def test_ingest_users_profile_and_bad_requests(served: Served, tmp_path: Path) -
     assert http.post(f"{url}/ask", json={"user": "a", "query": "q", "memory": "all"}).status_code == 400
     assert via(home, url, "ask", "-u", "cook1", "-t", "choice", "no options").returncode == 2
     assert logo(home, "--server", "http://127.0.0.1:9", "users").returncode == 6  # nobody listens there
+
+
+@pytest.mark.parametrize("url", ["notaurl", "http://", "ftp://127.0.0.1:8765", "http://127.0.0.1:port"])
+def test_a_server_url_that_is_not_one_is_a_usage_error(fake_env: Path, url: str) -> None:
+    """Not exit 6 "cannot reach the logo server": nothing was tried, the URL names no server."""
+    code, _, err = run("--server", url, "ask", "--user", "u", "q")
+    assert code == 2 and f"--server {url!r} is not the URL of a logo server" in err and "http://HOST:PORT" in err
 
 
 def test_cli_writers_beside_the_server_are_seen(

@@ -3,6 +3,7 @@ revoked at once; and the `logo token` commands."""
 
 from __future__ import annotations
 
+import errno
 import json
 import stat
 import threading
@@ -82,3 +83,15 @@ def test_the_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out, _ = run("token", "revoke", made["id"])
     assert code == 0 and lines(out)[0]["revoked"]["id"] == made["id"]
     assert lines(run("token", "list")[1]) == []
+
+
+def test_a_read_only_home_is_a_store_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run as root, whom a 0555 folder does not stop: the lock file's open fails as it would for others."""
+
+    def read_only(path: object, *args: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setenv("LOGO_HOME", str(tmp_path))
+    monkeypatch.setattr(tokens, "open", read_only, raising=False)
+    code, _, err = run("token", "create", "--user", "maya")
+    assert code == 6 and f"LOGO_HOME {tmp_path} is not writable (Read-only file system)" in err

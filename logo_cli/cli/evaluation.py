@@ -22,6 +22,8 @@ from .options import (
     WaitOpt,
     ask_options,
     locked,
+    output_file,
+    plot_file,
     settings_for,
 )
 from .output import (
@@ -119,6 +121,9 @@ def eval_cli(
         biased_min_history=biased_min_history,
         biased_max_diversity=biased_max_diversity,
     ).mediator()
+    target = plot_file(plot) if plot is not None else None  # before the evaluation, which can take hours
+    if predictions is not None:
+        output_file(predictions, "--predictions")
     items = load_eval(file)
     if not items:
         raise UsageError(f"{file}: no questions.")
@@ -141,9 +146,9 @@ def eval_cli(
             report = evaluate(progress=update)
     if predictions is not None:
         predictions.write_bytes(b"".join(orjson.dumps(p.to_json()) + b"\n" for p in report.predictions))
-    if plot is not None:
-        plot_report(report, str(plot))
-        console.print(f"wrote {plot}")
+    if target is not None:
+        plot_report(report, str(target))
+        console.print(f"wrote {target}")
     from dataclasses import asdict
 
     summary = {k: v for k, v in asdict(report).items() if k != "predictions"}

@@ -128,11 +128,19 @@ def doctor_cli(
 ) -> None:
     """Check the install: versions, the embedder and the GGUF load and run on this CPU, the store opens."""
     run = CliState.of(ctx)
+    from contextlib import ExitStack
+
+    from ..errors import StoreError
     from ..status import doctor
 
     settings = settings_for(run, home, embedder, model)
-    with locked(run, settings, None):
-        checks = doctor(settings)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(locked(run, settings, None))
+            unusable = None
+        except StoreError as exc:  # LOGO_HOME is a file or read-only: one failed check, the others still run
+            unusable = exc
+        checks = doctor(settings, unusable)
     print_checks(checks, as_json)
     if not all(c["ok"] for c in checks):
         raise typer.Exit(int(ExitCode.CHECK_FAILED))

@@ -19,6 +19,7 @@ from .options import (
     ask_options,
     locked,
     parse_at,
+    plot_file,
     settings_for,
 )
 from .output import (
@@ -60,14 +61,15 @@ def global_cli(
     from ..views import cluster_rows, load_memory, plot_map, privacy_ledger
 
     settings = settings_for(run, home)
+    target = plot_file(plot) if plot is not None else None
     memory = load_memory(settings, parse_at(at))
     if ledger:
         emit(privacy_ledger(settings, memory))
         return
     rows = cluster_rows(memory, cluster)
-    if plot is not None:
-        plot_map(memory, plot)
-        stderr(run).print(f"wrote {plot}")
+    if target is not None:
+        plot_map(memory, target)
+        stderr(run).print(f"wrote {target}")
         if not as_json:
             return
     if as_json or not is_terminal():

@@ -142,3 +142,37 @@ def parse_at(value: str | None) -> float | None:
         return parse_time(value)
     except ValueError as exc:
         raise UsageError(f"--at: {exc}", "Give an ISO 8601 time (2025-06-01T00:00:00Z) or epoch seconds.") from None
+
+
+def output_file(path: Path, flag: str) -> Path:
+    """A file a command writes at its end, checked before any work so a long run's results are not lost to a
+    typo: its folder exists and can be written, and it is not a folder itself."""
+    import os
+
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(
+            f"{flag} {path}: there is no folder {folder}.", "Create it first, or name a file in an existing folder."
+        )
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder.", "Name a file in it.")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{flag} {path}: cannot write into {folder}.", "Name a file in a folder you can write to.")
+    return path
+
+
+def plot_file(path: Path) -> Path:
+    """The file `--plot PATH` writes, checked as `output_file` and for a format matplotlib writes. Without a
+    suffix it is PATH.png, as matplotlib makes it (so the command can say which file it wrote)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = path.suffix[1:].lower()
+    if not suffix:
+        path = path.with_name(path.name.rstrip(".") + ".png")
+    elif suffix not in formats:
+        raise UsageError(
+            f"--plot {path}: matplotlib cannot write .{suffix} files.",
+            f"Name a .png file (or one of {', '.join(f'.{f}' for f in sorted(formats))}).",
+        )
+    return output_file(path, "--plot")

@@ -77,12 +77,17 @@ class SnapshotWriter:
     synthetic records straight into a snapshot."""
 
     def __init__(self, out: Path, stamp: dict[str, Any], *, file_rows: int = FILE_ROWS, row_group: int = ROW_GROUP):
-        if out.exists() and not (out / STAMP).is_file() and any(out.iterdir()):
+        if out.exists() and (not out.is_dir() or (not (out / STAMP).is_file() and any(out.iterdir()))):
             raise UsageError(f"{out}: exists and is not a logo snapshot.", "Name a new or empty folder.")
         self.out = out
         self.tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
         shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
+        try:  # the snapshot is written beside OUT_DIR: its parent must be a folder logo can write
+            self.tmp.mkdir(parents=True)
+        except OSError as exc:
+            raise UsageError(
+                f"{out}: cannot write a snapshot there ({exc.strerror}).", "Name a folder you can write to."
+            ) from None
         self.stamp = dict(stamp)
         self.dim = int(stamp["dim"])
         self.schema = _schema(self.dim)

@@ -42,11 +42,20 @@ class ServerClient:
         self.token = token if token is not None else os.environ.get(TOKEN_ENV, "")
         self.url = url.rstrip("/")
         parts = urlsplit(self.url if "://" in self.url else f"http://{self.url}")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            port = parts.port
+        except ValueError:  # not a number, or out of range
+            port = -1
+        # without a scheme, HOST:PORT: `logo serve` has no standard port, so a bare word is a mistake (`notaurl`)
+        bare = port is None and "://" not in self.url
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or bare:
             from ..errors import UsageError
 
-            raise UsageError(f"{url}: not an http:// URL of a logo server.", "For example --server http://127.0.0.1:8765")
-        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
+            raise UsageError(
+                f"--server {url!r} is not the URL of a logo server: give http://HOST:PORT (or HOST:PORT).",
+                "For example --server http://127.0.0.1:8765: the url `logo serve` prints (LOGO_SERVER takes the same).",
+            )
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname, port
         self._prefix = parts.path.rstrip("/")
         self._connection: Any = None
 
