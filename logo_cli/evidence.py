@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 
 from .global_memory import GlobalMemory, ItemNeighbours, ItemSnapshot
-from .global_memory.model import shrunk
 from .modes import Memory
 from .preferences import clauses, polarity, states_preference
 from .records import Record
@@ -375,14 +374,12 @@ class UserEvidence:
             zeros = np.zeros(len(rows))
             return {"popular": zeros, "recent": zeros, "community": zeros}
         table = catalog.items
-        when, window = catalog.as_of_time, recent_days * 86_400.0
-        recent = shrunk(table.recent_users(when, window), table.recent_users_noise(when, window), snap.public)[rows]
+        recent = table.recent_users(catalog.as_of_time, recent_days * 86_400.0)[rows]
         community = np.zeros(len(rows))
         if self.community is not None:
             mine = table.snapshot(catalog.as_of_time, catalog.min_users, self.community).community_users
             community = mine[rows] if mine is not None else community
-        popular = log_share(snap.people()[rows])
-        return {"popular": popular, "recent": log_share(recent), "community": log_share(community)}
+        return {"popular": log_share(snap.users[rows]), "recent": log_share(recent), "community": log_share(community)}
 
 
 def stated_scores(

@@ -193,15 +193,3 @@ def test_diversity_is_measured_against_a_random_history_of_the_same_length() -> 
     # the same shape over more clusters, or a longer history, reads the same way
     wide_population = np.full(64, 10.0)
     assert relative_diversity(np.array([17.0, 1, 1, 1] + [0] * 60), wide_population) < 0.7
-
-
-def test_noisy_counts_rank_by_what_their_noise_leaves_of_them() -> None:
-    from logo_cli.global_memory.model import shrunk
-
-    counts, every = np.array([14.0, 4.0, 12.0, 0.0]), np.ones(4, dtype=bool)
-    assert list(shrunk(counts, None, every)) == list(counts)  # exact figures rank as they are
-    flat = shrunk(counts, np.full(4, 9.4**2), every)  # the sample histories: noise larger than the spread
-    assert np.allclose(flat, counts.mean())  # so no item outranks another on noise
-    sure = shrunk(np.array([300.0, 30.0, 120.0, 5.0]), np.full(4, 9.4**2), every)  # MovieLens' popular films
-    assert list(np.argsort(-sure)) == [0, 2, 1, 3] and abs(sure[0] - 300.0) < 3.0
-    assert (shrunk(np.array([1.0, 40.0]), np.array([0.0, 1e4]), np.ones(2, dtype=bool)) >= 0).all()

@@ -104,24 +104,6 @@ def name_keys(name: str) -> tuple[str, ...]:
     return tuple(k for k in dict.fromkeys(keys) if k)
 
 
-def shrunk(counts: np.ndarray, noise: np.ndarray | None, among: np.ndarray) -> np.ndarray:
-    """Counts as a ranking should read them: exact ones (`noise` None) as they are; noisy ones (`noise`: each
-    one's variance) shrunk toward the mean of those `among` (a mask) by how much of their spread is noise:
-    empirical Bayes, post-processing of the release. Where noise is as large as the counts (the sample
-    histories: a deviation of 9 on 3-5 people) they rank little; where counts dwarf it (MovieLens' popular
-    films) they stay as they are."""
-    values = counts.astype(np.float64)
-    if noise is None or int(among.sum()) < 2:
-        return values
-    variance = np.asarray(noise, dtype=np.float64)
-    mean = float(values[among].mean())
-    signal = max(float(values[among].var()) - float(variance[among].mean()), 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        weight = np.where(signal + variance > 0, signal / (signal + variance), 1.0)
-    out: np.ndarray = np.maximum(mean + weight * (values - mean), 0.0)
-    return out
-
-
 @dataclass
 class ItemSnapshot:
     """Every item's statistics as of one moment, as arrays aligned with `ItemTable.names`."""
@@ -137,10 +119,6 @@ class ItemSnapshot:
     def mean_noise_sd(self, row: int) -> float | None:
         """The standard deviation privacy noise adds to one item's rating mean (None: exact figures)."""
         return None if self.mean_noise is None else float(np.sqrt(self.mean_noise[row]))
-
-    def people(self) -> np.ndarray:
-        """Each item's people as a ranking should read them (`shrunk`)."""
-        return shrunk(self.users, self.users_noise, self.public)
 
     def users_noise_sd(self, row: int) -> float | None:
         """The standard deviation privacy noise adds to one item's people (None: exact figures)."""
@@ -217,13 +195,6 @@ class ItemTable:
         cum = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
         counts: np.ndarray = cum[self.user_offsets[1:]] - cum[self.user_offsets[:-1]]
         return counts
-
-    def recent_users_noise(self, when: float | None, window: float) -> np.ndarray | None:
-        """The variance of the noise in each `recent_users` count (None: exact figures)."""
-        if self.release is None:
-            return None
-        out: np.ndarray = self.release.last_periods_variance("item_users", when, window)
-        return out
 
     def co_occurrence(self, rows: np.ndarray, when: float | None) -> np.ndarray:
         """For each item, the sum of its cosine similarities to the given items, over the people who have

@@ -197,29 +197,14 @@ class Release:
         """Each key's noisy value in the last dated periods ended by `when` (the newest when None) that cover
         `window` seconds (at least one): what is recent at the release's resolution."""
         family = self.families[name]
-        start, end = self._last(family, when, window)
-        if end <= 0:
-            return np.zeros(len(family.keys))
-        out: np.ndarray = family.cells[:, start:end].sum(axis=1, dtype=np.float64)
-        return out
-
-    def last_periods_variance(self, name: str, when: float | None, window: float = 0.0) -> np.ndarray:
-        """The variance of the noise in each key's `last_periods` value."""
-        family = self.families[name]
-        start, end = self._last(family, when, window)
-        variance = family.variance[start:end] if end > 0 else np.zeros(0)
-        weights = family.weights[:, start:end] if family.weights is not None and end > 0 else None
-        out: np.ndarray = (
-            (weights * variance).sum(axis=1) if weights is not None else np.full(len(family.keys), variance.sum())
-        )
-        return out
-
-    def _last(self, family: Family, when: float | None, window: float) -> tuple[int, int]:
         columns = self.columns(family, when)
         if columns is None:
             columns = int((family.periods != UNDATED).sum())
+        if columns <= 0:
+            return np.zeros(len(family.keys))
         span = max(1, math.ceil(window / self.width - 1e-9))
-        return max(columns - span, 0), max(columns, 0)
+        out: np.ndarray = family.cells[:, max(columns - span, 0) : columns].sum(axis=1, dtype=np.float64)
+        return out
 
     def noise_variance(self, name: str, when: float | None) -> float | np.ndarray:
         family = self.families[name]
