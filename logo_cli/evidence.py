@@ -75,8 +75,9 @@ def people_reason(people: int, noise_sd: float | None) -> str | None:
     """`9 people have it in their history`, as a reason, while privacy noise could not move the number by more
     than QUOTED_PEOPLE_NOISE of itself; else None, and an answer says UNCOUNTED_PEOPLE where it has no other
     reason (in the sample histories every item's people carry a noise of about 9: Mexico City, which 4 people
-    have, read "36 people")."""
-    if noise_sd is not None and noise_sd > QUOTED_PEOPLE_NOISE * people:
+    have, read "36 people"). The count is judged less two deviations: against the noisy number itself, the
+    items that noise inflated most would be the ones quoted."""
+    if noise_sd is not None and noise_sd > QUOTED_PEOPLE_NOISE * (people - 2 * noise_sd):
         return None
     return f"{people} people have it in their history"
 

@@ -381,7 +381,8 @@ def test_people_are_counted_in_a_reason_only_where_noise_could_not_move_the_coun
     alien = replace(recs[1], raters_noise=9.4, because=None, sources=["question"])  # Mexico City read 36 for 4
     assert recommendation_text([alien], 5.0) == "1. Alien: in other people's histories"
     assert recommendation_text([replace(alien, because="Heat")], 5.0) == "1. Alien: like Heat"
-    assert recommendation_text([replace(alien, raters_noise=0.9)], 5.0).startswith("1. Alien: 4 people have it")
+    assert recommendation_text([replace(alien, raters_noise=0.5)], 5.0).startswith("1. Alien: 4 people have it")
+    assert recommendation_text([replace(alien, raters=38)], 5.0) == "1. Alien: in other people's histories"  # 4 + 3.6 sd
     assert alien.to_json()["raters_noise"] == 9.4
 
 
