@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -395,6 +395,8 @@ class Asker:
             estimate = rescale(float(ctx.evidence["rating_estimate"]), data_scale, scale)
         own = (ctx.evidence or {}).get("own_rating")
         if own is not None and estimate is not None:  # the user rated it: that is the answer, not the model's
+            if (scale.low, scale.high) == (data_scale.low, data_scale.high):  # "out of 5" keeps their half stars
+                scale = replace(scale, step=min(scale.step, data_scale.step))
             result.rating = given_rating(scale.snap(estimate), scale)
             result.answer = rating_text(result.rating, own_rating_reason(own, float(own["rating"]), data_scale))
             return False

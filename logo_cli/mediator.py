@@ -32,6 +32,7 @@ from .modes import Memory
 from .preferences import PREFERENCE
 from .records import Record
 from .rules import BIASED_MAX_DIVERSITY, BIASED_MIN_HISTORY, COLD_START_MAX, GLOBAL_K, LOCAL_K
+from .terms import terms
 
 HALF_SIZE = 5.0
 SIM_FLOOR, SIM_SPAN = 0.2, 0.4  # all-MiniLM cosine: ~0.2 unrelated, ~0.6 closely related
@@ -225,7 +226,10 @@ def mediate(
         ctx.local = list(hits[: max(1, n_local) if options.local_k > 0 else 0])
     if use_local:
         ctx.candidates, ctx.local_vectors = list(hits), hit_vectors
-        ctx.own_rating = own_rating(query, evidence.history, {h.record.uid for h in hits})
+        if asks_rating(query):
+            table, snap = evidence.catalog.items if evidence.catalog else None, evidence.snapshot
+            longest = table.longest_title_in(query, snap) if table is not None else 0
+            ctx.own_rating = own_rating(query, evidence.history, {h.record.uid for h in hits}, longest)
 
     if use_global and memory is not None:
         _choose_global(ctx, question_vector, hits, hit_vectors, profile, memory, options)
@@ -312,23 +316,58 @@ def _choose_global(
     ctx.global_ = uses
 
 
-def own_rating(query: str, history: Sequence[Record], near: set[str] | frozenset[str] = frozenset()) -> Record | None:
-    """The user's latest rated record of the item the question names by its title (`How would I rate
-    Parasite?` after rating Parasite): what they said is the answer, not an estimate. A one-word title counts
-    only when one of the item's records is also among those nearest the question (`near`: their uids), so "the
-    heat of this curry" does not find a rating of Heat; the longest title named wins."""
+# A question about someone else's rating ("how would my sister / most people / you rate X") is not the user's
+_OTHER_SUBJECT = re.compile(
+    r"\b(?:would|will|do|does|did|might|could|should)\s+(?:my|your|his|her|their|our|most|other|others|people|"
+    r"everyone|someone|somebody|they|he|she|you|we)\b",
+    re.IGNORECASE,
+)
+# ...and a title followed by one of these names a sequel or another part ("Jaws 3-D", "Batman Returns")
+_SEQUEL = frozenset(
+    {"2", "3", "4", "5", "6", "7", "8", "9", "ii", "iii", "iv", "v", "vi"}
+    | {"part", "chapter", "returns", "reloaded", "revolutions", "rises", "begins"}
+)
+_A_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+# the words a rating question has besides its title: more than OWN_SPARE others say it is about more than
+# that title ("If I loved Parasite, how would I rate Memories of Murder?")
+_RATING_TERMS = frozenset({"rate", "rat", "score", "star", "scale", "half", "point", "give", "film", "movie", "book"})
+OWN_SPARE = 1
+
+
+def own_rating(
+    query: str, history: Sequence[Record], near: set[str] | frozenset[str] = frozenset(), longest_title: int = 0
+) -> Record | None:
+    """The user's latest rated record of the item a rating question names by its title (`How would I rate
+    Parasite?` after rating Parasite): what they said is the answer, not an estimate. Not when the question
+    names a longer title (`longest_title`: of the catalogue's, `ItemTable.longest_title_in`: "Memories of
+    Murder" over "Parasite", "Terminator 2 Judgment Day" over "The Terminator"), a sequel of it ("Jaws 3"),
+    another year of it, or another person's rating ("how would most people rate"). A one-word title counts only
+    when one of the item's records is among those nearest the question (`near`: their uids), so "the heat of
+    this curry" does not find a rating of Heat."""
+    if _OTHER_SUBJECT.search(query):
+        return None
+    said = [t for t in terms(query) if t not in _RATING_TERMS]
     words = " " + " ".join(re.findall(r"\w+", query.lower())) + " "
+    years = set(_A_YEAR.findall(words))
     rated: dict[str, list[tuple[float, int, Record]]] = defaultdict(list)
     for index, record in enumerate(history):
         if record.rating is not None and record.item:
             rated[record.item].append((record.timestamp if record.timestamp is not None else -np.inf, index, record))
     best: tuple[int, str] | None = None
     for item, records in rated.items():
+        year = _A_YEAR.findall(item)
+        if years and year and year[-1] not in years:
+            continue  # "The Manchurian Candidate (2004)" is not the 1962 film
+        title = set(terms(item))
+        if len([t for t in said if t not in title]) > OWN_SPARE:
+            continue
         keys = [k for k in name_keys(item) if len(k) >= 3 and f" {k} " in words]
+        keys = [k for k in keys if words.split(f" {k} ", 1)[1].split(" ", 1)[0] not in _SEQUEL]
         if not any(r.uid in near for _, _, r in records):
             keys = [k for k in keys if " " in k]
-        if keys and (best is None or max(map(len, keys)) > best[0]):
-            best = (max(map(len, keys)), item)
+        length = max(map(len, keys), default=0)
+        if length and length >= longest_title and (best is None or length > best[0]):
+            best = (length, item)
     return max(rated[best[1]], key=lambda r: (r[0], r[1]))[2] if best else None
 
 

@@ -382,7 +382,7 @@ def test_people_are_counted_in_a_reason_only_where_noise_could_not_move_the_coun
     assert recommendation_text([alien], 5.0) == "1. Alien: in other people's histories"
     assert recommendation_text([replace(alien, because="Heat")], 5.0) == "1. Alien: like Heat"
     assert recommendation_text([replace(alien, raters_noise=0.5)], 5.0).startswith("1. Alien: 4 people have it")
-    assert recommendation_text([replace(alien, raters=38)], 5.0) == "1. Alien: in other people's histories"  # 4 + 3.6 sd
+    assert recommendation_text([replace(alien, raters=38)], 5.0) == "1. Alien: in other people's histories"  # +3.6 sd
     assert alien.to_json()["raters_noise"] == 9.4
 
 
@@ -394,3 +394,11 @@ def test_a_rating_reason_quotes_the_population_where_an_items_mean_is_noisy() ->
     assert "Barbie" not in reason and "people rate things like this 3.6 on average" in reason
     steady = evidence | {"items": [item | {"rating_mean_noise": 0.2}]}
     assert "7 ratings of Barbie average 1.5" in rating_reason(steady, "logo", scale)
+
+
+def test_the_longest_title_a_question_names() -> None:
+    table = catalog().items
+    assert table is not None
+    assert table.longest_title_in("How would I rate Heat?") == len("heat")
+    assert table.longest_title_in("How would I rate the heat of this curry?") == len("curry")  # words, not meaning
+    assert table.longest_title_in("How would I rate Heating?") == 0

@@ -278,3 +278,18 @@ def test_the_users_own_rating_of_the_item_a_question_names() -> None:
     assert own_rating("How would I rate the heat of this curry?", history) is None  # one word, not near
     assert own_rating("How would I rate Heat?", history, {"h"}).uid == "h"
     assert own_rating("How would I rate Dune?", history) is None  # not the whole title
+    # found in review: each of these was answered with a rating of another film, and no model
+    films = [rec("j", "Jaws (1975)", 5.0, 1.0), rec("t", "Terminator, The (1984)", 4.0, 2.0)]
+    films.append(rec("m", "Manchurian Candidate, The (1962)", 3.0, 3.0))
+    near = {"j", "t", "m"}
+    assert own_rating("How would I rate Jaws 3-D?", films, near) is None  # a sequel
+    assert own_rating("How would I rate Jaws 2 (1978)?", films, near) is None
+    assert own_rating("How would I rate The Manchurian Candidate (2004)?", films, near) is None  # another year
+    assert own_rating("How would I rate The Manchurian Candidate (1962)?", films, near).uid == "m"
+    longest = len("terminator 2 judgment day")  # what the catalogue names in the question (longest_title_in)
+    assert own_rating("How would I rate Terminator 2: Judgment Day?", films, near, longest) is None
+    assert own_rating("How would I rate The Terminator?", films, near, len("terminator")).uid == "t"
+    assert own_rating("How would most people rate Jaws?", films, near) is None  # someone else's rating
+    assert own_rating("How would you rate Jaws?", films, near) is None
+    assert own_rating("If I loved Jaws, how would I rate Memories of Murder?", films, near) is None
+    assert own_rating("What rating would I give Jaws?", films, near).uid == "j"

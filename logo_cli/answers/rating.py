@@ -3,6 +3,7 @@ model's likelihood of each value, and the sentence that says where the number co
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ class RatingScale:
         return [f"Rating: {v:g}/{self.high:g}" for v in self.values]
 
     def snap(self, value: float) -> float:
-        steps = round((min(max(value, self.low), self.high) - self.low) / self.step)
+        steps = math.floor((min(max(value, self.low), self.high) - self.low) / self.step + 0.5)  # halves up
         return round(self.low + steps * self.step, 4)
 
     def to_json(self) -> list[float]:

@@ -82,6 +82,7 @@ class Timeline:
         return {k: v for k, v in asdict(self).items() if isinstance(v, np.ndarray)}
 
 
+TITLE_WORDS = 16  # the longest title, in words, that a question is searched for
 _YEAR = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 _MOVED_ARTICLE = re.compile(r"^(.*),\s*(the|a|an|les?|la|l'|die|der|das|el|il)$")
 
@@ -292,10 +293,7 @@ class ItemTable:
         protect nobody). Under privacy only items the view (`snapshot`) may name count, by their noisy people:
         exact all-time counts told, with certainty, which of two remakes one more person had, and named items
         no view had released yet (a helper playing attacker found it through a choice answer)."""
-        if not self._by_name:
-            for row, item in enumerate(self.names):
-                for key in dict.fromkeys(name_keys(item)):
-                    self._by_name.setdefault(key, []).append(row)
+        self._index_names()
         if self.release is None:
             people, named = np.diff(self.user_offsets), None
         elif snapshot is None:
@@ -307,6 +305,28 @@ class ItemTable:
             if rows:
                 return max(rows, key=lambda r: (int(people[r]), -r))
         return None
+
+    def longest_title_in(self, text: str, snapshot: ItemSnapshot | None = None) -> int:
+        """The length of the longest item title (a `name_keys` key) that `text` names as whole words, 0 for
+        none: "Terminator 2 Judgment Day" names Terminator 2, not The Terminator. Under privacy only items the
+        view may name (`snapshot.public`) count, as in `find`."""
+        self._index_names()
+        words = re.findall(r"\w+", text.lower())
+        named = snapshot.public if self.release is not None and snapshot is not None else None
+        longest = 0
+        for start in range(len(words)):
+            for end in range(start + 1, min(start + TITLE_WORDS, len(words)) + 1):
+                key = " ".join(words[start:end])
+                rows = self._by_name.get(key)
+                if rows and len(key) > longest and (named is None or any(named[r] for r in rows)):
+                    longest = len(key)
+        return longest
+
+    def _index_names(self) -> None:
+        if not self._by_name:
+            for row, item in enumerate(self.names):
+                for key in dict.fromkeys(name_keys(item)):
+                    self._by_name.setdefault(key, []).append(row)
 
     def nearest(self, vector: np.ndarray, n: int, floor: float) -> list[tuple[int, float]]:
         """The n items most similar to `vector` at or above `floor` (cosine), best first."""
