@@ -9,8 +9,10 @@ Only the standard library, so importing it costs nothing wherever a file is writ
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import time
 from pathlib import Path
 
 
@@ -74,12 +76,20 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     _remove_orphans(path)
 
 
+ORPHAN_AGE = 600.0  # seconds: a temporary younger than this may be a live writer's on another host or container
+
+
 def _remove_orphans(path: Path) -> None:
-    """Remove the temporaries of `path` that processes killed mid-write left; a live writer's stays."""
+    """Remove the temporaries of `path` that processes killed mid-write left; a live writer's stays. A pid is
+    only this machine's: on a shared folder (NFS, a container's bind mount) another host's live writer looks
+    dead from here, so a temporary must also be older than ORPHAN_AGE (a write takes well under a second)."""
     for orphan in path.parent.glob(f".{path.name}.*.tmp"):
         pid = orphan.name[len(path.name) + 2 : -len(".tmp")]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            orphan.unlink(missing_ok=True)
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - orphan.stat().st_mtime > ORPHAN_AGE:
+                orphan.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,10 +97,14 @@ def test_a_killed_writers_temporary_is_removed_and_a_live_ones_kept(tmp_path: Pa
     orphan = tmp_path / f".tokens.json.{dead.pid}.tmp"
     live = tmp_path / f".tokens.json.{os.getppid()}.tmp"  # a writer still at work
     other = tmp_path / f".other.{dead.pid}.tmp"  # another file's: not this write's to clean
-    for file in (orphan, live, other):
+    fresh = tmp_path / f".tokens.json.{dead.pid + 1_000_000}.tmp"  # dead here, but maybe another host's writer
+    for file in (orphan, live, other, fresh):
         file.write_bytes(b"partial")
+    old = time.time() - durable.ORPHAN_AGE - 60
+    for file in (orphan, live, other):
+        os.utime(file, (old, old))
     durable.write_atomic(path, b"{}")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, live.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, live.name, other.name, fresh.name])
 
 
 def test_the_folder_is_synced_after_the_rename(

@@ -239,9 +239,12 @@ def test_global_plot_checks_its_path_and_says_the_file_it_wrote(built: Path, tmp
     assert code == 2 and f"there is no folder {tmp_path / 'nowhere'}" in err
     code, _, err = run("global", "--plot", str(tmp_path / "map.txt"))
     assert code == 2 and "matplotlib cannot write .txt files" in err and ".png" in err
-    (tmp_path / "somedir").mkdir()
-    code, _, err = run("global", "--plot", str(tmp_path / "somedir"))  # no suffix: matplotlib adds .png
-    assert code == 0 and f"wrote {tmp_path / 'somedir.png'}" in err and (tmp_path / "somedir.png").is_file()
+    (tmp_path / "out.d").mkdir()
+    for folder in (tmp_path / "out.d", Path(".")):  # a folder is no file to plot into (`.` raised ValueError)
+        code, _, err = run("global", "--plot", str(folder))
+        assert code == 2 and "is a folder" in err
+    code, _, err = run("global", "--plot", str(tmp_path / "map"))  # no suffix: matplotlib adds .png
+    assert code == 0 and f"wrote {tmp_path / 'map.png'}" in err and (tmp_path / "map.png").is_file()
 
 
 def test_profile(built: Path) -> None:

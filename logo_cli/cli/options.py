@@ -166,6 +166,8 @@ def plot_file(path: Path) -> Path:
     suffix it is PATH.png, as matplotlib makes it (so the command can say which file it wrote)."""
     from matplotlib.backend_bases import FigureCanvasBase
 
+    if path.is_dir() or path.name in ("", ".", ".."):  # `--plot .`, `--plot out.d/`: a folder, not a file
+        raise UsageError(f"--plot {path} is a folder.", "Name a file in it, such as map.png.")
     formats = FigureCanvasBase.get_supported_filetypes()
     suffix = path.suffix[1:].lower()
     if not suffix:
