@@ -286,15 +286,17 @@ def test_missing_file(fake_env: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])
-def test_bad_second_path_keeps_the_first_files_records(fake_env: Path, tmp_path: Path, kind: str) -> None:
+def test_a_bad_second_path_stops_ingest_before_the_first_record(fake_env: Path, tmp_path: Path, kind: str) -> None:
     good = write_lines(tmp_path / "good.jsonl", [*map(line, BEFORE)])
     second = tmp_path / "second"
     if kind == "directory":
         second.mkdir()
     code, out, err = run("ingest", str(good), str(second))
     assert code == 4 and str(second) in err
-    assert summary_of(out)["added"] == 2
-    assert stored_ids(fake_env) == uids(BEFORE)
+    assert summary_of(out)["read"] == 0  # every path is looked for first: nothing half-done to resume
+    assert stored_ids(fake_env) == set()
+    code, out, _ = run("ingest", str(good))
+    assert code == 0 and stored_ids(fake_env) == uids(BEFORE)
 
 
 # ---------------------------------------------------------------------------------------- --skip-invalid
@@ -348,11 +350,14 @@ def test_skip_invalid_reports_every_bad_line_even_past_twenty(fake_env: Path, tm
     assert not missing, missing
 
 
-def test_skip_invalid_reports_skipped_lines_even_when_a_later_file_is_missing(fake_env: Path, tmp_path: Path) -> None:
+def test_skip_invalid_reports_skipped_lines_even_when_a_later_file_is_bad(fake_env: Path, tmp_path: Path) -> None:
     src = write_lines(tmp_path / "first.jsonl", [line(rec(1)), b"not json", line(rec(2))])
+    later = write_lines(tmp_path / "later.jsonl", [b"\xff\xfe not UTF-8"])
+    code, out, err = run("ingest", "--skip-invalid", str(src), str(later))
+    assert code == 0 and summary_of(out)["invalid"] == 2 and summary_of(out)["added"] == 2
+    assert f"{src}:2:" in err and f"{later}:1:" in err
     code, out, err = run("ingest", "--skip-invalid", str(src), str(tmp_path / "missing.jsonl"))
-    assert code == 4 and summary_of(out)["invalid"] == 1
-    assert f"{src}:2:" in err
+    assert code == 4 and summary_of(out)["read"] == 0  # a missing file stops the run before any line
 
 
 # ---------------------------------------------------------------------------------- rich markup in messages
