@@ -224,8 +224,8 @@ def answers(home: Path) -> list[str]:
         ("film0", "What should I watch this weekend?"),
         ("newbie", "What should I cook for dinner?"),
         ("narrow", "Where should I travel next?"),
-        ("cook1", "How would I rate risotto?"),
-        ("trav2", "How would I rate Kyoto?"),
+        ("cook1", "How would I rate Jaws?"),  # items they have not rated: memory's estimate, not their own
+        ("trav2", "How would I rate risotto?"),
     ]:
         code, text, err = run("ask", "--user", user, question)
         assert code == 0, err

@@ -32,9 +32,9 @@ def test_put_get_and_keys(tmp_path: Path) -> None:
 def test_a_rating_answer_writes_the_prior_once(fake_env: Path, population: Path) -> None:
     assert run("ingest", str(population))[0] == 0
     assert run("build-global", "--clusters", "3")[0] == 0
-    code, out, _ = run("ask", "--user", "cook1", "--json", "How would I rate risotto?")
+    code, out, _ = run("ask", "--user", "cook1", "--json", "How would I rate Jaws?")  # a film no cook rated
     assert code == 0 and json.loads(out)["answer_type"] == "rating"
     stored = json.loads((fake_env / "priors.json").read_text())
     assert len(stored) == 1 and len(next(iter(stored.values()))) == 5  # the population rates 1-5, whole stars
-    assert run("ask", "--user", "cook2", "How would I rate curry?")[0] == 0
+    assert run("ask", "--user", "cook2", "How would I rate Heat?")[0] == 0
     assert json.loads((fake_env / "priors.json").read_text()) == stored  # reused, not recomputed

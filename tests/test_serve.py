@@ -82,7 +82,8 @@ def test_answers_over_http_are_the_cli_answers(served: Served) -> None:
     health = http.get(f"{url}/health").json()
     assert health["ok"] and health["global_memory"] is True
     questions = [
-        {"user": "cook1", "query": "How would I rate risotto?"},
+        {"user": "cook1", "query": "How would I rate Jaws?"},
+        {"user": "cook1", "query": "How would I rate risotto?"},  # one they rated: their own rating
         {"user": "film0", "query": "Recommend 2 films from the cinema"},
         {"user": "newbie", "query": "Which dinner? A) garlic basil recipe B) jet engine manual"},
         {"user": "cook1", "query": "Which should I watch? A) Heat B) the jaws"},  # options matched to memory's items
