@@ -106,10 +106,10 @@ def test_answers_over_http_are_the_cli_answers(served: Served) -> None:
             assert got.get("choices") == here.get("choices"), q
     batch = "".join(json.dumps(q) + "\n" for q in questions)
     answers = lines(via(home, url, "ask", "-", input=batch).stdout)
-    assert [a["answer_type"] for a in answers] == ["rating", "recommend", "choice", "choice", "open"]
-    assert [c["item"] for c in answers[3]["choices"]] == ["Heat", "Jaws"]  # "the jaws" is Jaws
+    assert [a["answer_type"] for a in answers] == ["rating", "rating", "recommend", "choice", "choice", "open"]
+    assert [c["item"] for c in answers[4]["choices"]] == ["Heat", "Jaws"]  # "the jaws" is Jaws
     streamed = [
-        json.loads(x) for x in http.post(f"{url}/ask", params={"stream": "true"}, json=questions[4]).text.splitlines()
+        json.loads(x) for x in http.post(f"{url}/ask", params={"stream": "true"}, json=questions[5]).text.splitlines()
     ]
     assert streamed[-1]["answer"]["answer_type"] == "open" and any("token" in p for p in streamed[:-1])
     assert "".join(p["token"] for p in streamed[:-1]).strip() == streamed[-1]["answer"]["answer"]
