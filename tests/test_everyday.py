@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 from pathlib import Path
 
@@ -179,6 +180,19 @@ def test_a_read_only_home_says_logo_writes_its_lock_there(
     code, out, _ = run("doctor", "--json")
     failed = [c for c in map(json.loads, out.splitlines()) if not c["ok"]]
     assert code == 8 and [c["check"] for c in failed] == ["LOGO_HOME is a folder logo can write"]
+
+
+def test_a_lock_file_of_another_user_is_named(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import filelock
+
+    def refused(lock: filelock.FileLock, *args: object, **kwargs: object) -> None:
+        Path(lock.lock_file).touch()
+        raise PermissionError(errno.EACCES, "Permission denied", str(lock.lock_file))
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", refused)
+    monkeypatch.setattr(os, "getuid", lambda: 12345)  # the file is root's, this process someone else
+    code, _, err = run("stats")
+    assert code == 6 and f"{built / 'store.lock'} belongs to another user" in " ".join(err.split())
 
 
 def test_one_exit_code_table_for_help_and_readme() -> None:

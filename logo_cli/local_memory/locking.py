@@ -9,6 +9,7 @@ even one that only reads: a home that is a file, or that logo cannot write, is a
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +37,12 @@ def home_error(home: Path, exc: OSError) -> StoreError:
         return StoreError(
             f"LOGO_HOME {home} cannot be created ({exc.strerror}).",
             "Point LOGO_HOME (or --home) at a folder logo can write.",
+        )
+    lock = Path(exc.filename) if isinstance(exc.filename, str) else None
+    if exc.errno in READ_ONLY and lock is not None and lock.is_file() and lock.stat().st_uid != os.getuid():
+        return StoreError(  # a server's user and a shell's sharing one home: the folder is fine, the file is not
+            f"{lock} belongs to another user, and this one cannot open it ({exc.strerror}).",
+            "Run logo as that user, or let both write it (a shared group, and chmod g+w on the file).",
         )
     if exc.errno in READ_ONLY:
         return StoreError(
