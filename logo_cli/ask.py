@@ -398,7 +398,7 @@ class Asker:
             if (scale.low, scale.high) == (data_scale.low, data_scale.high):  # "out of 5" keeps their half stars
                 scale = replace(scale, step=min(scale.step, data_scale.step))
             result.rating = given_rating(scale.snap(estimate), scale)
-            result.answer = rating_text(result.rating, own_rating_reason(own, float(own["rating"]), data_scale))
+            result.answer = rating_text(result.rating, own_rating_reason(own, data_scale))
             return False
         prior = self._prior(scale)
         scores = [x.logprob for x in self.generator.score(prepared.messages, scale.candidates(), result.usage)]

@@ -93,10 +93,7 @@ def profile_view(settings: Settings, user: str, at: float | None, options: Media
         records, vectors = store.open(embedder.id, embedder.dim, create=False).user_history(user, at)
         history = len(vectors)
         if profile is None or profile.history != history:
-            profile = memory.profile_from_vectors(user, vectors)
-            ratings = [r.rating for r in records if r.rating is not None]
-            if profile is not None and ratings:  # the user's own mean rating, as the build's profile has it
-                profile.rating_mean = round(sum(ratings) / len(ratings), 3)
+            profile = memory.profile_from_vectors(user, vectors, [r.rating for r in records if r.rating is not None])
     if profile is None:
         before = f" before {format_time(at)}" if at is not None else ""
         raise NotFound(

@@ -197,10 +197,11 @@ def given_rating(value: float, scale: RatingScale) -> RatingAnswer:
     )
 
 
-def own_rating_reason(own: dict[str, Any], rating: float, scale: RatingScale) -> str:
-    """`you rated Parasite 2/5 on 2025-01-10`: where a given rating comes from (`own`: the record, as JSON)."""
+def own_rating_reason(own: dict[str, Any], scale: RatingScale) -> str:
+    """`you rated Parasite 2/5 on 2025-01-10`: where a given rating comes from (`own`: the record, as JSON; the
+    `scale` its rating was given on)."""
     when = f" on {str(own['timestamp'])[:10]}" if own.get("timestamp") else ""
-    return f"you rated {own.get('item')} {rating:g}/{scale.high:g}{when}"
+    return f"you rated {own.get('item')} {float(own['rating']):g}/{scale.high:g}{when}"
 
 
 def _degree(offset: float, scale: RatingScale) -> str:

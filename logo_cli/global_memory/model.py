@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -449,13 +450,18 @@ class GlobalMemory:
         norms = np.maximum(np.linalg.norm(self.community_centroids, axis=1, keepdims=True), 1e-9)
         return self.communities[int(np.argmax((self.community_centroids / norms) @ vec))]
 
-    def profile_from_vectors(self, user: str, vectors: np.ndarray) -> UserProfile | None:
-        """A profile computed at ask time (for `--at`, or a user ingested after the build)."""
+    def profile_from_vectors(
+        self, user: str, vectors: np.ndarray, ratings: Sequence[float] = ()
+    ) -> UserProfile | None:
+        """A profile computed at ask time (for `--at`, or a user ingested after the build); `ratings`, the
+        user's own, give its rating_mean as a build's profile has it."""
         if len(vectors) == 0 or not len(self.clusters):
             return None
         counts = np.bincount(self.assign(vectors), minlength=len(self.clusters)).astype(np.float64)
         sizes = np.array([c.size for c in self.clusters], dtype=np.float64)
-        return profile_from_counts(user, counts, sizes, self.community_for)
+        profile = profile_from_counts(user, counts, sizes, self.community_for)
+        profile.rating_mean = round(sum(ratings) / len(ratings), 3) if ratings else None
+        return profile
 
     # ----- time -----
     def as_of(self, when: float) -> GlobalMemory:
